@@ -1,0 +1,80 @@
+import re
+
+from django.conf import settings
+from django.core.checks import Error, Warning, register
+
+from .conf import get_setting
+from .policy import NECESSARY
+
+MIDDLEWARE_PATH = "consent.middleware.ConsentMiddleware"
+_PURPOSE_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+@register()
+def check_middleware(app_configs=None, **kwargs):
+    if MIDDLEWARE_PATH not in settings.MIDDLEWARE:
+        return [
+            Error(
+                "ConsentMiddleware is not installed.",
+                hint=f"Add '{MIDDLEWARE_PATH}' to MIDDLEWARE.",
+                id="consent.E001",
+            )
+        ]
+    return []
+
+
+@register()
+def check_hash_key(app_configs=None, **kwargs):
+    key = get_setting("CONSENT_HASH_KEY")
+    if not key:
+        if settings.DEBUG or getattr(settings, "CONSENT_ALLOW_DERIVED_HASH_KEY", False):
+            return [
+                Warning(
+                    "CONSENT_HASH_KEY is not set; a key derived from SECRET_KEY is used.",
+                    hint="Set CONSENT_HASH_KEY (at least 32 random characters) from the "
+                    "environment before going to production.",
+                    id="consent.W001",
+                )
+            ]
+        return [
+            Error(
+                "CONSENT_HASH_KEY is not set.",
+                hint="Identifiers are stored as keyed hashes: set CONSENT_HASH_KEY to a secret of "
+                "at least 32 random characters, from the environment, never the database.",
+                id="consent.E003",
+            )
+        ]
+    if len(key) < 32:
+        return [
+            Warning(
+                "CONSENT_HASH_KEY is shorter than 32 characters.",
+                hint="Use at least 32 random characters, e.g. python -c "
+                "'import secrets; print(secrets.token_urlsafe(48))'.",
+                id="consent.W002",
+            )
+        ]
+    return []
+
+
+@register()
+def check_purposes(app_configs=None, **kwargs):
+    purposes = get_setting("CONSENT_PURPOSES")
+    errors = []
+    if NECESSARY not in purposes:
+        errors.append(
+            Error(
+                "CONSENT_PURPOSES does not include 'necessary'.",
+                hint="Keep 'necessary' in the list: it is always on and needs no consent.",
+                id="consent.E004",
+            )
+        )
+    bad = [p for p in purposes if not isinstance(p, str) or not _PURPOSE_RE.match(p)]
+    if bad:
+        errors.append(
+            Error(
+                f"Invalid purpose names in CONSENT_PURPOSES: {bad!r}.",
+                hint="Use lowercase letters, digits and underscores, starting with a letter.",
+                id="consent.E005",
+            )
+        )
+    return errors

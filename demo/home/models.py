@@ -1,0 +1,44 @@
+from django.db import models
+from wagtail import blocks
+from wagtail.admin.panels import FieldPanel
+from wagtail.fields import StreamField
+from wagtail.models import Page
+
+from cms_blocks.blocks import PersonalisedBlock
+
+
+class BodyBlock(blocks.StreamBlock):
+    heading = blocks.CharBlock(max_length=200)
+    paragraph = blocks.RichTextBlock()
+    personalised = PersonalisedBlock()
+
+
+class HomePage(Page):
+    intro = models.CharField(max_length=255, blank=True)
+    body = StreamField(BodyBlock(), blank=True)
+
+    content_panels = [*Page.content_panels, FieldPanel("intro"), FieldPanel("body")]
+    subpage_types = ["home.ContentPage", "home.ProductPage"]
+
+
+class ContentPage(Page):
+    body = StreamField(BodyBlock(), blank=True)
+
+    content_panels = [*Page.content_panels, FieldPanel("body")]
+    parent_page_types = ["home.HomePage"]
+    subpage_types = []
+
+
+class ProductPage(Page):
+    price = models.DecimalField(max_digits=8, decimal_places=2)
+    category = models.CharField(max_length=64, blank=True)
+    body = StreamField(BodyBlock(), blank=True)
+
+    content_panels = [
+        *Page.content_panels,
+        FieldPanel("price"),
+        FieldPanel("category"),
+        FieldPanel("body"),
+    ]
+    parent_page_types = ["home.HomePage"]
+    subpage_types = []

@@ -1,0 +1,138 @@
+"""The segments app's public Python API: what the layers above may use."""
+
+import logging
+import time
+
+from consent.api import latest_grants, notice_version
+
+from . import events as _events
+from .backends.base import BackendUnavailable, Exchange
+from .conf import get_setting
+from .events import Event, EventError
+from .intake import is_page_view, page_view
+from .registry import get_backend
+
+__all__ = [
+    "BackendUnavailable",
+    "Event",
+    "EventError",
+    "Exchange",
+    "exchange",
+    "get_backend",
+    "is_page_view",
+    "mirror_consent",
+    "page_view",
+    "schedule_drain",
+    "segment_choices",
+    "segment_model",
+    "track",
+    "tracking_purpose",
+]
+
+logger = logging.getLogger(__name__)
+_down_until = 0.0
+NO_CONSENT = Exchange(consented=False)
+
+
+def _backend_usable() -> bool:
+    return time.monotonic() >= _down_until
+
+
+def _mark_down(exc: Exception) -> None:
+    global _down_until
+    _down_until = time.monotonic() + float(get_setting("SEGMENTS_FAILURE_BACKOFF"))
+    logger.warning("Fast store unavailable, serving default content: %s", type(exc).__name__)
+
+
+def exchange(visitor_key: str, event: Event | None = None) -> Exchange:
+    """Record ``event`` for ``visitor_key`` if the server's consent state allows it, and return
+    the visitor's memberships, in one round trip to the fast store.
+
+    Never raises for an unavailable store: the result then says "not consented", so callers
+    serve default content. When the store has lost the visitor's consent state it is rebuilt
+    from the durable consent record (a database query, only then).
+    """
+    if not _backend_usable():
+        return NO_CONSENT
+    backend = get_backend()
+    fields = _events.encode(event) if event is not None else None
+    purpose = get_setting("SEGMENTS_PURPOSE")
+    version = notice_version()
+    try:
+        result = backend.exchange(
+            visitor_key, purpose=purpose, notice_version=version, now=time.time(), event=fields
+        )
+        if result.consented is None:
+            mirror_consent_from_record(visitor_key)
+            result = backend.exchange(
+                visitor_key, purpose=purpose, notice_version=version, now=time.time(), event=fields
+            )
+    except BackendUnavailable as exc:
+        _mark_down(exc)
+        return NO_CONSENT
+    return result if result.consented else NO_CONSENT
+
+
+def tracking_purpose() -> str:
+    """The consent purpose under which behaviour is recorded."""
+    return get_setting("SEGMENTS_PURPOSE")
+
+
+def schedule_drain(visitor_key: str) -> None:
+    """Make sure a worker drains the partition that ``visitor_key``'s events go to.
+
+    Called at most about once per partition per burst of events (the stream's drain flag
+    decides). A broker failure is logged, not raised: the periodic sweep drains the partition.
+    """
+    from .tasks import drain
+
+    try:
+        drain.delay(get_backend().partition_for(visitor_key))
+    except Exception as exc:
+        logger.warning("Could not schedule a drain: %s", type(exc).__name__)
+
+
+def track(visitor_key: str, name: str, **properties) -> bool:
+    """Record a server-side event (a purchase, a signup) for a consented visitor.
+
+    Raises :class:`EventError` for an invalid event; returns whether it was recorded.
+    """
+    clean = _events.validate(name, properties)
+    event = Event(visitor_key=visitor_key, name=name, ts=time.time(), properties=clean)
+    _events.encode(event)  # size check before anything is written
+    result = exchange(visitor_key, event)
+    if result.drain_needed:
+        schedule_drain(visitor_key)
+    return bool(result.consented)
+
+
+def mirror_consent(
+    visitor_key: str, granted: frozenset[str], version: str, expires_at: float
+) -> None:
+    """Copy a consent decision into the fast store, where the request path checks it."""
+    now = time.time()
+    ttl = max(int(expires_at - now), 3600)
+    grants = dict.fromkeys(granted, expires_at) if expires_at > now else {}
+    get_backend().set_consent(visitor_key, grants, version, ttl)
+
+
+def mirror_consent_from_record(visitor_key: str) -> None:
+    record = latest_grants(visitor_key)
+    if record is None:
+        get_backend().set_consent(visitor_key, {}, "", 3600)  # remember "nothing recorded"
+    else:
+        mirror_consent(visitor_key, *record)
+
+
+def segment_choices() -> list[tuple[str, str]]:
+    """(slug, name) of every segment, for choosers and choice blocks."""
+    from .models import Segment
+
+    return list(Segment.objects.order_by("name").values_list("slug", "name"))
+
+
+def segment_model():
+    """The Segment model class (for admin registration by the layers above)."""
+    from .models import Segment
+
+    return Segment

@@ -1,0 +1,143 @@
+"""The interface of an event-stream and fast-store backend.
+
+One backend provides both the event stream and the fast store, so that the request path can
+check consent, append an event and read membership in a single round trip. Subclasses implement
+every method below; :class:`segments.backends.redis.RedisBackend` is the production one and
+:class:`segments.backends.embedded.EmbeddedBackend` keeps everything in process for the demo.
+
+Keys are pseudonymous visitor keys (keyed hashes), never raw identifiers.
+"""
+
+from dataclasses import dataclass, field
+
+# Fields of the per-visitor membership hash. Segment memberships are "s:<slug>" -> until (epoch
+# seconds, "inf" for open-ended); consent grants mirrored from the consent app are
+# "_c:<purpose>" -> expiry (epoch seconds) with the notice version under "_nv".
+SEGMENT_PREFIX = "s:"
+CONSENT_PREFIX = "_c:"
+NOTICE_FIELD = "_nv"
+
+
+class BackendUnavailable(Exception):
+    """The fast store cannot be reached; callers degrade to default content."""
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """What one request-path round trip returned.
+
+    ``consented`` is None when the store holds no consent state for the visitor (it was lost or
+    expired: the caller rebuilds it from the durable consent record), else whether the purpose
+    is currently granted. ``memberships`` maps segment slug to the time membership ends.
+    ``drain_needed`` is True when this call appended an event and no drain was scheduled.
+    """
+
+    consented: bool | None
+    memberships: dict[str, float] = field(default_factory=dict)
+    drain_needed: bool = False
+
+    def segments_at(self, now: float) -> frozenset[str]:
+        return frozenset(slug for slug, until in self.memberships.items() if until > now)
+
+
+@dataclass(slots=True)
+class VisitorState:
+    """A visitor's stored features (serialized) and membership hash, as a worker reads them."""
+
+    profile: str | None
+    fields: dict[str, str]
+
+
+@dataclass(slots=True)
+class VisitorUpdate:
+    visitor_key: str
+    profile: str
+    set_memberships: dict[str, float]
+    removed_memberships: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamEntry:
+    entry_id: str
+    fields: dict[str, str]
+
+
+class BaseBackend:
+    """Base class of backends: read the docstring of each method before implementing it."""
+
+    def __init__(self, options: dict):
+        self.options = options
+        self.partitions = int(options.get("PARTITIONS", 4))
+        self.profile_ttl = int(options.get("PROFILE_TTL", 400 * 86400))
+        self.drain_flag_ttl_ms = int(options.get("DRAIN_FLAG_TTL_MS", 10_000))
+
+    def partition_for(self, visitor_key: str) -> int:
+        """Events of one visitor always go to the same partition, so they stay in order."""
+        return int(visitor_key[:8], 16) % self.partitions
+
+    # -- request path -----------------------------------------------------------------------
+    def exchange(
+        self,
+        visitor_key: str,
+        *,
+        purpose: str,
+        notice_version: str,
+        now: float,
+        event: dict[str, str] | None = None,
+    ) -> Exchange:
+        """In one round trip: check that ``purpose`` is granted in the stored consent state,
+        append ``event`` (stream fields) to the visitor's partition only if it is, mark the
+        partition as needing a drain, and return the membership hash."""
+        raise NotImplementedError
+
+    def ping(self) -> bool:
+        raise NotImplementedError
+
+    # -- consent mirror ---------------------------------------------------------------------
+    def set_consent(
+        self, visitor_key: str, grants: dict[str, float], notice_version: str, ttl: int
+    ) -> None:
+        """Replace the stored consent state: ``grants`` maps purpose to expiry (epoch seconds);
+        purposes absent from it are not granted."""
+        raise NotImplementedError
+
+    # -- workers ----------------------------------------------------------------------------
+    def lock_partition(self, partition: int, token: str, ttl_ms: int) -> bool:
+        """Take the partition's drain lock (one drain per partition keeps events in order)."""
+        raise NotImplementedError
+
+    def refresh_lock(self, partition: int, token: str, ttl_ms: int) -> None:
+        raise NotImplementedError
+
+    def unlock_partition(self, partition: int, token: str) -> None:
+        raise NotImplementedError
+
+    def clear_drain_flag(self, partition: int) -> None:
+        raise NotImplementedError
+
+    def set_drain_flag(self, partition: int) -> bool:
+        """Set the flag; True if it was not set (the caller must then make sure a drain runs)."""
+        raise NotImplementedError
+
+    def read_batch(
+        self, partition: int, consumer: str, count: int, *, reclaim: bool = False, block_ms: int = 0
+    ) -> list[StreamEntry]:
+        """Entries of the partition not yet acknowledged, oldest first: first any left pending
+        by a consumer that died (reclaimed for ``consumer``, when ``reclaim``), then new ones,
+        waiting up to ``block_ms`` for some to arrive if there are none."""
+        raise NotImplementedError
+
+    def load_visitors(self, keys: list[str]) -> dict[str, VisitorState]:
+        raise NotImplementedError
+
+    def commit(self, partition: int, updates: list[VisitorUpdate], acked: list[str]) -> None:
+        """Atomically write the updates and acknowledge ``acked`` entries (then trim them)."""
+        raise NotImplementedError
+
+    def pending_partitions(self) -> list[int]:
+        """Partitions with entries that no consumer has acknowledged."""
+        raise NotImplementedError
+
+    def flush(self) -> None:
+        """Remove everything this backend stored (tests and rebuilds)."""
+        raise NotImplementedError

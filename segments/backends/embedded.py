@@ -1,0 +1,156 @@
+"""Embedded backend: the same semantics as the Redis backend, held in this process.
+
+For the zero-setup demo and for single-process deployments: consent state, memberships,
+features and the partitioned event stream (with consumer-group delivery, pending entries and
+reclaiming) live in dictionaries guarded by a lock. Nothing survives a restart, exactly like a
+Redis without persistence; the durable event log in the database is the source of truth.
+"""
+
+import itertools
+import threading
+import time
+from collections import OrderedDict
+
+from .base import (
+    CONSENT_PREFIX,
+    NOTICE_FIELD,
+    SEGMENT_PREFIX,
+    BaseBackend,
+    Exchange,
+    StreamEntry,
+    VisitorState,
+    VisitorUpdate,
+)
+
+
+class _Stream:
+    def __init__(self) -> None:
+        self.entries: OrderedDict[str, dict[str, str]] = OrderedDict()  # unacknowledged
+        self.delivered: set[str] = set()  # pending: delivered, not acknowledged
+
+
+class EmbeddedBackend(BaseBackend):
+    def __init__(self, options: dict):
+        super().__init__(options)
+        self._lock = threading.RLock()
+        self._hashes: dict[str, dict[str, str]] = {}
+        self._profiles: dict[str, str] = {}
+        self._streams = [_Stream() for _ in range(self.partitions)]
+        self._flags: dict[str, tuple[float, str]] = {}
+        self._seq = itertools.count()
+        self._last_ms = 0
+
+    def _next_id(self) -> str:
+        ms = int(time.time() * 1000)
+        self._last_ms = max(ms, self._last_ms)
+        return f"{self._last_ms}-{next(self._seq)}"
+
+    def _flag(self, name: str, ttl_ms: int, value: str = "1") -> bool:
+        now = time.monotonic()
+        held = self._flags.get(name)
+        if held is not None and held[0] > now:
+            return False
+        self._flags[name] = (now + ttl_ms / 1000, value)
+        return True
+
+    # -- request path -----------------------------------------------------------------------
+    def exchange(self, visitor_key, *, purpose, notice_version, now, event=None):
+        with self._lock:
+            h = self._hashes.get(visitor_key)
+            if not h:
+                return Exchange(consented=None)
+            expiry = h.get(CONSENT_PREFIX + purpose)
+            if expiry is None or float(expiry) <= now or h.get(NOTICE_FIELD) != notice_version:
+                return Exchange(consented=False)
+            drain = False
+            if event:
+                partition = self.partition_for(visitor_key)
+                self._streams[partition].entries[self._next_id()] = dict(event)
+                drain = self._flag(f"drain:{partition}", self.drain_flag_ttl_ms)
+            memberships = {
+                k[len(SEGMENT_PREFIX) :]: float(v)
+                for k, v in h.items()
+                if k.startswith(SEGMENT_PREFIX)
+            }
+            return Exchange(consented=True, memberships=memberships, drain_needed=drain)
+
+    def ping(self):
+        return True
+
+    # -- consent mirror ---------------------------------------------------------------------
+    def set_consent(self, visitor_key, grants, notice_version, ttl):
+        with self._lock:
+            h = self._hashes.setdefault(visitor_key, {})
+            for k in [k for k in h if k.startswith(CONSENT_PREFIX)]:
+                del h[k]
+            h[NOTICE_FIELD] = notice_version
+            for purpose, expiry in grants.items():
+                h[CONSENT_PREFIX + purpose] = repr(float(expiry))
+
+    # -- workers ----------------------------------------------------------------------------
+    def lock_partition(self, partition, token, ttl_ms):
+        with self._lock:
+            return self._flag(f"lock:{partition}", ttl_ms, token)
+
+    def refresh_lock(self, partition, token, ttl_ms):
+        with self._lock:
+            held = self._flags.get(f"lock:{partition}")
+            if held is not None and held[1] == token:
+                self._flags[f"lock:{partition}"] = (time.monotonic() + ttl_ms / 1000, token)
+
+    def unlock_partition(self, partition, token):
+        with self._lock:
+            held = self._flags.get(f"lock:{partition}")
+            if held is not None and held[1] == token:
+                del self._flags[f"lock:{partition}"]
+
+    def clear_drain_flag(self, partition):
+        with self._lock:
+            self._flags.pop(f"drain:{partition}", None)
+
+    def set_drain_flag(self, partition):
+        with self._lock:
+            return self._flag(f"drain:{partition}", self.drain_flag_ttl_ms)
+
+    def read_batch(self, partition, consumer, count, *, reclaim=False, block_ms=0):
+        with self._lock:
+            stream = self._streams[partition]
+            if reclaim and stream.delivered:
+                ids = [i for i in stream.entries if i in stream.delivered][:count]
+                if ids:
+                    return [StreamEntry(i, dict(stream.entries[i])) for i in ids]
+            fresh = [i for i in stream.entries if i not in stream.delivered][:count]
+            stream.delivered.update(fresh)
+            return [StreamEntry(i, dict(stream.entries[i])) for i in fresh]
+
+    def load_visitors(self, keys):
+        with self._lock:
+            return {
+                k: VisitorState(profile=self._profiles.get(k), fields=dict(self._hashes.get(k, {})))
+                for k in keys
+            }
+
+    def commit(self, partition, updates: list[VisitorUpdate], acked):
+        with self._lock:
+            for u in updates:
+                self._profiles[u.visitor_key] = u.profile
+                h = self._hashes.setdefault(u.visitor_key, {})
+                for slug in u.removed_memberships:
+                    h.pop(SEGMENT_PREFIX + slug, None)
+                for slug, until in u.set_memberships.items():
+                    h[SEGMENT_PREFIX + slug] = repr(float(until))
+            stream = self._streams[partition]
+            for entry_id in acked:
+                stream.entries.pop(entry_id, None)
+                stream.delivered.discard(entry_id)
+
+    def pending_partitions(self):
+        with self._lock:
+            return [p for p, s in enumerate(self._streams) if s.entries]
+
+    def flush(self):
+        with self._lock:
+            self._hashes.clear()
+            self._profiles.clear()
+            self._streams = [_Stream() for _ in range(self.partitions)]
+            self._flags.clear()

@@ -1,0 +1,235 @@
+"""Production backend: Redis Streams for events, hashes and strings for the fast store.
+
+Layout (``P`` is the key prefix):
+
+- ``P:e:<partition>``  stream of events, consumer group ``segments``
+- ``P:m:<visitor>``    hash: ``s:<slug>`` -> membership end, ``_c:<purpose>`` -> consent expiry,
+                       ``_nv`` -> notice version
+- ``P:f:<visitor>``    string: the visitor's features (compact JSON)
+- ``P:drain:<p>``      flag: a drain of partition p is scheduled or running
+- ``P:lock:<p>``       lock: the drain holding partition p
+"""
+
+import redis
+from redis.exceptions import RedisError, ResponseError
+
+from .base import (
+    CONSENT_PREFIX,
+    SEGMENT_PREFIX,
+    BackendUnavailable,
+    BaseBackend,
+    Exchange,
+    StreamEntry,
+    VisitorState,
+)
+
+GROUP = "segments"
+
+# KEYS: membership hash, stream, drain flag. ARGV: consent field, now, notice version,
+# drain flag ttl (ms), then the event's field/value pairs (none: read only).
+_EXCHANGE = """
+local h = redis.call('HGETALL', KEYS[1])
+if #h == 0 then return {-1} end
+local exp, nv
+for i = 1, #h, 2 do
+  if h[i] == ARGV[1] then exp = h[i + 1] elseif h[i] == '_nv' then nv = h[i + 1] end
+end
+if (not exp) or tonumber(exp) <= tonumber(ARGV[2]) or nv ~= ARGV[3] then return {0} end
+local drain = 0
+if #ARGV > 4 then
+  local args = {}
+  for i = 5, #ARGV do args[#args + 1] = ARGV[i] end
+  redis.call('XADD', KEYS[2], '*', unpack(args))
+  if redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[4]) then drain = 1 end
+end
+return {1, drain, h}
+"""
+
+# KEYS: membership hash. ARGV: ttl, notice version, then purpose-field/expiry pairs.
+_SET_CONSENT = """
+local h = redis.call('HKEYS', KEYS[1])
+for _, f in ipairs(h) do
+  if string.sub(f, 1, 3) == '_c:' then redis.call('HDEL', KEYS[1], f) end
+end
+redis.call('HSET', KEYS[1], '_nv', ARGV[2])
+for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+redis.call('EXPIRE', KEYS[1], ARGV[1])
+return 1
+"""
+
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def _until(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        return 0.0
+
+
+class RedisBackend(BaseBackend):
+    def __init__(self, options: dict):
+        super().__init__(options)
+        self.prefix = options.get("KEY_PREFIX", "tailored")
+        self.client = redis.Redis.from_url(
+            options["URL"],
+            decode_responses=True,
+            socket_timeout=float(options.get("SOCKET_TIMEOUT", 0.5)),
+            socket_connect_timeout=float(options.get("CONNECT_TIMEOUT", 0.5)),
+            health_check_interval=30,
+        )
+        self._exchange = self.client.register_script(_EXCHANGE)
+        self._set_consent = self.client.register_script(_SET_CONSENT)
+        self._unlock = self.client.register_script(_UNLOCK)
+        self._groups_ready: set[str] = set()
+
+    # -- keys -------------------------------------------------------------------------------
+    def _m(self, visitor_key: str) -> str:
+        return f"{self.prefix}:m:{visitor_key}"
+
+    def _f(self, visitor_key: str) -> str:
+        return f"{self.prefix}:f:{visitor_key}"
+
+    def _stream(self, partition: int) -> str:
+        return f"{self.prefix}:e:{partition}"
+
+    # -- request path -----------------------------------------------------------------------
+    def exchange(self, visitor_key, *, purpose, notice_version, now, event=None):
+        partition = self.partition_for(visitor_key)
+        args: list = [CONSENT_PREFIX + purpose, now, notice_version, self.drain_flag_ttl_ms]
+        if event:
+            for k, v in event.items():
+                args.extend((k, v))
+        try:
+            result = self._exchange(
+                keys=[
+                    self._m(visitor_key),
+                    self._stream(partition),
+                    f"{self.prefix}:drain:{partition}",
+                ],
+                args=args,
+            )
+        except RedisError as exc:
+            raise BackendUnavailable(str(exc)) from exc
+        status = result[0]
+        if status == -1:
+            return Exchange(consented=None)
+        if status == 0:
+            return Exchange(consented=False)
+        flat = result[2]
+        memberships = {
+            flat[i][len(SEGMENT_PREFIX) :]: _until(flat[i + 1])
+            for i in range(0, len(flat), 2)
+            if flat[i].startswith(SEGMENT_PREFIX)
+        }
+        return Exchange(consented=True, memberships=memberships, drain_needed=bool(result[1]))
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.client.ping())
+        except RedisError:
+            return False
+
+    # -- consent mirror ---------------------------------------------------------------------
+    def set_consent(self, visitor_key, grants, notice_version, ttl):
+        args: list = [max(int(ttl), 1), notice_version]
+        for purpose, expiry in grants.items():
+            args.extend((CONSENT_PREFIX + purpose, expiry))
+        try:
+            self._set_consent(keys=[self._m(visitor_key)], args=args)
+        except RedisError as exc:
+            raise BackendUnavailable(str(exc)) from exc
+
+    # -- workers ----------------------------------------------------------------------------
+    def lock_partition(self, partition, token, ttl_ms):
+        return bool(self.client.set(f"{self.prefix}:lock:{partition}", token, nx=True, px=ttl_ms))
+
+    def refresh_lock(self, partition: int, token: str, ttl_ms: int) -> None:
+        key = f"{self.prefix}:lock:{partition}"
+        if self.client.get(key) == token:
+            self.client.pexpire(key, ttl_ms)
+
+    def unlock_partition(self, partition, token):
+        self._unlock(keys=[f"{self.prefix}:lock:{partition}"], args=[token])
+
+    def clear_drain_flag(self, partition):
+        self.client.delete(f"{self.prefix}:drain:{partition}")
+
+    def set_drain_flag(self, partition):
+        return bool(
+            self.client.set(
+                f"{self.prefix}:drain:{partition}", "1", nx=True, px=self.drain_flag_ttl_ms
+            )
+        )
+
+    def _ensure_group(self, stream: str) -> None:
+        if stream in self._groups_ready:
+            return
+        try:
+            self.client.xgroup_create(stream, GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._groups_ready.add(stream)
+
+    def read_batch(self, partition, consumer, count, *, reclaim=False, block_ms=0):
+        stream = self._stream(partition)
+        self._ensure_group(stream)
+        if reclaim:
+            # We hold the partition's lock, so anything pending belongs to a drain that died.
+            _next, claimed, *_ = self.client.xautoclaim(
+                stream, GROUP, consumer, min_idle_time=0, start_id="0-0", count=count
+            )
+            entries = [StreamEntry(i, f) for i, f in claimed if f is not None]
+            if entries:
+                return entries
+        response = self.client.xreadgroup(
+            GROUP, consumer, {stream: ">"}, count=count, block=block_ms or None
+        )
+        if not response:
+            return []
+        return [StreamEntry(i, f) for i, f in response[0][1]]
+
+    def load_visitors(self, keys):
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.get(self._f(key))
+            pipe.hgetall(self._m(key))
+        values = pipe.execute()
+        return {
+            key: VisitorState(profile=values[2 * n], fields=values[2 * n + 1])
+            for n, key in enumerate(keys)
+        }
+
+    def commit(self, partition, updates, acked):
+        stream = self._stream(partition)
+        pipe = self.client.pipeline(transaction=True)
+        for u in updates:
+            m = self._m(u.visitor_key)
+            pipe.set(self._f(u.visitor_key), u.profile, ex=self.profile_ttl)
+            if u.removed_memberships:
+                pipe.hdel(m, *(SEGMENT_PREFIX + s for s in u.removed_memberships))
+            if u.set_memberships:
+                pipe.hset(
+                    m,
+                    mapping={SEGMENT_PREFIX + s: repr(t) for s, t in u.set_memberships.items()},
+                )
+        if acked:
+            pipe.xack(stream, GROUP, *acked)
+            pipe.xdel(stream, *acked)  # the durable log has them; the stream holds only work
+        pipe.execute()
+
+    def pending_partitions(self):
+        pipe = self.client.pipeline(transaction=False)
+        for p in range(self.partitions):
+            pipe.xlen(self._stream(p))
+        return [p for p, n in enumerate(pipe.execute()) if n > 0]
+
+    def flush(self):
+        keys = list(self.client.scan_iter(match=f"{self.prefix}:*", count=1000))
+        for n in range(0, len(keys), 500):
+            self.client.delete(*keys[n : n + 500])
+        self._groups_ready.clear()

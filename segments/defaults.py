@@ -1,0 +1,29 @@
+"""Defaults of every ``SEGMENTS_*`` setting; read them with :func:`segments.conf.get_setting`."""
+
+# The event-stream and fast-store backend, by dotted path, with its options. Production:
+# {"BACKEND": "segments.backends.redis.RedisBackend", "OPTIONS": {"URL": "redis://..."}}
+SEGMENTS_BACKEND = {"BACKEND": "segments.backends.embedded.EmbeddedBackend", "OPTIONS": {}}
+
+# The consent purpose under which behaviour is recorded and segments are computed.
+SEGMENTS_PURPOSE = "personalization"
+
+# Events read from the stream per batch, and how long one drain task may run before it hands
+# over to a fresh task (so one partition never monopolises a worker process).
+SEGMENTS_BATCH_SIZE = 500
+SEGMENTS_DRAIN_MAX_SECONDS = 20.0
+# How long an idle drain waits for new events before it ends (Redis backend only).
+SEGMENTS_DRAIN_LINGER_MS = 250
+SEGMENTS_LOCK_TTL_MS = 30_000
+
+# After the fast store fails, skip it for this many seconds (pages render default content).
+SEGMENTS_FAILURE_BACKOFF = 5.0
+
+# Paths never recorded as page views.
+SEGMENTS_EXCLUDED_PATH_PREFIXES = [
+    "/admin/",
+    "/django-admin/",
+    "/static/",
+    "/media/",
+    "/consent/",
+    "/api/",
+]

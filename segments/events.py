@@ -1,0 +1,89 @@
+"""Events: validation and the compact wire format used on the stream (pure: no Django)."""
+
+import json
+import re
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+PROP_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+MAX_PROPERTIES = 32
+MAX_STRING = 512
+MAX_ENCODED = 4096
+
+
+class EventError(ValueError):
+    """An event that fails the schema: the message says which part and why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    visitor_key: str
+    name: str
+    ts: float
+    event_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+def validate(name: object, properties: object) -> dict[str, Any]:
+    """Check an event's name and properties; return the properties as a plain dict.
+
+    Property values are strings (at most 512 characters), numbers or booleans; nested data is
+    refused so that nothing unexpected (an email in a blob) slips through unseen.
+    """
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise EventError(
+            "Event name must be 1-64 characters: lowercase letters, digits and underscores, "
+            "starting with a letter."
+        )
+    if properties is None:
+        return {}
+    if not isinstance(properties, dict):
+        raise EventError("Event properties must be an object.")
+    if len(properties) > MAX_PROPERTIES:
+        raise EventError(f"An event may have at most {MAX_PROPERTIES} properties.")
+    clean: dict[str, Any] = {}
+    for key, value in properties.items():
+        if not isinstance(key, str) or not PROP_KEY_RE.match(key):
+            raise EventError(f"Invalid property name {str(key)[:64]!r}.")
+        if isinstance(value, bool) or value is None:
+            clean[key] = value
+        elif isinstance(value, int | float):
+            if value != value or value in (float("inf"), float("-inf")):
+                raise EventError(f"Property {key!r} must be a finite number.")
+            clean[key] = value
+        elif isinstance(value, str):
+            if len(value) > MAX_STRING:
+                raise EventError(f"Property {key!r} is longer than {MAX_STRING} characters.")
+            clean[key] = value
+        else:
+            raise EventError(f"Property {key!r} must be a string, number, boolean or null.")
+    return clean
+
+
+def encode(event: Event) -> dict[str, str]:
+    """Stream entry fields for an event (visitor key kept apart for routing and tombstones)."""
+    body = json.dumps(
+        {"n": event.name, "t": round(event.ts, 3), "i": event.event_id, "p": event.properties},
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+    if len(body) > MAX_ENCODED:
+        raise EventError(f"Event is larger than {MAX_ENCODED} bytes once encoded.")
+    return {"k": event.visitor_key, "d": body}
+
+
+def decode(fields: dict[str, str]) -> Event | None:
+    """Parse stream entry fields; ``None`` for an entry that cannot be an event of ours."""
+    try:
+        body = json.loads(fields["d"])
+        return Event(
+            visitor_key=fields["k"],
+            name=body["n"],
+            ts=float(body["t"]),
+            event_id=body["i"],
+            properties=body.get("p") or {},
+        )
+    except (KeyError, TypeError, ValueError):
+        return None

@@ -1,0 +1,59 @@
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+from .rules import RuleError, compile_rule
+
+
+class Segment(models.Model):
+    """A group of visitors defined by a rule over their behaviour."""
+
+    name = models.CharField(_("name"), max_length=100)
+    slug = models.SlugField(
+        _("slug"),
+        max_length=64,
+        unique=True,
+        help_text=_("Used by content variants and templates; keep it stable."),
+    )
+    description = models.TextField(_("description"), blank=True)
+    rule = models.JSONField(_("rule"), help_text=_("The condition tree visitors must satisfy."))
+    priority = models.IntegerField(
+        _("priority"), default=0, help_text=_("Higher priority segments win when variants compete.")
+    )
+    enabled = models.BooleanField(_("enabled"), default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-priority", "name"]
+        verbose_name = _("segment")
+        verbose_name_plural = _("segments")
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        try:
+            compile_rule(self.rule)
+        except RuleError as exc:
+            raise ValidationError({"rule": str(exc)}) from exc
+
+
+class Event(models.Model):
+    """The durable event log: what retraining, export, erasure and rebuilds read."""
+
+    event_id = models.CharField(max_length=32, unique=True)
+    visitor_key = models.CharField(max_length=64)
+    name = models.CharField(max_length=64)
+    occurred_at = models.DateTimeField()
+    properties = models.JSONField(default=dict)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["visitor_key", "occurred_at"]),
+            models.Index(fields=["name", "occurred_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.occurred_at:%Y-%m-%d %H:%M:%S}"

@@ -1,0 +1,14 @@
+"""Handlers the segments app registers with the consent app (consent never imports us)."""
+
+from contextlib import suppress
+
+from .api import mirror_consent
+from .backends.base import BackendUnavailable
+
+
+def on_consent_changed(sender, visitor_key, granted, notice_version, expires_at, **kwargs):
+    # The durable record is written either way; the request path rebuilds a missing mirror
+    # from it. Known gap: a store that was briefly unreachable may keep an older mirror until
+    # the visitor's next decision (re-synchronisation is part of the consent work).
+    with suppress(BackendUnavailable):
+        mirror_consent(visitor_key, frozenset(granted), notice_version, expires_at.timestamp())

@@ -1,0 +1,24 @@
+"""Celery tasks of the segments app: arguments are partition numbers, never personal data."""
+
+from celery import shared_task
+
+from . import pipeline
+
+
+@shared_task(name="segments.drain", acks_late=True, ignore_result=True)
+def drain(partition: int) -> int:
+    """Drain one partition of the event stream in batches (one task per burst, not per event)."""
+    result = pipeline.drain_partition(int(partition))
+    if result.more:
+        drain.delay(partition)
+    return result.processed
+
+
+@shared_task(name="segments.sweep", ignore_result=True)
+def sweep() -> list[int]:
+    """Periodic safety net (Celery beat): drain partitions holding unacknowledged events, such
+    as those a crashed worker left behind."""
+    partitions = pipeline.pending_partitions()
+    for partition in partitions:
+        drain.delay(partition)
+    return partitions

@@ -17,8 +17,21 @@ class ContentBlock(blocks.StreamBlock):
         icon = "doc-full"
 
 
+class SegmentsBlock(blocks.MultipleChoiceBlock):
+    """Segment slugs. The editing form offers existing segments (validated on save); reading a
+    stored value takes the slugs as they are, so rendering a page never queries segments."""
+
+    def to_python(self, value):
+        if value is None:
+            return []
+        return [str(v) for v in value] if isinstance(value, list | tuple) else [str(value)]
+
+    def bulk_to_python(self, values):
+        return [self.to_python(v) for v in values]
+
+
 class VariantBlock(blocks.StructBlock):
-    segments = blocks.MultipleChoiceBlock(
+    segments = SegmentsBlock(
         choices=segment_choices, help_text=_("Visitors in these segments see this variant.")
     )
     match = blocks.ChoiceBlock(

@@ -1,0 +1,179 @@
+"""The consent endpoint and middleware against the real database and fast store."""
+
+import json
+
+import pytest
+from django.core import signing
+from django.test import Client
+
+from consent.models import ConsentRecord
+from tests.builders import browser, consenting_browser, demo_site
+
+# Transactional: the fast-store mirror of a decision is written when the record commits.
+pytestmark = [
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
+
+COOKIE = "tailored_consent"
+
+
+@pytest.fixture(autouse=True)
+def _site():
+    demo_site()
+
+
+def _keys(backend):
+    return backend.client.keys(f"{backend.prefix}:*")
+
+
+def test_accept_all_issues_an_identifier_records_proof_and_mirrors_consent(backend):
+    client = browser()
+    response = client.post("/consent/", {"action": "accept_all", "next": "/guides/"})
+    assert response.status_code == 303
+    assert response["Location"] == "/guides/"
+    cookie = response.cookies[COOKIE]
+    assert cookie["httponly"] and cookie["samesite"] == "Lax"
+    visitor_id = cookie.value.split("|")[1]
+    assert len(visitor_id) == 32
+
+    record = ConsentRecord.objects.get()
+    assert record.visitor_key != visitor_id and len(record.visitor_key) == 32
+    assert record.granted == ["analytics", "marketing", "personalization"]
+    assert record.method == "banner_accept_all"
+    fields = backend.client.hgetall(f"{backend.prefix}:m:{record.visitor_key}")
+    assert float(fields["_c:personalization"]) > 0 and fields["_nv"] == "1"
+
+
+def test_reject_all_stores_nothing_and_sets_no_identifier(backend):
+    response = browser().post("/consent/", {"action": "reject_all"})
+    assert response.status_code == 303
+    assert response.cookies[COOKIE].value.startswith("1|-||1:")
+    assert ConsentRecord.objects.count() == 0
+    assert _keys(backend) == []
+
+
+def test_custom_choice_with_nothing_ticked_is_a_rejection(backend):
+    response = browser().post("/consent/", {"action": "custom"})
+    assert response.status_code == 303
+    assert response.cookies[COOKIE].value.split("|")[1] == "-"
+    assert ConsentRecord.objects.count() == 0
+
+
+def test_custom_choice_grants_only_what_was_ticked(backend):
+    client = browser()
+    client.post("/consent/", {"action": "custom", "purposes": ["analytics"]})
+    assert ConsentRecord.objects.get().granted == ["analytics"]
+    client.get("/")  # analytics alone does not allow recording behaviour for segments
+    assert backend.client.keys(f"{backend.prefix}:e:*") == []
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"action": "sell_everything"}, "Unknown action"),
+        ({}, "Missing 'action'"),
+        ({"action": "custom", "purposes": ["analytics", "telepathy"]}, "Unknown purpose"),
+    ],
+)
+def test_invalid_choices_are_refused_with_400_and_change_nothing(backend, data, message):
+    response = browser().post("/consent/", data)
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert COOKIE not in response.cookies
+    assert ConsentRecord.objects.count() == 0
+    assert _keys(backend) == []
+
+
+def test_json_api_errors_are_json(backend):
+    client = browser()
+    bad_json = client.post("/consent/", "{nope", content_type="application/json")
+    assert bad_json.status_code == 400
+    assert "not valid JSON" in bad_json.json()["error"]
+    wrong_shape = client.post("/consent/", json.dumps([1]), content_type="application/json")
+    assert wrong_shape.status_code == 400
+    bad_list = client.post(
+        "/consent/",
+        json.dumps({"action": "custom", "purposes": "analytics"}),
+        content_type="application/json",
+    )
+    assert bad_list.status_code == 400
+    ok = client.post(
+        "/consent/", json.dumps({"action": "accept_all"}), content_type="application/json"
+    )
+    assert ok.status_code == 200
+    assert ok.json() == {"decided": True, "purposes": ["analytics", "marketing", "personalization"]}
+
+
+def test_oversized_body_is_refused(backend):
+    response = browser().post("/consent/", {"action": "custom", "purposes": ["analytics"] * 2000})
+    assert response.status_code == 413
+    assert ConsentRecord.objects.count() == 0
+
+
+def test_get_is_not_allowed():
+    assert browser().get("/consent/").status_code == 405
+
+
+def test_csrf_is_enforced(backend):
+    client = Client(enforce_csrf_checks=True)
+    response = client.post("/consent/", {"action": "accept_all"})
+    assert response.status_code == 403
+    assert ConsentRecord.objects.count() == 0
+
+
+def test_open_redirects_are_not_followed(backend):
+    response = browser().post(
+        "/consent/", {"action": "reject_all", "next": "https://evil.example/"}
+    )
+    assert response["Location"] == "/"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "garbage",
+        "1|" + "a" * 32 + "|personalization|1:forged:signature",
+        signing.TimestampSigner(salt="another.salt").sign("1|" + "a" * 32 + "|personalization|1"),
+        "x" * 5000,
+    ],
+)
+def test_forged_or_malformed_cookies_count_as_no_consent(backend, value):
+    client = browser()
+    client.cookies[COOKIE] = value
+    response = client.get("/")
+    assert response.status_code == 200
+    assert "consent-banner" in response.content.decode()  # asked again
+    assert _keys(backend) == []
+
+
+def test_a_cookie_from_an_older_notice_version_asks_again(backend, settings):
+    client = consenting_browser()
+    settings.CONSENT_NOTICE_VERSION = "2"
+    assert "consent-banner" in client.get("/").content.decode()
+
+
+def test_withdrawal_stops_recording_on_the_next_request(backend):
+    client = consenting_browser()
+    client.get("/")
+    stream_len = lambda: sum(  # noqa: E731
+        backend.client.xlen(k) for k in backend.client.keys(f"{backend.prefix}:e:*")
+    )
+    key = ConsentRecord.objects.get().visitor_key
+    assert backend.client.get(f"{backend.prefix}:f:{key}") is not None  # drained in-process
+
+    old_cookie = client.cookies[COOKIE].value
+    response = client.post("/consent/", {"action": "withdraw"})
+    assert response.status_code == 303
+    assert response.cookies[COOKIE].value.split("|")[1] == "-"
+    assert ConsentRecord.objects.latest("created_at").method == "withdraw"
+
+    # Even replaying the old cookie (another tab, a stale copy) records nothing any more:
+    # the server's own record decides.
+    replay = browser()
+    replay.cookies[COOKIE] = old_cookie
+    before = stream_len()
+    replay.get("/")
+    replay.get("/guides/")
+    assert stream_len() == before
+    assert backend.client.hget(f"{backend.prefix}:m:{key}", "_c:personalization") is None

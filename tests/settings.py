@@ -1,0 +1,69 @@
+"""Test settings: the demo's settings against the real PostgreSQL and Redis.
+
+``TEST_DATABASE_URL`` and ``TEST_REDIS_URL`` point elsewhere. When a service is unreachable the
+suite falls back to SQLite / the embedded backend and skips the tests marked ``services``,
+unless ``CI=true``, where conftest makes the run fail instead.
+"""
+
+import os
+import socket
+from urllib.parse import urlsplit
+
+import dj_database_url
+
+os.environ.setdefault("DJANGO_DEBUG", "0")
+os.environ.setdefault("CONSENT_HASH_KEY", "test-hash-key-0123456789abcdef0123456789abcdef")
+
+from demo.settings import *  # noqa: F403
+from demo.settings import BASE_DIR
+
+DEBUG = False
+ALLOWED_HOSTS = ["*"]
+
+
+def reachable(url: str, default_port: int) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or default_port), 1
+        ):
+            return True
+    except OSError:
+        return False
+
+
+TEST_DATABASE_URL = os.environ.get("TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/test")
+TEST_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+POSTGRES_AVAILABLE = reachable(TEST_DATABASE_URL, 5432)
+REDIS_AVAILABLE = reachable(TEST_REDIS_URL, 6379)
+
+if POSTGRES_AVAILABLE:
+    DATABASES = {"default": dj_database_url.parse(TEST_DATABASE_URL)}
+    # A worker process started by the tests connects straight to the test database.
+    if os.environ.get("TAILORED_WORKER_DB_NAME"):
+        DATABASES["default"]["NAME"] = os.environ["TAILORED_WORKER_DB_NAME"]
+else:
+    DATABASES = {
+        "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "t.sqlite3"}
+    }
+
+# One key prefix and one Celery queue per test run, shared with the worker processes it starts.
+TEST_RUN_ID = os.environ.setdefault("TAILORED_TEST_RUN", f"run{os.getpid()}")
+if REDIS_AVAILABLE:
+    SEGMENTS_BACKEND = {
+        "BACKEND": "segments.backends.redis.RedisBackend",
+        "OPTIONS": {"URL": TEST_REDIS_URL, "KEY_PREFIX": f"tailored-test-{TEST_RUN_ID}"},
+    }
+    CELERY_BROKER_URL = os.environ.get("TEST_BROKER_URL", TEST_REDIS_URL)
+else:
+    SEGMENTS_BACKEND = {"BACKEND": "segments.backends.embedded.EmbeddedBackend", "OPTIONS": {}}
+    CELERY_BROKER_URL = "memory://"
+CELERY_TASK_ALWAYS_EAGER = True  # tests that need a real worker switch this off
+CELERY_TASK_DEFAULT_QUEUE = f"tailored-test-{TEST_RUN_ID}"
+SEGMENTS_DRAIN_LINGER_MS = 0
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}

@@ -1,38 +1,164 @@
-"""Recording a consent decision: one place, whether it comes from the banner, a form or the API."""
+"""Every change to consent state, in one place, whether it comes from the banner, the
+preferences page, the API, a browser signal, an erasure or a key rotation."""
 
+import logging
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
+from . import chain, notices
 from .conf import get_setting
 from .hashing import new_identifier
-from .identity import visitor_key
-from .models import ConsentRecord
-from .policy import ConsentState, resolve_choice
+from .identity import chain_key, previous_visitor_keys, visitor_key
+from .models import ChainHead, ConsentRecord, ConsentTally, ErasureRequest
+from .policy import NECESSARY, ConsentState, resolve_choice
 from .signals import consent_changed
 
+logger = logging.getLogger(__name__)
+
+Method = ConsentRecord.Method
+
 _METHODS = {
-    "accept_all": ConsentRecord.Method.BANNER_ACCEPT_ALL,
-    "reject_all": ConsentRecord.Method.BANNER_REJECT_ALL,
-    "custom": ConsentRecord.Method.CUSTOM,
-    "withdraw": ConsentRecord.Method.WITHDRAW,
+    "accept_all": Method.BANNER_ACCEPT_ALL,
+    "reject_all": Method.BANNER_REJECT_ALL,
+    "custom": Method.BANNER_CUSTOM,
+    "settings": Method.SETTINGS_PAGE,
+    "api": Method.API,
+    "withdraw": Method.WITHDRAW,
 }
 
 
-def record_decision(
-    current: ConsentState, action: str, requested: list[str], *, language: str = ""
-) -> ConsentState:
-    """Record a decision and return the state the visitor's cookie should now carry.
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What a decision produced: the visitor's new state, and cookies of purposes they no
+    longer grant, which the response deletes."""
 
-    A visitor who grants nothing gets no identifier and nothing is stored about them. A visitor
-    who had an identifier and now withdraws gets a withdrawal record under their pseudonymous id
-    (the proof that they withdrew) and loses the identifier. Raises
-    :class:`consent.policy.InvalidChoice` before writing anything if the request is invalid.
+    state: ConsentState
+    record: ConsentRecord | None = None
+    delete_cookies: list[tuple[str, str, str]] = field(default_factory=list)
+
+
+def _record_fields(record: ConsentRecord) -> dict:
+    return {
+        "seq": record.seq,
+        "visitor_key": record.visitor_key,
+        "created_at": record.created_at.isoformat(),
+        "expires_at": record.expires_at.isoformat(),
+        "granted": list(record.granted),
+        "denied": list(record.denied),
+        "notice_version": record.notice_version,
+        "notice_hash": record.notice_hash,
+        "method": record.method,
+        "language": record.language,
+        "gpc": record.gpc,
+        "prev_hash": record.prev_hash,
+        "record_hash": record.record_hash,
+    }
+
+
+def _locked_head() -> ChainHead:
+    head = ChainHead.objects.select_for_update().filter(pk=1).first()
+    if head is None:  # normally created after migrate; never two heads (primary key 1)
+        ChainHead.objects.get_or_create(pk=1)
+        head = ChainHead.objects.select_for_update().get(pk=1)
+    return head
+
+
+def append_record(
+    key: str,
+    *,
+    granted: frozenset[str],
+    denied: frozenset[str],
+    method: str,
+    language: str = "",
+    gpc: bool = False,
+    expires_at=None,
+) -> ConsentRecord:
+    """Append one record to the chain (serialised by a row lock on the chain head) and, once
+    committed, tell the other apps (``consent_changed``)."""
+    notice = notices.current()
+    now = timezone.now()
+    expires_at = expires_at or now + timedelta(seconds=get_setting("CONSENT_MAX_AGE"))
+    with transaction.atomic():
+        head = _locked_head()
+        record = ConsentRecord(
+            seq=head.last_seq + 1,
+            visitor_key=key,
+            created_at=now,
+            expires_at=expires_at,
+            granted=sorted(granted),
+            denied=sorted(denied),
+            notice_version=str(notice.version),
+            notice_hash=notice.text_hash,
+            method=method,
+            language=language[:16],
+            gpc=gpc,
+            prev_hash=head.last_hash or chain.GENESIS,
+        )
+        record.record_hash = chain.digest(chain_key(), _record_fields(record), record.prev_hash)
+        record.save()
+        ChainHead.objects.filter(pk=1).update(last_seq=record.seq, last_hash=record.record_hash)
+        transaction.on_commit(
+            lambda: consent_changed.send(
+                sender=ConsentRecord,
+                visitor_key=key,
+                granted=frozenset(granted),
+                denied=frozenset(denied),
+                notice_version=record.notice_version,
+                expires_at=expires_at,
+            )
+        )
+    return record
+
+
+def tally(method: str) -> None:
+    """Count a decision anonymously (for the officer's chart; no identifier involved)."""
+    day = timezone.now().date()
+    updated = ConsentTally.objects.filter(day=day, method=method).update(count=F("count") + 1)
+    if not updated:
+        obj, created = ConsentTally.objects.get_or_create(day=day, method=method)
+        if not created:
+            ConsentTally.objects.filter(pk=obj.pk).update(count=F("count") + 1)
+        else:
+            ConsentTally.objects.filter(pk=obj.pk).update(count=1)
+
+
+def _cookies_of(purposes: frozenset[str]) -> list[tuple[str, str, str]]:
+    """(name, path, domain) of the cookies declared under ``purposes`` in the inventory."""
+    if not purposes:
+        return []
+    from cookie_consent.models import Cookie
+
+    return [
+        (c.name, c.path or "/", c.domain)
+        for c in Cookie.objects.filter(cookiegroup__varname__in=purposes).select_related(
+            "cookiegroup"
+        )
+    ]
+
+
+def record_decision(
+    current: ConsentState,
+    action: str,
+    requested: list[str],
+    *,
+    language: str = "",
+    gpc: bool = False,
+) -> Decision:
+    """Record a visitor's choice and return their new state.
+
+    A visitor who grants nothing gets no identifier and nothing is stored about them (only an
+    anonymous daily count). A visitor who had an identifier and withdraws gets a withdrawal
+    record under their pseudonymous key, and erasure of what was collected under the withdrawn
+    purposes is scheduled. Raises :class:`consent.policy.InvalidChoice` before writing anything.
     """
     purposes = list(get_setting("CONSENT_PURPOSES"))
     granted, denied = resolve_choice(action, requested, purposes)
-    version = str(get_setting("CONSENT_NOTICE_VERSION"))
+    method = _METHODS[action]
+    gpc_override = gpc and bool(granted & frozenset(get_setting("CONSENT_GPC_PURPOSES")))
 
     if granted:
         visitor_id = current.visitor_id or new_identifier()
@@ -40,38 +166,103 @@ def record_decision(
     else:
         visitor_id, key = None, current.visitor_key
 
-    if key is not None:  # someone we know (or now get to know): keep the proof
-        now = timezone.now()
-        expires_at = now + timedelta(seconds=get_setting("CONSENT_MAX_AGE"))
-        method = _METHODS[action] if granted or action != "reject_all" else _METHODS["withdraw"]
-        with transaction.atomic():
-            ConsentRecord.objects.create(
-                visitor_key=key,
-                expires_at=expires_at,
-                granted=sorted(granted),
-                denied=sorted(denied),
-                notice_version=version,
-                method=method,
-                language=language[:16],
+    record = None
+    withdrawn: frozenset[str] = frozenset()
+    with transaction.atomic():
+        tally(method)
+        if key is not None:
+            before = latest_grants(key)
+            previously = before[0] if before else frozenset()
+            withdrawn = previously - granted
+            record = append_record(
+                key, granted=granted, denied=denied, method=method, language=language, gpc=gpc
             )
-            transaction.on_commit(
-                lambda: consent_changed.send(
-                    sender=ConsentRecord,
-                    visitor_key=key,
-                    granted=granted,
-                    denied=denied,
-                    notice_version=version,
-                    expires_at=expires_at,
-                )
-            )
+            if withdrawn:
+                schedule_erasure(key, ErasureRequest.Reason.WITHDRAWAL, withdrawn)
+            if granted:
+                cancel_pending_erasures(key, granted)
 
-    return ConsentState(
+    state = ConsentState(
         decided=True,
         purposes=granted,
-        notice_version=version,
+        notice_version=str(notices.current().version),
         visitor_id=visitor_id,
         visitor_key=visitor_key(visitor_id) if visitor_id else None,
+        gpc_override=gpc_override,
     )
+    return Decision(state, record, _cookies_of((denied | withdrawn) - {NECESSARY}))
+
+
+def honour_gpc(current: ConsentState, effective: ConsentState, *, language: str = "") -> Decision:
+    """Record that a Global Privacy Control signal turned off purposes the visitor had granted
+    (once: the returned state, written to the cookie, already lacks them)."""
+    granted = effective.purposes
+    optional = frozenset(p for p in get_setting("CONSENT_PURPOSES") if p != NECESSARY)
+    withdrawn = current.purposes - granted
+    record = None
+    with transaction.atomic():
+        tally(Method.GPC)
+        if current.visitor_key is not None:
+            record = append_record(
+                current.visitor_key,
+                granted=granted,
+                denied=optional - granted,
+                method=Method.GPC,
+                language=language,
+                gpc=True,
+            )
+            schedule_erasure(current.visitor_key, ErasureRequest.Reason.WITHDRAWAL, withdrawn)
+    keep_id = current.visitor_id if granted else None
+    state = ConsentState(
+        decided=True,
+        purposes=granted,
+        notice_version=current.notice_version,
+        visitor_id=keep_id,
+        visitor_key=current.visitor_key if keep_id else None,
+    )
+    return Decision(state, record, _cookies_of(withdrawn))
+
+
+def schedule_erasure(
+    key: str, reason: str, purposes: frozenset[str], *, delay=None
+) -> ErasureRequest:
+    """Queue the erasure of what is held about ``key`` (under ``purposes``; empty: all)."""
+    if delay is None:
+        delay = (
+            get_setting("CONSENT_WITHDRAWAL_ERASURE_DELAY")
+            if reason == ErasureRequest.Reason.WITHDRAWAL
+            else 0
+        )
+    request = ErasureRequest.objects.create(
+        visitor_key=key,
+        reason=reason,
+        purposes=sorted(purposes),
+        due_at=timezone.now() + timedelta(seconds=delay),
+    )
+
+    def enqueue():
+        from .tasks import process_erasure
+
+        try:
+            process_erasure.apply_async((request.pk,), countdown=delay)
+        except Exception as exc:  # the beat sweep runs due erasures anyway
+            logger.warning("Could not enqueue erasure %s: %s", request.pk, type(exc).__name__)
+
+    transaction.on_commit(enqueue)
+    return request
+
+
+def cancel_pending_erasures(key: str, granted: frozenset[str]) -> None:
+    """Granting purposes again before a withdrawal's erasure ran cancels that erasure."""
+    pending = ErasureRequest.objects.filter(
+        visitor_key=key,
+        reason=ErasureRequest.Reason.WITHDRAWAL,
+        completed_at=None,
+        cancelled_at=None,
+    )
+    cancel = [r.pk for r in pending if r.purposes and set(r.purposes) <= granted]
+    if cancel:
+        ErasureRequest.objects.filter(pk__in=cancel).update(cancelled_at=timezone.now())
 
 
 def latest_grants(key: str) -> tuple[frozenset[str], str, float] | None:
@@ -79,7 +270,42 @@ def latest_grants(key: str) -> tuple[frozenset[str], str, float] | None:
 
     ``None`` when nothing is recorded. Used to rebuild the fast store's copy of consent state.
     """
-    record = ConsentRecord.objects.filter(visitor_key=key).order_by("-created_at", "-pk").first()
+    record = ConsentRecord.objects.filter(visitor_key=key).order_by("-seq").first()
     if record is None:
         return None
     return frozenset(record.granted), record.notice_version, record.expires_at.timestamp()
+
+
+def rebuild_grants(key: str, visitor_id: str | None) -> tuple[frozenset[str], str, float] | None:
+    """Like :func:`latest_grants`, and if nothing is recorded under the current key but the
+    visitor's raw identifier is known, look under earlier hashing keys and re-key their data."""
+    found = latest_grants(key)
+    if found is not None or visitor_id is None:
+        return found
+    for old_key in previous_visitor_keys(visitor_id):
+        old = latest_grants(old_key)
+        if old is None:
+            continue
+        rekey(old_key, key, old)
+        return latest_grants(key)
+    return None
+
+
+def rekey(old_key: str, new_key: str, grants: tuple[frozenset[str], str, float]) -> None:
+    from datetime import UTC, datetime
+
+    from .registry import handlers
+
+    granted, _version, expiry = grants
+    optional = frozenset(p for p in get_setting("CONSENT_PURPOSES") if p != NECESSARY)
+    with transaction.atomic():
+        append_record(
+            new_key,
+            granted=granted,
+            denied=optional - granted,
+            method=Method.KEY_ROTATION,
+            expires_at=datetime.fromtimestamp(expiry, tz=UTC),
+        )
+        ErasureRequest.objects.filter(visitor_key=old_key).update(visitor_key=new_key)
+        for handler in handlers.rekey.values():
+            handler(old_key, new_key)

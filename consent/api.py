@@ -2,10 +2,16 @@
 
 from django.http import HttpRequest
 
-from .actions import latest_grants, record_decision
+from .actions import latest_grants, rebuild_grants, record_decision
 from .conf import get_setting
 from .identity import user_key, visitor_key
-from .policy import UNDECIDED, ConsentState, InvalidChoice
+from .policy import NECESSARY, UNDECIDED, ConsentState, InvalidChoice
+from .registry import (
+    register_erasure_handler,
+    register_export_handler,
+    register_rekey_handler,
+    register_retention_handler,
+)
 from .signals import consent_changed
 
 __all__ = [
@@ -13,11 +19,17 @@ __all__ = [
     "ConsentState",
     "InvalidChoice",
     "consent_changed",
+    "consent_mode_signals",
     "get_consent",
     "latest_grants",
     "notice_version",
     "purposes",
+    "rebuild_grants",
     "record_decision",
+    "register_erasure_handler",
+    "register_export_handler",
+    "register_rekey_handler",
+    "register_retention_handler",
     "user_key",
     "visitor_key",
 ]
@@ -29,9 +41,21 @@ def get_consent(request: HttpRequest) -> ConsentState:
 
 
 def notice_version() -> str:
-    return str(get_setting("CONSENT_NOTICE_VERSION"))
+    """The version of the notice in force (consent under another one does not count)."""
+    from . import notices
+
+    return str(notices.current().version)
 
 
 def purposes() -> list[str]:
     """The configured purposes, ``necessary`` included."""
     return list(get_setting("CONSENT_PURPOSES"))
+
+
+def consent_mode_signals(state: ConsentState) -> dict[str, str]:
+    """Google Consent Mode v2 signals ("granted"/"denied") for the visitor's state."""
+    mapping = get_setting("CONSENT_GOOGLE_CONSENT_MODE")
+    return {
+        signal: "granted" if purpose == NECESSARY or purpose in state.purposes else "denied"
+        for signal, purpose in mapping.items()
+    }

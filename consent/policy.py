@@ -6,12 +6,13 @@ decision (withdrawn elsewhere, expired, erased) is checked against the server's 
 the layer that touches the fast store, in the same round trip that reads the visitor's profile.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from .hashing import is_identifier
 
 NECESSARY = "necessary"
-PAYLOAD_VERSION = "1"
+PAYLOAD_VERSION = "2"
+FLAG_GPC_OVERRIDE = "g"
 _SEP = "|"
 _LIST_SEP = "+"
 
@@ -34,6 +35,8 @@ class ConsentState:
     notice_version: str | None = None
     visitor_id: str | None = None
     visitor_key: str | None = None
+    # The visitor opted in explicitly while sending Global Privacy Control: GPC is overridden.
+    gpc_override: bool = False
 
     def allows(self, purpose: str) -> bool:
         return purpose == NECESSARY or purpose in self.purposes
@@ -46,18 +49,29 @@ class ConsentState:
 UNDECIDED = ConsentState()
 
 
-def encode_payload(visitor_id: str | None, purposes: frozenset[str], notice_version: str) -> str:
+def encode_payload(
+    visitor_id: str | None,
+    purposes: frozenset[str],
+    notice_version: str,
+    gpc_override: bool = False,
+) -> str:
     return _SEP.join(
-        (PAYLOAD_VERSION, visitor_id or "-", _LIST_SEP.join(sorted(purposes)), notice_version)
+        (
+            PAYLOAD_VERSION,
+            visitor_id or "-",
+            _LIST_SEP.join(sorted(purposes)),
+            notice_version,
+            FLAG_GPC_OVERRIDE if gpc_override else "",
+        )
     )
 
 
 def decode_payload(
     payload: str, known_purposes: frozenset[str]
-) -> tuple[str | None, frozenset[str], str] | None:
+) -> tuple[str | None, frozenset[str], str, bool] | None:
     """Parse a verified cookie payload; ``None`` for anything malformed (never raises)."""
     parts = payload.split(_SEP)
-    if len(parts) != 4 or parts[0] != PAYLOAD_VERSION:
+    if len(parts) != 5 or parts[0] != PAYLOAD_VERSION or parts[4] not in ("", FLAG_GPC_OVERRIDE):
         return None
     raw_id, raw_purposes, version = parts[1], parts[2], parts[3]
     visitor_id = None if raw_id == "-" else raw_id
@@ -68,7 +82,18 @@ def decode_payload(
         return None
     if purposes and visitor_id is None:
         return None
-    return visitor_id, purposes, version
+    return visitor_id, purposes, version, parts[4] == FLAG_GPC_OVERRIDE
+
+
+def apply_privacy_signals(
+    state: ConsentState, *, gpc: bool, gpc_purposes: frozenset[str]
+) -> ConsentState:
+    """Global Privacy Control (or Do-Not-Track where configured) turns off the purposes it
+    covers, unless the visitor opted in explicitly while sending the signal. Precedence: an
+    explicit choice made with the signal on > the signal > a choice made without the signal."""
+    if not gpc or state.gpc_override or state.purposes.isdisjoint(gpc_purposes):
+        return state
+    return replace(state, purposes=state.purposes - gpc_purposes)
 
 
 def resolve_choice(
@@ -87,8 +112,10 @@ def resolve_choice(
         granted = frozenset(optional)
     elif action in ("reject_all", "withdraw"):
         granted = frozenset()
-    elif action == "custom":
+    elif action in ("custom", "settings", "api"):
         granted = frozenset(p for p in requested if p != NECESSARY)
     else:
-        raise InvalidChoice("Unknown action: expected accept_all, reject_all, custom or withdraw.")
+        raise InvalidChoice(
+            "Unknown action: expected accept_all, reject_all, custom, settings or withdraw."
+        )
     return granted, frozenset(optional) - granted

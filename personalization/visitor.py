@@ -41,7 +41,7 @@ class VisitorContext:
             return None
         event = page_view(self.request, key) if record else None
         self._recorded = self._recorded or record
-        self._exchange = exchange(key, event)
+        self._exchange = exchange(key, event, visitor_id=get_consent(self.request).visitor_id)
         return self._exchange
 
     def segments(self) -> frozenset[str]:

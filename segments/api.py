@@ -3,7 +3,7 @@
 import logging
 import time
 
-from consent.api import latest_grants, notice_version
+from consent.api import notice_version, rebuild_grants
 
 from . import events as _events
 from .backends.base import BackendUnavailable, Exchange
@@ -44,7 +44,9 @@ def _mark_down(exc: Exception) -> None:
     logger.warning("Fast store unavailable, serving default content: %s", type(exc).__name__)
 
 
-def exchange(visitor_key: str, event: Event | None = None) -> Exchange:
+def exchange(
+    visitor_key: str, event: Event | None = None, *, visitor_id: str | None = None
+) -> Exchange:
     """Record ``event`` for ``visitor_key`` if the server's consent state allows it, and return
     the visitor's memberships, in one round trip to the fast store.
 
@@ -63,7 +65,7 @@ def exchange(visitor_key: str, event: Event | None = None) -> Exchange:
             visitor_key, purpose=purpose, notice_version=version, now=time.time(), event=fields
         )
         if result.consented is None:
-            mirror_consent_from_record(visitor_key)
+            mirror_consent_from_record(visitor_key, visitor_id)
             result = backend.exchange(
                 visitor_key, purpose=purpose, notice_version=version, now=time.time(), event=fields
             )
@@ -116,8 +118,10 @@ def mirror_consent(
     get_backend().set_consent(visitor_key, grants, version, ttl)
 
 
-def mirror_consent_from_record(visitor_key: str) -> None:
-    record = latest_grants(visitor_key)
+def mirror_consent_from_record(visitor_key: str, visitor_id: str | None = None) -> None:
+    """Rebuild the fast store's copy of consent state from the durable record (re-keying the
+    visitor's data if it is only found under an earlier hashing key)."""
+    record = rebuild_grants(visitor_key, visitor_id)
     if record is None:
         get_backend().set_consent(visitor_key, {}, "", 3600)  # remember "nothing recorded"
     else:

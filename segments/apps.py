@@ -8,9 +8,16 @@ class SegmentsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from consent.api import consent_changed
+        from consent import api as consent
 
-        from . import checks  # noqa: F401  (registers the system checks)
+        from . import (
+            checks,  # noqa: F401  (registers the system checks)
+            privacy,
+        )
         from .receivers import on_consent_changed
 
-        consent_changed.connect(on_consent_changed, dispatch_uid="segments.mirror_consent")
+        consent.consent_changed.connect(on_consent_changed, dispatch_uid="segments.mirror_consent")
+        consent.register_export_handler("segments", privacy.export)
+        consent.register_erasure_handler("segments", privacy.erase)
+        consent.register_rekey_handler("segments", privacy.rekey)
+        consent.register_retention_handler("segments", privacy.retention)

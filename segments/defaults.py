@@ -27,3 +27,7 @@ SEGMENTS_EXCLUDED_PATH_PREFIXES = [
     "/consent/",
     "/api/",
 ]
+
+# Events in the durable log are kept this many days (13 months), then purged by the daily
+# retention job. Features and memberships expire in the fast store after PROFILE_TTL.
+SEGMENTS_EVENT_RETENTION_DAYS = 395

@@ -52,9 +52,13 @@ def backend():
 
 
 @pytest.fixture(autouse=True)
-def _reset_breaker():
+def _reset_process_state():
+    """Per-process caches must not leak between tests (each test's database is rolled back)."""
+    import consent.notices
     import segments.api
 
     segments.api._down_until = 0.0
+    consent.notices.forget_cache()
     yield
     segments.api._down_until = 0.0
+    consent.notices.forget_cache()

@@ -138,6 +138,20 @@ class BaseBackend:
         """Partitions with entries that no consumer has acknowledged."""
         raise NotImplementedError
 
+    # -- data-subject requests ---------------------------------------------------------------
+    def erase_visitor(self, visitor_key: str) -> int:
+        """Remove the visitor's features, memberships and unprocessed stream entries (consent
+        fields stay: they are the tombstone that drops later events). Returns how many stream
+        entries were removed. The caller holds the visitor's partition lock."""
+        raise NotImplementedError
+
+    def visitor_data(self, visitor_key: str) -> VisitorState:
+        raise NotImplementedError
+
+    def rename_visitor(self, old_key: str, new_key: str) -> None:
+        """Move features and memberships to a rotated key."""
+        raise NotImplementedError
+
     def flush(self) -> None:
         """Remove everything this backend stored (tests and rebuilds)."""
         raise NotImplementedError

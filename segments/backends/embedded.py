@@ -148,6 +148,31 @@ class EmbeddedBackend(BaseBackend):
         with self._lock:
             return [p for p, s in enumerate(self._streams) if s.entries]
 
+    def erase_visitor(self, visitor_key):
+        with self._lock:
+            stream = self._streams[self.partition_for(visitor_key)]
+            doomed = [i for i, f in stream.entries.items() if f.get("k") == visitor_key]
+            for entry_id in doomed:
+                del stream.entries[entry_id]
+                stream.delivered.discard(entry_id)
+            self._profiles.pop(visitor_key, None)
+            h = self._hashes.get(visitor_key, {})
+            for k in [k for k in h if k.startswith(SEGMENT_PREFIX)]:
+                del h[k]
+            return len(doomed)
+
+    def visitor_data(self, visitor_key):
+        return self.load_visitors([visitor_key])[visitor_key]
+
+    def rename_visitor(self, old_key, new_key):
+        with self._lock:
+            profile = self._profiles.pop(old_key, None)
+            if profile is not None:
+                self._profiles[new_key] = profile
+            old = self._hashes.pop(old_key, {})
+            new = self._hashes.setdefault(new_key, {})
+            new.update({k: v for k, v in old.items() if k.startswith(SEGMENT_PREFIX)})
+
     def flush(self):
         with self._lock:
             self._hashes.clear()

@@ -228,6 +228,35 @@ class RedisBackend(BaseBackend):
             pipe.xlen(self._stream(p))
         return [p for p, n in enumerate(pipe.execute()) if n > 0]
 
+    def erase_visitor(self, visitor_key):
+        stream = self._stream(self.partition_for(visitor_key))
+        doomed = [i for i, f in self.client.xrange(stream) if f.get("k") == visitor_key]
+        m = self._m(visitor_key)
+        memberships = [f for f in self.client.hkeys(m) if f.startswith(SEGMENT_PREFIX)]
+        pipe = self.client.pipeline(transaction=True)
+        if doomed:
+            pipe.xack(stream, GROUP, *doomed)
+            pipe.xdel(stream, *doomed)
+        if memberships:
+            pipe.hdel(m, *memberships)
+        pipe.delete(self._f(visitor_key))
+        pipe.execute()
+        return len(doomed)
+
+    def visitor_data(self, visitor_key):
+        return self.load_visitors([visitor_key])[visitor_key]
+
+    def rename_visitor(self, old_key, new_key):
+        old = self.visitor_data(old_key)
+        pipe = self.client.pipeline(transaction=True)
+        if old.profile is not None:
+            pipe.set(self._f(new_key), old.profile, ex=self.profile_ttl)
+        seg = {k: v for k, v in old.fields.items() if k.startswith(SEGMENT_PREFIX)}
+        if seg:
+            pipe.hset(self._m(new_key), mapping=seg)
+        pipe.delete(self._f(old_key), self._m(old_key))
+        pipe.execute()
+
     def flush(self):
         keys = list(self.client.scan_iter(match=f"{self.prefix}:*", count=1000))
         for n in range(0, len(keys), 500):

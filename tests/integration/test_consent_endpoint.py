@@ -6,7 +6,9 @@ import pytest
 from django.core import signing
 from django.test import Client
 
+from consent.api import notice_version
 from consent.models import ConsentRecord
+from consent.notices import publish
 from tests.builders import browser, consenting_browser, demo_site
 
 # Transactional: the fast-store mirror of a decision is written when the record commits.
@@ -42,13 +44,13 @@ def test_accept_all_issues_an_identifier_records_proof_and_mirrors_consent(backe
     assert record.granted == ["analytics", "marketing", "personalization"]
     assert record.method == "banner_accept_all"
     fields = backend.client.hgetall(f"{backend.prefix}:m:{record.visitor_key}")
-    assert float(fields["_c:personalization"]) > 0 and fields["_nv"] == "1"
+    assert float(fields["_c:personalization"]) > 0 and fields["_nv"] == notice_version()
 
 
 def test_reject_all_stores_nothing_and_sets_no_identifier(backend):
     response = browser().post("/consent/", {"action": "reject_all"})
     assert response.status_code == 303
-    assert response.cookies[COOKIE].value.startswith("1|-||1:")
+    assert response.cookies[COOKIE].value.startswith(f"2|-||{notice_version()}|:")
     assert ConsentRecord.objects.count() == 0
     assert _keys(backend) == []
 
@@ -102,7 +104,16 @@ def test_json_api_errors_are_json(backend):
         "/consent/", json.dumps({"action": "accept_all"}), content_type="application/json"
     )
     assert ok.status_code == 200
-    assert ok.json() == {"decided": True, "purposes": ["analytics", "marketing", "personalization"]}
+    assert ok.json()["decided"] is True
+    assert ok.json()["purposes"] == ["analytics", "marketing", "personalization"]
+    assert ConsentRecord.objects.get().method == "banner_accept_all"
+    custom = client.post(
+        "/consent/",
+        json.dumps({"action": "custom", "purposes": ["analytics"]}),
+        content_type="application/json",
+    )
+    assert custom.status_code == 200
+    assert ConsentRecord.objects.latest("seq").method == "api"
 
 
 def test_oversized_body_is_refused(backend):
@@ -147,10 +158,12 @@ def test_forged_or_malformed_cookies_count_as_no_consent(backend, value):
     assert _keys(backend) == []
 
 
-def test_a_cookie_from_an_older_notice_version_asks_again(backend, settings):
+def test_a_cookie_from_an_older_notice_version_asks_again(backend):
     client = consenting_browser()
-    settings.CONSENT_NOTICE_VERSION = "2"
-    assert "consent-banner" in client.get("/").content.decode()
+    assert "consent-banner" not in client.get("/").content.decode()
+    publish(banner_text="We changed what we do with your data.")
+    page = client.get("/").content.decode()
+    assert "consent-banner" in page and "We changed what we do" in page
 
 
 def test_withdrawal_stops_recording_on_the_next_request(backend):

@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from consent.api import notice_version
 from segments import events, pipeline
 from segments.api import exchange, mirror_consent
 from segments.models import Event
@@ -15,8 +16,8 @@ pytestmark = [pytest.mark.services, pytest.mark.django_db]
 KEY = "fedcba9876543210fedcba9876543210"
 
 
-def _consent(key=KEY):
-    mirror_consent(key, frozenset({"personalization"}), "1", time.time() + 3600)
+def _consent(key=KEY, granted=frozenset({"personalization"})):
+    mirror_consent(key, granted, notice_version(), time.time() + 3600)
 
 
 def _view(key=KEY, ts=None, name="page_view"):
@@ -94,7 +95,7 @@ def test_events_of_a_visitor_who_withdrew_before_processing_are_dropped(backend)
     _consent()
     for _ in range(3):
         _view()
-    mirror_consent(KEY, frozenset(), "1", time.time() + 3600)  # withdrawn while in flight
+    _consent(granted=frozenset())  # withdrawn while in flight
     _drain(backend)
     assert backend.pending_partitions() == []
     assert Event.objects.count() == 0

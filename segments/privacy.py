@@ -1,0 +1,74 @@
+"""What the segments app holds about a visitor, for the consent app's data-subject requests
+and retention (registered in ``SegmentsConfig.ready()``: consent never imports this)."""
+
+import json
+import uuid
+from datetime import timedelta
+
+from .backends.base import SEGMENT_PREFIX
+from .conf import get_setting
+from .models import Event
+from .pipeline import _acquire
+from .registry import get_backend
+
+
+def export(visitor_key: str) -> dict[str, list[dict]]:
+    state = get_backend().visitor_data(visitor_key)
+    return {
+        "events": [
+            {
+                "event_id": e.event_id,
+                "name": e.name,
+                "occurred_at": e.occurred_at.isoformat(),
+                "properties": e.properties,
+            }
+            for e in Event.objects.filter(visitor_key=visitor_key).order_by("occurred_at")
+        ],
+        "features": [json.loads(state.profile)] if state.profile else [],
+        "segments": [
+            {"segment": k[len(SEGMENT_PREFIX) :], "member_until": v}
+            for k, v in sorted(state.fields.items())
+            if k.startswith(SEGMENT_PREFIX)
+        ],
+    }
+
+
+def erase(visitor_key: str, purposes: frozenset[str]) -> int:
+    """Erase behaviour data (collected under SEGMENTS_PURPOSE) from the stream, the fast store
+    and the durable log. Waits for a drain processing the visitor's partition to finish its
+    batch, so nothing is written back afterwards."""
+    if purposes and get_setting("SEGMENTS_PURPOSE") not in purposes:
+        return 0
+    backend = get_backend()
+    partition = backend.partition_for(visitor_key)
+    token = uuid.uuid4().hex
+    locked = _acquire(backend, partition, token, wait=get_setting("SEGMENTS_LOCK_TTL_MS") / 1000)
+    try:
+        removed = backend.erase_visitor(visitor_key)
+    finally:
+        if locked:
+            backend.unlock_partition(partition, token)
+    deleted, _ = Event.objects.filter(visitor_key=visitor_key).delete()
+    return removed + deleted
+
+
+def rekey(old_key: str, new_key: str) -> None:
+    get_backend().rename_visitor(old_key, new_key)
+    Event.objects.filter(visitor_key=old_key).update(visitor_key=new_key)
+
+
+def retention(now) -> dict[str, int]:
+    cutoff = now - timedelta(days=get_setting("SEGMENTS_EVENT_RETENTION_DAYS"))
+    removed = 0
+    while True:
+        batch = list(
+            Event.objects.filter(occurred_at__lt=cutoff).values_list("pk", flat=True)[:5000]
+        )
+        if not batch:
+            break
+        removed += Event.objects.filter(pk__in=batch).delete()[0]
+    # Features and memberships expire in the fast store on their own (PROFILE_TTL).
+    return {"events": removed}
+
+
+__all__ = ["erase", "export", "rekey", "retention"]

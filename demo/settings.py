@@ -145,4 +145,9 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "segments-sweep": {"task": "segments.sweep", "schedule": timedelta(seconds=5)},
+    "consent-due-erasures": {
+        "task": "consent.process_due_erasures",
+        "schedule": timedelta(minutes=1),
+    },
+    "privacy-retention": {"task": "consent.retention", "schedule": timedelta(days=1)},
 }

@@ -57,8 +57,11 @@ def _reset_process_state():
     import consent.notices
     import segments.api
 
+    from django.core.cache import cache
+
     segments.api._down_until = 0.0
     consent.notices.forget_cache()
+    cache.clear()  # rate-limit counters
     yield
     segments.api._down_until = 0.0
     consent.notices.forget_cache()

@@ -22,7 +22,8 @@ def consent_banner(context: template.Context) -> dict:
     client_mode = get_setting("CONSENT_BANNER_MODE") == "client"
     return {
         "client_mode": client_mode,
-        "csrf_token": "" if client_mode else context.get("csrf_token"),
+        # Not "csrf_token": inclusion tags copy the page's token under that name.
+        "form_token": "" if client_mode else context.get("csrf_token"),
         "show_banner": client_mode or not state.decided,
         "granted": frozenset() if client_mode else state.purposes,
         "purposes": [p for p in notice.purposes if p["code"] != NECESSARY],

@@ -54,10 +54,10 @@ def backend():
 @pytest.fixture(autouse=True)
 def _reset_process_state():
     """Per-process caches must not leak between tests (each test's database is rolled back)."""
+    from django.core.cache import cache
+
     import consent.notices
     import segments.api
-
-    from django.core.cache import cache
 
     segments.api._down_until = 0.0
     consent.notices.forget_cache()

@@ -1,5 +1,7 @@
 """The consent log: append-only, hash-chained, and verifiable."""
 
+import itertools
+
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -32,7 +34,7 @@ def test_records_chain_and_verify():
     records = _records()
     assert [r.seq for r in records] == [1, 2, 3, 4]
     assert records[0].prev_hash == "0" * 64
-    assert all(b.prev_hash == a.record_hash for a, b in zip(records, records[1:], strict=False))
+    assert all(b.prev_hash == a.record_hash for a, b in itertools.pairwise(records))
     assert verify_log() == (4, [])
     call_command("consent_verify_log")  # exits 0
 

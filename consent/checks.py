@@ -78,3 +78,36 @@ def check_purposes(app_configs=None, **kwargs):
             )
         )
     return errors
+
+
+@register()
+def check_rotation_and_modes(app_configs=None, **kwargs):
+    errors = []
+    if get_setting("CONSENT_PREVIOUS_HASH_KEYS") and not get_setting("CONSENT_CHAIN_KEY"):
+        errors.append(
+            Error(
+                "CONSENT_PREVIOUS_HASH_KEYS is set but CONSENT_CHAIN_KEY is not.",
+                hint="The consent log's chain key derives from CONSENT_HASH_KEY unless set: set "
+                "CONSENT_CHAIN_KEY to the key the log was written with (see docs/privacy.md, "
+                "'Rotating keys') or the log stops verifying.",
+                id="consent.E006",
+            )
+        )
+    if get_setting("CONSENT_BANNER_MODE") not in ("server", "client"):
+        errors.append(
+            Error(
+                "CONSENT_BANNER_MODE must be 'server' or 'client'.",
+                hint="Use 'client' when pages are served from a shared cache.",
+                id="consent.E007",
+            )
+        )
+    missing = set(get_setting("CONSENT_GPC_PURPOSES")) - set(get_setting("CONSENT_PURPOSES"))
+    if missing:
+        errors.append(
+            Error(
+                f"CONSENT_GPC_PURPOSES names unknown purposes: {sorted(missing)}.",
+                hint="List only purposes from CONSENT_PURPOSES.",
+                id="consent.E008",
+            )
+        )
+    return errors

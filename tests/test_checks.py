@@ -67,3 +67,18 @@ def test_backend_misconfiguration(settings, config, expected):
     messages = segments_checks.check_backend()
     assert ids(messages) == [expected]
     assert messages[0].hint
+
+
+def test_rotation_without_a_chain_key_and_bad_modes(settings):
+    settings.CONSENT_PREVIOUS_HASH_KEYS = ["old-key-0123456789abcdef0123456789"]
+    settings.CONSENT_BANNER_MODE = "sometimes"
+    settings.CONSENT_GPC_PURPOSES = ["telepathy"]
+    assert ids(consent_checks.check_rotation_and_modes()) == [
+        "consent.E006",
+        "consent.E007",
+        "consent.E008",
+    ]
+    settings.CONSENT_CHAIN_KEY = "chain-0123456789abcdef0123456789abcdef"
+    settings.CONSENT_BANNER_MODE = "client"
+    settings.CONSENT_GPC_PURPOSES = ["marketing"]
+    assert consent_checks.check_rotation_and_modes() == []

@@ -7,7 +7,7 @@ from .conf import get_setting
 from .policy import NECESSARY
 
 MIDDLEWARE_PATH = "consent.middleware.ConsentMiddleware"
-_PURPOSE_RE = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+_PURPOSE_RE = re.compile(r"[a-z][a-z0-9_]{0,31}\Z")
 
 
 @register()

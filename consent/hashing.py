@@ -10,7 +10,7 @@ import hmac
 import re
 import secrets
 
-_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+_ID_RE = re.compile(r"[0-9a-f]{32}\Z")
 
 KEY_LENGTH_HEX = 32
 

@@ -116,6 +116,6 @@ def resolve_choice(
         granted = frozenset(p for p in requested if p != NECESSARY)
     else:
         raise InvalidChoice(
-            "Unknown action: expected accept_all, reject_all, custom, settings or withdraw."
+            "Unknown action: expected accept_all, reject_all, custom, settings, api or withdraw."
         )
     return granted, frozenset(optional) - granted

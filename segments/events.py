@@ -1,13 +1,15 @@
 """Events: validation and the compact wire format used on the stream (pure: no Django)."""
 
 import json
+import math
 import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-PROP_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
+PROP_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
+MAX_INT = 2**53  # integers JSON consumers can represent exactly
 MAX_PROPERTIES = 32
 MAX_STRING = 512
 MAX_ENCODED = 4096
@@ -49,6 +51,8 @@ def validate(name: object, properties: object) -> dict[str, Any]:
             raise EventError(f"Invalid property name {str(key)[:64]!r}.")
         if isinstance(value, bool) or value is None:
             clean[key] = value
+        elif isinstance(value, int) and not -MAX_INT <= value <= MAX_INT:
+            raise EventError(f"Property {key!r} is out of range.")
         elif isinstance(value, int | float):
             if value != value or value in (float("inf"), float("-inf")):
                 raise EventError(f"Property {key!r} must be a finite number.")
@@ -69,7 +73,7 @@ def encode(event: Event) -> dict[str, str]:
         separators=(",", ":"),
         ensure_ascii=False,
     )
-    if len(body) > MAX_ENCODED:
+    if len(body.encode()) > MAX_ENCODED:
         raise EventError(f"Event is larger than {MAX_ENCODED} bytes once encoded.")
     return {"k": event.visitor_key, "d": body}
 
@@ -78,12 +82,19 @@ def decode(fields: dict[str, str]) -> Event | None:
     """Parse stream entry fields; ``None`` for an entry that cannot be an event of ours."""
     try:
         body = json.loads(fields["d"])
-        return Event(
-            visitor_key=fields["k"],
-            name=body["n"],
-            ts=float(body["t"]),
-            event_id=body["i"],
-            properties=body.get("p") or {},
-        )
-    except (KeyError, TypeError, ValueError):
+        name, ts, event_id = body["n"], float(body["t"]), body["i"]
+        properties = body.get("p") or {}
+    except (KeyError, TypeError, ValueError, RecursionError, AttributeError):
         return None
+    if (
+        not isinstance(name, str)
+        or not NAME_RE.match(name)
+        or not isinstance(event_id, str)
+        or not isinstance(properties, dict)
+        or not isinstance(fields.get("k"), str)
+        or not math.isfinite(ts)
+    ):
+        return None
+    return Event(
+        visitor_key=fields["k"], name=name, ts=ts, event_id=event_id, properties=properties
+    )

@@ -54,8 +54,9 @@ class Profile:
             for tier, size, keep in TIERS:
                 counts = tiers.get(tier)
                 if counts:
+                    # The oldest bucket still (partly) inside the tier's longest window stays.
                     oldest = int(now // size) - keep
-                    for b in [b for b in counts if b <= oldest]:
+                    for b in [b for b in counts if b < oldest]:
                         del counts[b]
 
     # -- reading --------------------------------------------------------------------------

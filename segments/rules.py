@@ -23,7 +23,7 @@ from .events import NAME_RE
 from .features import MAX_WINDOW, Profile
 
 NEVER = math.inf
-_WINDOW_RE = re.compile(r"^(\d{1,6})([smhd])$")
+_WINDOW_RE = re.compile(r"([0-9]{1,6})([smhd])\Z")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _UNIT_WORDS = {"s": "second", "m": "minute", "h": "hour", "d": "day"}
 MAX_DEPTH = 8

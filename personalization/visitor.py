@@ -7,27 +7,38 @@ from django.http import HttpRequest, HttpResponse
 from consent.api import get_consent
 from segments.api import (
     Exchange,
+    context_segments,
     exchange,
     is_page_view,
     page_view,
+    request_context,
     schedule_drain,
     tracking_purpose,
 )
 
 
 class VisitorContext:
-    """What this request knows about the visitor, fetched at most once.
+    """What this request knows about the visitor, computed at most once.
 
-    The page view is recorded in the same round trip that reads memberships, when a template
-    first asks for ``request.segments``; otherwise after the response, if it was a page.
+    ``segments()`` is the union of context-only segments (decided from the request, for every
+    visitor) and the memberships stored for a consented visitor. The page view is recorded in
+    the same round trip that reads memberships, when a template first asks for
+    ``request.segments``; otherwise after the response, if it was a page.
     """
 
-    __slots__ = ("_exchange", "_recorded", "request")
+    __slots__ = ("_context", "_exchange", "_recorded", "_segments", "request")
 
     def __init__(self, request: HttpRequest):
         self.request = request
         self._exchange: Exchange | None = None
         self._recorded = False
+        self._context: dict[str, str] | None = None
+        self._segments: frozenset[str] | None = None
+
+    def context(self) -> dict[str, str]:
+        if self._context is None:
+            self._context = request_context(self.request)
+        return self._context
 
     def _trackable(self) -> str | None:
         state = get_consent(self.request)
@@ -39,17 +50,19 @@ class VisitorContext:
         key = self._trackable()
         if key is None:
             return None
-        event = page_view(self.request, key) if record else None
+        event = page_view(self.request, key, self.context()) if record else None
         self._recorded = self._recorded or record
         self._exchange = exchange(key, event, visitor_id=get_consent(self.request).visitor_id)
         return self._exchange
 
     def segments(self) -> frozenset[str]:
-        if self._exchange is None:
-            self._run(record=is_page_view(self.request))
-        if self._exchange is None:
-            return frozenset()
-        return self._exchange.segments_at(time.time())
+        if self._segments is None:
+            now = time.time()
+            if self._exchange is None:
+                self._run(record=is_page_view(self.request))
+            stored = self._exchange.segments_at(now) if self._exchange else frozenset()
+            self._segments = stored | context_segments(self.context(), now)
+        return self._segments
 
     def finish(self, response: HttpResponse) -> None:
         if (

@@ -9,19 +9,22 @@ from . import events as _events
 from .backends.base import BackendUnavailable, Exchange
 from .conf import get_setting
 from .events import Event, EventError
-from .intake import is_page_view, page_view
-from .registry import get_backend
+from .features import Profile
+from .intake import is_page_view, page_view, request_context
+from .registry import enabled_segments, get_backend
 
 __all__ = [
     "BackendUnavailable",
     "Event",
     "EventError",
     "Exchange",
+    "context_segments",
     "exchange",
     "get_backend",
     "is_page_view",
     "mirror_consent",
     "page_view",
+    "request_context",
     "schedule_drain",
     "segment_choices",
     "segment_model",
@@ -73,6 +76,20 @@ def exchange(
         _mark_down(exc)
         return NO_CONSENT
     return result if result.consented else NO_CONSENT
+
+
+_EMPTY = Profile()
+
+
+def context_segments(context: dict[str, str], now: float | None = None) -> frozenset[str]:
+    """Segments whose rules use only the request's context (device, campaign, time...):
+    decided from ``context`` alone, for any visitor, storing nothing."""
+    now = time.time() if now is None else now
+    return frozenset(
+        s.slug
+        for s in enabled_segments()
+        if s.context_only and s.evaluate(_EMPTY, now, context).matched
+    )
 
 
 def tracking_purpose() -> str:

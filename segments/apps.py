@@ -21,3 +21,16 @@ class SegmentsConfig(AppConfig):
         consent.register_erasure_handler("segments", privacy.erase)
         consent.register_rekey_handler("segments", privacy.rekey)
         consent.register_retention_handler("segments", privacy.retention)
+
+        from django.db.models.signals import post_delete, post_save
+
+        from .models import Segment
+        from .registry import forget_definitions
+
+        for signal in (post_save, post_delete):
+            signal.connect(
+                lambda **kwargs: forget_definitions(),
+                sender=Segment,
+                weak=False,
+                dispatch_uid=f"segments.forget_definitions.{signal is post_save}",
+            )

@@ -31,3 +31,11 @@ SEGMENTS_EXCLUDED_PATH_PREFIXES = [
 # Events in the durable log are kept this many days (13 months), then purged by the daily
 # retention job. Features and memberships expire in the fast store after PROFILE_TTL.
 SEGMENTS_EVENT_RETENTION_DAYS = 395
+
+# How long a process may use its cached list of segment definitions, in seconds.
+SEGMENTS_DEFINITIONS_CACHE_SECONDS = 10.0
+# Time zone of time-of-day and weekday conditions (default: TIME_ZONE).
+SEGMENTS_TIME_ZONE = None
+# Request header carrying the visitor's country code, set by a CDN or proxy (e.g.
+# "CF-IPCountry"); no IP address is ever looked up or kept.
+SEGMENTS_COUNTRY_HEADER = None

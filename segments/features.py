@@ -5,8 +5,14 @@ for the last two days, days for the last 400 days), so that "at least N events i
 can be answered for any window up to 400 days from a profile of bounded size. A bucket counts
 towards a window while any part of it lies inside the window, so membership based on a window
 lasts at most one bucket longer than the exact window (a minute, for windows up to an hour).
+
+Besides counts a profile keeps: first and last seen, the last time of each event, sessions,
+recency/frequency/monetary value of purchases, a decayed engagement score, decayed category
+affinity, the last context (referrer, campaign, device, country, language), the cart, the most
+recently visited paths, and the ids of the latest events (to drop duplicates).
 """
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,12 +20,53 @@ from typing import Any
 TIERS = (("m", 60, 60), ("h", 3600, 48), ("d", 86400, 400))
 MAX_WINDOW = TIERS[-1][1] * TIERS[-1][2]
 
+SESSION_GAP = 30 * 60
+HALF_LIFE = 7 * 86400  # of the engagement score and category affinity
+_DECAY = math.log(2) / HALF_LIFE
+MAX_CATEGORIES = 8
+MAX_PATHS = 12
+MAX_RECENT_IDS = 16
+CONTEXT_PROPERTIES = (
+    "referrer",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "device",
+    "country",
+    "language",
+)
+# Properties whose values become their own counters, e.g. "page_view@category=kitchen".
+DIMENSIONS = ("category", "page_type")
+DEFAULT_WEIGHTS = {
+    "page_view": 1.0,
+    "click": 2.0,
+    "scroll": 0.5,
+    "add_to_cart": 5.0,
+    "signup": 8.0,
+    "purchase": 10.0,
+}
+PURCHASE, ADD_TO_CART, REMOVE_FROM_CART = "purchase", "add_to_cart", "remove_from_cart"
+
 
 def tier_for(window: float) -> tuple[str, int, int]:
     for tier in TIERS:
         if window <= tier[1] * tier[2]:
             return tier
     raise ValueError(f"Windows longer than {MAX_WINDOW // 86400} days are not supported.")
+
+
+def counter_key(name: str, dimension: str | None = None, value: str | None = None) -> str:
+    return name if dimension is None else f"{name}@{dimension}={value}"
+
+
+def decay(value: float, seconds: float) -> float:
+    return value * math.exp(-_DECAY * seconds) if seconds > 0 else value
+
+
+def _number(value: Any, default: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return default
+    return float(value)
 
 
 @dataclass(slots=True)
@@ -32,22 +79,111 @@ class Profile:
     last_id: tuple[int, int] = (0, 0)
     totals: dict[str, int] = field(default_factory=dict)
     buckets: dict[str, dict[str, dict[int, int]]] = field(default_factory=dict)
+    last_ts: dict[str, float] = field(default_factory=dict)
+    sessions: int = 0
+    orders: int = 0
+    revenue: float = 0.0
+    engagement: float = 0.0
+    engaged_at: float | None = None  # reference time of the decayed scores
+    affinity: dict[str, float] = field(default_factory=dict)
+    context: dict[str, str] = field(default_factory=dict)
+    cart: int = 0
+    paths: list[str] = field(default_factory=list)
+    recent_ids: list[str] = field(default_factory=list)
 
     # -- updating -------------------------------------------------------------------------
-    def apply(self, name: str, ts: float, stream_id: tuple[int, int]) -> bool:
-        """Count one event; False (and no change) if it was applied before."""
+    def apply(
+        self,
+        name: str,
+        ts: float,
+        stream_id: tuple[int, int],
+        properties: dict[str, Any] | None = None,
+        event_id: str | None = None,
+        weights: dict[str, float] = DEFAULT_WEIGHTS,
+    ) -> bool:
+        """Apply one event; False (and no change) if it was applied before."""
         if stream_id <= self.last_id:
             return False
         self.last_id = stream_id
+        if event_id:
+            short = event_id[:12]
+            if short in self.recent_ids:
+                return False  # the same event sent twice (a retried beacon, say)
+            self.recent_ids.append(short)
+            if len(self.recent_ids) > MAX_RECENT_IDS:
+                del self.recent_ids[0]
+        props = properties or {}
+
+        if self.last_seen is None or ts - self.last_seen > SESSION_GAP:
+            self.sessions += 1
         self.first_seen = ts if self.first_seen is None else min(self.first_seen, ts)
         self.last_seen = ts if self.last_seen is None else max(self.last_seen, ts)
+        if ts > self.last_ts.get(name, -math.inf):
+            self.last_ts[name] = ts
         self.totals[name] = self.totals.get(name, 0) + 1
-        tiers = self.buckets.setdefault(name, {})
+        self._count(name, ts)
+        for dimension in DIMENSIONS:
+            value = props.get(dimension)
+            if isinstance(value, str) and value:
+                self._count(counter_key(name, dimension, value[:64]), ts)
+
+        weight = weights.get(name, 1.0)
+        category = props.get("category")
+        self._engage(weight, ts, category[:64] if isinstance(category, str) and category else None)
+
+        if name == PURCHASE:
+            self.orders += 1
+            self.revenue += _number(props.get("value"), 0.0)
+            self.cart = 0
+        elif name == ADD_TO_CART:
+            self.cart += max(int(_number(props.get("quantity"), 1)), 0)
+        elif name == REMOVE_FROM_CART:
+            self.cart = max(self.cart - max(int(_number(props.get("quantity"), 1)), 0), 0)
+
+        for key in CONTEXT_PROPERTIES:
+            value = props.get(key)
+            if isinstance(value, str) and value:
+                self.context[key] = value[:100]
+        path = props.get("path")
+        if isinstance(path, str) and path:
+            if path in self.paths:
+                self.paths.remove(path)
+            self.paths.append(path[:200])
+            if len(self.paths) > MAX_PATHS:
+                del self.paths[0]
+        return True
+
+    def _count(self, key: str, ts: float) -> None:
+        tiers = self.buckets.get(key)
+        if tiers is None:
+            tiers = self.buckets[key] = {}
         for tier, size, _keep in TIERS:
             b = int(ts // size)
-            counts = tiers.setdefault(tier, {})
+            counts = tiers.get(tier)
+            if counts is None:
+                counts = tiers[tier] = {}
             counts[b] = counts.get(b, 0) + 1
-        return True
+
+    def _engage(self, weight: float, ts: float, category: str | None) -> None:
+        ref = self.engaged_at
+        if ref is None or ts >= ref:
+            if ref is not None and ts > ref:
+                factor = math.exp(-_DECAY * (ts - ref))
+                self.engagement *= factor
+                for c in self.affinity:
+                    self.affinity[c] *= factor
+            self.engaged_at = ts
+            add = weight
+        else:  # an older event arriving late: add it already decayed to the reference time
+            add = decay(weight, ref - ts)
+        self.engagement += add
+        if category is not None:
+            self.affinity[category] = self.affinity.get(category, 0.0) + add
+            if len(self.affinity) > MAX_CATEGORIES:
+                # Evict the weakest other category: a new interest always starts small.
+                others = (c for c in self.affinity if c != category)
+                weakest = min(others, key=self.affinity.__getitem__)
+                del self.affinity[weakest]
 
     def prune(self, now: float) -> None:
         for tiers in self.buckets.values():
@@ -58,14 +194,15 @@ class Profile:
                     oldest = int(now // size) - keep
                     for b in [b for b in counts if b < oldest]:
                         del counts[b]
+        for key in [k for k, tiers in self.buckets.items() if not any(tiers.values())]:
+            del self.buckets[key]
 
     # -- reading --------------------------------------------------------------------------
     def count_within(self, name: str, window: float, now: float) -> int:
         tier, size, _keep = tier_for(window)
         counts = self.buckets.get(name, {}).get(tier, {})
-        return sum(
-            n for b, n in counts.items() if (b + 1) * size > now - window and b * size <= now
-        )
+        start = now - window
+        return sum(n for b, n in counts.items() if (b + 1) * size > start and b * size <= now)
 
     def count_valid_until(self, name: str, window: float, minimum: int, now: float) -> float:
         """When "at least ``minimum`` of ``name`` within ``window``" stops holding if no further
@@ -79,9 +216,20 @@ class Profile:
                 return (b + 1) * size + window
         return now
 
+    def engagement_at(self, now: float) -> float:
+        if self.engaged_at is None:
+            return 0.0
+        return decay(self.engagement, now - self.engaged_at)
+
+    def affinity_share(self, category: str) -> float:
+        """The category's share of the visitor's decayed category interest (0 to 1). All
+        categories decay alike, so shares do not change with time alone."""
+        total = sum(self.affinity.values())
+        return self.affinity.get(category, 0.0) / total if total > 0 else 0.0
+
     # -- storage --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "f": self.first_seen,
             "l": self.last_seen,
             "i": list(self.last_id),
@@ -91,11 +239,33 @@ class Profile:
                 for name, tiers in self.buckets.items()
             },
         }
+        # Optional parts only when set, to keep small profiles small.
+        if self.last_ts:
+            data["lt"] = self.last_ts
+        if self.sessions:
+            data["s"] = self.sessions
+        if self.orders or self.revenue:
+            data["o"] = [self.orders, round(self.revenue, 2)]
+        if self.engaged_at is not None:
+            data["e"] = [self.engagement, self.engaged_at]
+        if self.affinity:
+            data["a"] = self.affinity
+        if self.context:
+            data["c"] = self.context
+        if self.cart:
+            data["k"] = self.cart
+        if self.paths:
+            data["p"] = self.paths
+        if self.recent_ids:
+            data["r"] = self.recent_ids
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> "Profile":
         if not data:
             return cls()
+        engagement, engaged_at = data.get("e") or (0.0, None)
+        orders, revenue = data.get("o") or (0, 0.0)
         return cls(
             first_seen=data.get("f"),
             last_seen=data.get("l"),
@@ -105,6 +275,17 @@ class Profile:
                 name: {tier: {int(b): int(n) for b, n in pairs} for tier, pairs in tiers.items()}
                 for name, tiers in (data.get("b") or {}).items()
             },
+            last_ts=dict(data.get("lt") or {}),
+            sessions=int(data.get("s") or 0),
+            orders=int(orders),
+            revenue=float(revenue),
+            engagement=float(engagement),
+            engaged_at=engaged_at,
+            affinity=dict(data.get("a") or {}),
+            context=dict(data.get("c") or {}),
+            cart=int(data.get("k") or 0),
+            paths=list(data.get("p") or []),
+            recent_ids=list(data.get("r") or []),
         )
 
 

@@ -43,16 +43,38 @@ def is_page_view(request: HttpRequest) -> bool:
     return not any(path.startswith(p) for p in get_setting("SEGMENTS_EXCLUDED_PATH_PREFIXES"))
 
 
-def page_view(request: HttpRequest, visitor_key: str) -> Event:
-    properties: dict[str, str] = {"path": request.path[:512]}
+def request_context(request: HttpRequest) -> dict[str, str]:
+    """What the request itself says about the visitor: used for context-only segments without
+    consent (and forgotten after the request), and recorded with page views with consent."""
+    context: dict[str, str] = {"path": request.path[:200]}
     referrer = request.headers.get("Referer")
     if referrer:
         host = urlsplit(referrer).hostname
         if host and host != request.get_host().split(":")[0]:
-            properties["referrer"] = host[:255]
+            context["referrer"] = host[:255]
     for param in _CAMPAIGN_PARAMS:
         value = request.GET.get(param)
         if value:
-            properties[param] = value[:100]
-    properties["device"] = device_class(request.headers.get("User-Agent", ""))
+            context[param] = value[:100]
+    context["device"] = device_class(request.headers.get("User-Agent", ""))
+    language = getattr(request, "LANGUAGE_CODE", None) or _accept_language(request)
+    if language:
+        context["language"] = language
+    header = get_setting("SEGMENTS_COUNTRY_HEADER")
+    if header:
+        country = request.headers.get(header, "").strip().upper()
+        if len(country) == 2 and country.isalpha():
+            context["country"] = country
+    return context
+
+
+def _accept_language(request: HttpRequest) -> str | None:
+    value = request.headers.get("Accept-Language", "")
+    first = value.split(",", 1)[0].split(";", 1)[0].strip().lower()
+    return first[:2] if len(first) >= 2 and first[:2].isalpha() else None
+
+
+def page_view(request: HttpRequest, visitor_key: str, context: dict | None = None) -> Event:
+    properties = dict(context if context is not None else request_context(request))
+    properties["path"] = request.path[:512]
     return Event(visitor_key=visitor_key, name="page_view", ts=time.time(), properties=properties)

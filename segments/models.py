@@ -35,7 +35,7 @@ class Segment(models.Model):
     def clean(self) -> None:
         super().clean()
         try:
-            compile_rule(self.rule)
+            compile_rule(self.rule)  # the site's time zone only matters when evaluating
         except RuleError as exc:
             raise ValidationError({"rule": str(exc)}) from exc
 

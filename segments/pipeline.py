@@ -54,6 +54,8 @@ def evaluate(profile: Profile, segments: list[CompiledSegment], now: float) -> d
     """Segments the profile belongs to now, with the time each membership ends."""
     memberships = {}
     for segment in segments:
+        if segment.context_only:
+            continue  # decided inside each request, from the request itself
         outcome = segment.evaluate(profile, now)
         if outcome.matched and outcome.until > now:
             memberships[segment.slug] = outcome.until
@@ -86,7 +88,7 @@ def process_batch(
             continue  # withdrawn (or erased) since the event was recorded: drop it
         profile = Profile.from_dict(json.loads(state.profile) if state.profile else None)
         for stream_id, event in items:
-            if profile.apply(event.name, event.ts, stream_id):
+            if profile.apply(event.name, event.ts, stream_id, event.properties, event.event_id):
                 rows.append(
                     EventRow(
                         event_id=event.event_id,

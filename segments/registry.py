@@ -1,15 +1,18 @@
 """Lazy resolution of the configured backend and of the enabled segments' compiled rules."""
 
 import threading
+import time
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
+from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
 from .backends.base import BaseBackend
 from .conf import get_setting
-from .rules import Evaluator, compile_rule
+from .rules import Evaluator, compile_rule, is_context_only
 
 _lock = threading.Lock()
 _backend: tuple[str, BaseBackend] | None = None
@@ -31,10 +34,15 @@ def get_backend() -> BaseBackend:
 
 
 @receiver(setting_changed)
-def _reset_backend(setting: str, **kwargs) -> None:
+def _reset(setting: str, **kwargs) -> None:
     global _backend
     if setting == "SEGMENTS_BACKEND":
         _backend = None
+    forget_definitions()
+
+
+def site_timezone() -> ZoneInfo:
+    return ZoneInfo(get_setting("SEGMENTS_TIME_ZONE") or settings.TIME_ZONE or "UTC")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,22 +50,41 @@ class CompiledSegment:
     slug: str
     priority: int
     evaluate: Evaluator
+    context_only: bool
 
 
 _compiled: dict[tuple[int, str], CompiledSegment] = {}
+_definitions: tuple[float, list[CompiledSegment]] | None = None
 
 
 def enabled_segments() -> list[CompiledSegment]:
-    """The enabled segments with compiled rules (compiled once per segment version)."""
+    """The enabled segments with compiled rules, highest priority first. Compiled once per
+    segment version; the list is re-read from the database at most every
+    SEGMENTS_DEFINITIONS_CACHE_SECONDS, so an edit reaches every process within that time."""
+    global _definitions
+    cached = _definitions
+    ttl = float(get_setting("SEGMENTS_DEFINITIONS_CACHE_SECONDS"))
+    if cached is not None and time.monotonic() - cached[0] < ttl:
+        return cached[1]
     from .models import Segment
 
+    tz = site_timezone()
     result = []
-    for pk, slug, priority, rule, updated in Segment.objects.filter(enabled=True).values_list(
+    rows = Segment.objects.filter(enabled=True).order_by("-priority", "slug")
+    for pk, slug, priority, rule, updated in rows.values_list(
         "pk", "slug", "priority", "rule", "updated_at"
     ):
-        key = (pk, f"{slug}:{priority}:{updated.isoformat()}")
+        key = (pk, f"{slug}:{priority}:{updated.isoformat()}:{tz.key}")
         compiled = _compiled.get(key)
         if compiled is None:
-            compiled = _compiled[key] = CompiledSegment(slug, priority, compile_rule(rule))
+            compiled = _compiled[key] = CompiledSegment(
+                slug, priority, compile_rule(rule, tz=tz), is_context_only(rule)
+            )
         result.append(compiled)
+    _definitions = (time.monotonic(), result)
     return result
+
+
+def forget_definitions() -> None:
+    global _definitions
+    _definitions = None

@@ -218,7 +218,7 @@ def test_prune_keeps_recent_counts():
 def test_prune_removes_buckets_far_outside_every_tier():
     p = _profile(("a", T))
     p.prune(T + 500 * DAY)
-    assert p.buckets["a"] == {"m": {}, "h": {}, "d": {}}
+    assert "a" not in p.buckets  # counters with nothing left are dropped entirely
     assert p.count_within("a", MAX_WINDOW, T + 500 * DAY) == 0
 
 
@@ -230,7 +230,7 @@ def test_prune_empty_profile():
 
 @pytest.mark.parametrize(("tier", "size", "keep"), TIERS)
 def test_prune_keeps_events_still_inside_the_longest_window_of_their_tier(tier, size, keep):
-    # BUG (segments/features.py, Profile.prune): it deletes bucket ``now // size - keep``,
+    # Regression (fixed): it deletes bucket ``now // size - keep``,
     # which still lies partly inside a window of ``size * keep`` seconds (and may hold an event
     # that is inside the exact window), so the answer changes when the profile is pruned (the
     # pipeline prunes before it evaluates).
@@ -262,6 +262,9 @@ def test_to_dict_shape():
                 "d": [[int(T // 86400), 1]],
             }
         },
+        "lt": {"a": T + 90},
+        "s": 1,
+        "e": [1.0, T + 90],
     }
 
 
@@ -337,3 +340,70 @@ def test_parse_stream_id_orders_numerically():
 def test_parse_stream_id_invalid(value):
     with pytest.raises(ValueError):
         parse_stream_id(value)
+
+
+# -- richer features -------------------------------------------------------------------------
+def test_sessions_split_on_a_30_minute_gap():
+    p = _profile(("page_view", T), ("page_view", T + 29 * 60), ("page_view", T + 70 * 60))
+    assert p.sessions == 2
+
+
+def test_purchases_build_rfm_and_empty_the_cart():
+    p = Profile()
+    p.apply("add_to_cart", T, (1, 0), {"quantity": 2})
+    p.apply("add_to_cart", T + 1, (2, 0))
+    assert p.cart == 3
+    p.apply("remove_from_cart", T + 2, (3, 0))
+    assert p.cart == 2
+    p.apply("purchase", T + 3, (4, 0), {"value": 30.5})
+    p.apply("purchase", T + 4, (5, 0), {"value": "not a number"})
+    assert (p.orders, p.revenue, p.cart) == (2, 30.5, 0)
+    assert p.last_ts["purchase"] == T + 4
+
+
+def test_engagement_decays_with_a_seven_day_half_life():
+    p = Profile()
+    p.apply("purchase", T, (1, 0))
+    assert p.engagement_at(T) == pytest.approx(10.0)
+    assert p.engagement_at(T + 7 * DAY) == pytest.approx(5.0)
+    # A late (older) event is added already decayed to the reference time.
+    p.apply("page_view", T - 7 * DAY, (2, 0))
+    assert p.engagement_at(T) == pytest.approx(10.5)
+
+
+def test_category_affinity_is_a_share_that_time_alone_does_not_change():
+    p = Profile()
+    p.apply("page_view", T, (1, 0), {"category": "kitchen"})
+    p.apply("page_view", T + DAY, (2, 0), {"category": "garden"})
+    share = p.affinity_share("garden")
+    assert share > 0.5 > p.affinity_share("kitchen")
+    assert p.affinity_share("kitchen") + share == pytest.approx(1.0)
+    assert p.affinity_share("toys") == 0.0
+
+
+def test_affinity_keeps_the_strongest_categories_only():
+    p = Profile()
+    seq = 0
+    for n in range(12):
+        for _ in range(n + 1):
+            seq += 1
+            p.apply("page_view", T, (seq, 0), {"category": f"c{n}"})
+    assert len(p.affinity) == 8
+    assert "c11" in p.affinity and "c0" not in p.affinity
+
+
+def test_dimension_counters_and_context_and_paths():
+    p = Profile()
+    p.apply("page_view", T, (1, 0), {"category": "kitchen", "path": "/a/", "device": "mobile"})
+    p.apply("page_view", T + 1, (2, 0), {"path": "/b/", "utm_campaign": "spring"})
+    p.apply("page_view", T + 2, (3, 0), {"path": "/a/"})
+    assert p.count_within("page_view@category=kitchen", HOUR, T + 3) == 1
+    assert p.context == {"device": "mobile", "utm_campaign": "spring"}
+    assert p.paths == ["/b/", "/a/"]
+
+
+def test_the_same_event_id_counts_once():
+    p = Profile()
+    assert p.apply("click", T, (1, 0), event_id="e" * 32)
+    assert not p.apply("click", T, (2, 0), event_id="e" * 32)
+    assert p.totals == {"click": 1}

@@ -99,5 +99,5 @@ def test_is_identifier(value, expected):
 
 
 def test_is_identifier_rejects_trailing_newline():
-    # BUG: _ID_RE ends in ``$``, which also matches just before a trailing newline.
+    # Regression (fixed): _ID_RE ends in ``$``, which also matches just before a trailing newline.
     assert is_identifier("a" * 32 + "\n") is False

@@ -115,7 +115,7 @@ def test_max_window_is_400_days():
 
 
 def test_parse_window_rejects_trailing_newline():
-    # BUG: ``_WINDOW_RE`` ends in ``$``, which also matches before a trailing newline.
+    # Regression (fixed): ``_WINDOW_RE`` ends in ``$``, which also matches before a trailing newline.
     with pytest.raises(RuleError):
         parse_window("10m\n")
 
@@ -171,7 +171,7 @@ def test_unknown_type(node):
     err = rule_error(node)
     assert err.path == ""
     assert "unknown condition type" in str(err)
-    assert "all, any, event_count, not" in str(err)
+    assert "all, any, context, event_count, event_without, feature, not, visited" in str(err)
 
 
 def test_unknown_type_nested_has_path():
@@ -222,7 +222,7 @@ def test_event_count_bad_event_name(event):
 
 
 def test_event_count_rejects_event_name_with_trailing_newline():
-    # BUG: segments.events.NAME_RE ends in ``$``, which also matches before a trailing newline.
+    # Regression (fixed): segments.events.NAME_RE ends in ``$``, which also matches before a trailing newline.
     err = rule_error(count_rule(event="page_view\n"))
     assert err.path == "event"
 

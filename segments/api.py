@@ -2,8 +2,10 @@
 
 import logging
 import time
+from collections.abc import Sequence
+from dataclasses import replace
 
-from consent.api import notice_version, rebuild_grants
+from consent.api import get_consent, notice_version, rebuild_grants
 
 from . import events as _events
 from .backends.base import BackendUnavailable, Exchange
@@ -24,6 +26,7 @@ __all__ = [
     "is_page_view",
     "mirror_consent",
     "page_view",
+    "record_events",
     "request_context",
     "schedule_drain",
     "segment_choices",
@@ -48,10 +51,14 @@ def _mark_down(exc: Exception) -> None:
 
 
 def exchange(
-    visitor_key: str, event: Event | None = None, *, visitor_id: str | None = None
+    visitor_key: str,
+    event: Event | None = None,
+    *,
+    visitor_id: str | None = None,
+    events: Sequence[Event] = (),
 ) -> Exchange:
-    """Record ``event`` for ``visitor_key`` if the server's consent state allows it, and return
-    the visitor's memberships, in one round trip to the fast store.
+    """Record ``event`` (or ``events``, in order) for ``visitor_key`` if the server's consent
+    state allows it, and return the visitor's memberships, in one round trip to the fast store.
 
     Never raises for an unavailable store: the result then says "not consented", so callers
     serve default content. When the store has lost the visitor's consent state it is rebuilt
@@ -60,17 +67,18 @@ def exchange(
     if not _backend_usable():
         return NO_CONSENT
     backend = get_backend()
-    fields = _events.encode(event) if event is not None else None
+    batch = [event] if event is not None else list(events)
+    fields = [_events.encode(e) for e in batch]
     purpose = get_setting("SEGMENTS_PURPOSE")
     version = notice_version()
     try:
         result = backend.exchange(
-            visitor_key, purpose=purpose, notice_version=version, now=time.time(), event=fields
+            visitor_key, purpose=purpose, notice_version=version, now=time.time(), events=fields
         )
         if result.consented is None:
             mirror_consent_from_record(visitor_key, visitor_id)
             result = backend.exchange(
-                visitor_key, purpose=purpose, notice_version=version, now=time.time(), event=fields
+                visitor_key, purpose=purpose, notice_version=version, now=time.time(), events=fields
             )
     except BackendUnavailable as exc:
         _mark_down(exc)
@@ -111,18 +119,47 @@ def schedule_drain(visitor_key: str) -> None:
         logger.warning("Could not schedule a drain: %s", type(exc).__name__)
 
 
-def track(visitor_key: str, name: str, **properties) -> bool:
-    """Record a server-side event (a purchase, a signup) for a consented visitor.
+def track(target, name: str, /, **properties) -> bool:
+    """Record a server-side event (a purchase with ``value``, a signup) for a visitor, given
+    their request or their pseudonymous key. Nothing is recorded without consent for the
+    purpose (whatever the properties say). Raises :class:`EventError` for an invalid event;
+    returns whether it was recorded."""
+    if isinstance(target, str):
+        key, visitor_id = target, None
+    else:
+        state = get_consent(target)
+        if state.visitor_key is None or not state.allows(tracking_purpose()):
+            return False
+        key, visitor_id = state.visitor_key, state.visitor_id
+    return record_events(key, [(name, properties, None)], visitor_id=visitor_id) > 0
 
-    Raises :class:`EventError` for an invalid event; returns whether it was recorded.
-    """
-    clean = _events.validate(name, properties)
-    event = Event(visitor_key=visitor_key, name=name, ts=time.time(), properties=clean)
-    _events.encode(event)  # size check before anything is written
-    result = exchange(visitor_key, event)
+
+def record_events(
+    visitor_key: str,
+    items: Sequence[tuple[str, dict | None, str | None]],
+    *,
+    visitor_id: str | None = None,
+) -> int:
+    """Validate and record events given as (name, properties, client event id or None), all
+    in one round trip. Raises :class:`EventError` (nothing recorded) if any is invalid; returns
+    how many were recorded (0 without consent)."""
+    now = time.time()
+    batch = []
+    for name, properties, event_id in items:
+        clean = _events.validate(name, properties)
+        if event_id is not None and not _events.EVENT_ID_RE.match(str(event_id)):
+            raise EventError("An event id is 8 to 64 letters, digits, '-' or '_'.")
+        event = Event(visitor_key=visitor_key, name=name, ts=now, properties=clean)
+        if event_id is not None:
+            event = replace(event, event_id=str(event_id))
+        _events.encode(event)  # size check before anything is written
+        batch.append(event)
+    if not batch:
+        return 0
+    result = exchange(visitor_key, events=batch, visitor_id=visitor_id)
     if result.drain_needed:
         schedule_drain(visitor_key)
-    return bool(result.consented)
+    return len(batch) if result.consented else 0
 
 
 def mirror_consent(

@@ -10,6 +10,7 @@ from typing import Any
 NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
 PROP_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 MAX_INT = 2**53  # integers JSON consumers can represent exactly
+EVENT_ID_RE = re.compile(r"[A-Za-z0-9_-]{8,64}\Z")
 MAX_PROPERTIES = 32
 MAX_STRING = 512
 MAX_ENCODED = 4096

@@ -8,6 +8,7 @@ every method below; :class:`segments.backends.redis.RedisBackend` is the product
 Keys are pseudonymous visitor keys (keyed hashes), never raw identifiers.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 # Fields of the per-visitor membership hash. Segment memberships are "s:<slug>" -> until (epoch
@@ -83,11 +84,11 @@ class BaseBackend:
         purpose: str,
         notice_version: str,
         now: float,
-        event: dict[str, str] | None = None,
+        events: Sequence[dict[str, str]] = (),
     ) -> Exchange:
         """In one round trip: check that ``purpose`` is granted in the stored consent state,
-        append ``event`` (stream fields) to the visitor's partition only if it is, mark the
-        partition as needing a drain, and return the membership hash."""
+        append ``events`` (stream fields "k" and "d") to the visitor's partition, in order, only
+        if it is, mark the partition as needing a drain, and return the membership hash."""
         raise NotImplementedError
 
     def ping(self) -> bool:

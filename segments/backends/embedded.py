@@ -54,7 +54,7 @@ class EmbeddedBackend(BaseBackend):
         return True
 
     # -- request path -----------------------------------------------------------------------
-    def exchange(self, visitor_key, *, purpose, notice_version, now, event=None):
+    def exchange(self, visitor_key, *, purpose, notice_version, now, events=()):
         with self._lock:
             h = self._hashes.get(visitor_key)
             if not h:
@@ -63,9 +63,13 @@ class EmbeddedBackend(BaseBackend):
             if expiry is None or float(expiry) <= now or h.get(NOTICE_FIELD) != notice_version:
                 return Exchange(consented=False)
             drain = False
-            if event:
+            if events:
                 partition = self.partition_for(visitor_key)
-                self._streams[partition].entries[self._next_id()] = dict(event)
+                for fields in events:
+                    self._streams[partition].entries[self._next_id()] = {
+                        "k": fields["k"],
+                        "d": fields["d"],
+                    }
                 drain = self._flag(f"drain:{partition}", self.drain_flag_ttl_ms)
             memberships = {
                 k[len(SEGMENT_PREFIX) :]: float(v)

@@ -26,7 +26,7 @@ from .base import (
 GROUP = "segments"
 
 # KEYS: membership hash, stream, drain flag. ARGV: consent field, now, notice version,
-# drain flag ttl (ms), then the event's field/value pairs (none: read only).
+# drain flag ttl (ms), then for each event its "k" and "d" field values (none: read only).
 _EXCHANGE = """
 local h = redis.call('HGETALL', KEYS[1])
 if #h == 0 then return {-1} end
@@ -37,9 +37,9 @@ end
 if (not exp) or tonumber(exp) <= tonumber(ARGV[2]) or nv ~= ARGV[3] then return {0} end
 local drain = 0
 if #ARGV > 4 then
-  local args = {}
-  for i = 5, #ARGV do args[#args + 1] = ARGV[i] end
-  redis.call('XADD', KEYS[2], '*', unpack(args))
+  for i = 5, #ARGV, 2 do
+    redis.call('XADD', KEYS[2], '*', 'k', ARGV[i], 'd', ARGV[i + 1])
+  end
   if redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[4]) then drain = 1 end
 end
 return {1, drain, h}
@@ -97,12 +97,11 @@ class RedisBackend(BaseBackend):
         return f"{self.prefix}:e:{partition}"
 
     # -- request path -----------------------------------------------------------------------
-    def exchange(self, visitor_key, *, purpose, notice_version, now, event=None):
+    def exchange(self, visitor_key, *, purpose, notice_version, now, events=()):
         partition = self.partition_for(visitor_key)
         args: list = [CONSENT_PREFIX + purpose, now, notice_version, self.drain_flag_ttl_ms]
-        if event:
-            for k, v in event.items():
-                args.extend((k, v))
+        for fields in events:
+            args.extend((fields["k"], fields["d"]))
         try:
             result = self._exchange(
                 keys=[

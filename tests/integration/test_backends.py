@@ -39,7 +39,11 @@ def _event(name="page_view", key=KEY):
 
 def _exchange(store, event=None, key=KEY, version="1"):
     return store.exchange(
-        key, purpose="personalization", notice_version=version, now=time.time(), event=event
+        key,
+        purpose="personalization",
+        notice_version=version,
+        now=time.time(),
+        events=[event] if event else (),
     )
 
 
@@ -132,3 +136,14 @@ def test_visitors_are_spread_over_partitions_deterministically(store):
     parts = {store.partition_for(k) for k in keys}
     assert parts == {0, 1}
     assert all(store.partition_for(k) == store.partition_for(k) for k in keys)
+
+
+def test_several_events_are_appended_in_order_in_one_call(store):
+    store.set_consent(KEY, {"personalization": FAR}, "1", 3600)
+    batch = [_event(name) for name in ("a", "b", "c")]
+    result = store.exchange(
+        KEY, purpose="personalization", notice_version="1", now=time.time(), events=batch
+    )
+    assert result.consented and result.drain_needed
+    entries = store.read_batch(store.partition_for(KEY), "c1", 10)
+    assert [events.decode(e.fields).name for e in entries] == ["a", "b", "c"]

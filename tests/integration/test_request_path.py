@@ -24,7 +24,7 @@ def round_trips(backend, monkeypatch):
     real = backend.exchange
 
     def counting(*args, **kwargs):
-        calls.append(kwargs.get("event") is not None)
+        calls.append(bool(kwargs.get("events")))
         return real(*args, **kwargs)
 
     monkeypatch.setattr(backend, "exchange", counting)

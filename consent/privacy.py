@@ -73,11 +73,11 @@ def export_csv(data: dict[str, list[dict]]) -> str:
     for table, rows in data.items():
         for n, row in enumerate(rows):
             for field, value in row.items():
-                writer.writerow([table, n, field, _cell(value)])
+                writer.writerow([table, n, field, csv_safe_cell(value)])
     return out.getvalue()
 
 
-def _cell(value) -> str:
+def csv_safe_cell(value) -> str:
     if isinstance(value, list | tuple):
         return " ".join(str(v) for v in value)
     text = "" if value is None else str(value)

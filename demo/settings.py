@@ -145,6 +145,8 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
     "segments-sweep": {"task": "segments.sweep", "schedule": timedelta(seconds=5)},
+    "segments-reevaluate": {"task": "segments.reevaluate", "schedule": timedelta(seconds=30)},
+    "segments-snapshot": {"task": "segments.snapshot", "schedule": timedelta(days=1)},
     "consent-due-erasures": {
         "task": "consent.process_due_erasures",
         "schedule": timedelta(minutes=1),

@@ -10,6 +10,7 @@ urlpatterns = [
     path("admin/", include(wagtailadmin_urls)),
     path("documents/", include(wagtaildocs_urls)),
     path("consent/", include("consent.urls")),
+    path("api/", include("segments.urls")),
 ]
 
 if settings.DEBUG:

@@ -39,3 +39,6 @@ SEGMENTS_TIME_ZONE = None
 # Request header carrying the visitor's country code, set by a CDN or proxy (e.g.
 # "CF-IPCountry"); no IP address is ever looked up or kept.
 SEGMENTS_COUNTRY_HEADER = None
+
+# Segments smaller than this are flagged as too small to act on.
+SEGMENTS_MIN_SIZE = 50

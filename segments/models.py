@@ -57,3 +57,42 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} at {self.occurred_at:%Y-%m-%d %H:%M:%S}"
+
+
+class MembershipChange(models.Model):
+    """A visitor entering or leaving a segment, when, and why (for explanations and sizes)."""
+
+    visitor_key = models.CharField(max_length=64)
+    segment = models.SlugField(max_length=64)
+    entered = models.BooleanField()
+    at = models.DateTimeField()
+    reason = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["segment", "at"]),
+            models.Index(fields=["visitor_key", "at"]),
+        ]
+
+    def __str__(self) -> str:
+        verb = "entered" if self.entered else "left"
+        return f"{self.visitor_key[:8]}… {verb} {self.segment} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class SegmentSnapshot(models.Model):
+    """A segment's size on a day, with the version of its rule (auditability)."""
+
+    segment = models.SlugField(max_length=64)
+    day = models.DateField()
+    size = models.PositiveIntegerField()
+    rule_hash = models.CharField(max_length=64)
+    taken_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-day", "segment"]
+        constraints = [
+            models.UniqueConstraint(fields=["segment", "day"], name="snapshot_segment_day")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.segment} on {self.day}: {self.size}"

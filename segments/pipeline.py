@@ -8,12 +8,13 @@ mid-batch loses no event and double-counts none: the next drain reclaims what it
 
 import json
 import logging
+import math
 import os
 import socket
 import time
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from consent.api import notice_version
@@ -30,7 +31,9 @@ from .backends.base import (
 from .conf import get_setting
 from .features import Profile, parse_stream_id
 from .models import Event as EventRow
+from .models import MembershipChange
 from .registry import CompiledSegment, enabled_segments, get_backend
+from .rules import Outcome
 
 logger = logging.getLogger(__name__)
 CONSUMER = f"{socket.gethostname()}-{os.getpid()}"
@@ -50,16 +53,81 @@ def _consented(fields: dict[str, str], purpose: str, version: str, now: float) -
         return False
 
 
-def evaluate(profile: Profile, segments: list[CompiledSegment], now: float) -> dict[str, float]:
-    """Segments the profile belongs to now, with the time each membership ends."""
+def _previous(fields: dict[str, str]) -> dict[str, float]:
     memberships = {}
-    for segment in segments:
-        if segment.context_only:
-            continue  # decided inside each request, from the request itself
-        outcome = segment.evaluate(profile, now)
-        if outcome.matched and outcome.until > now:
-            memberships[segment.slug] = outcome.until
+    for name, value in fields.items():
+        if name.startswith(SEGMENT_PREFIX):
+            try:
+                memberships[name[len(SEGMENT_PREFIX) :]] = float(value)
+            except ValueError:
+                memberships[name[len(SEGMENT_PREFIX) :]] = 0.0
     return memberships
+
+
+def evaluate(profile: Profile, segments: list[CompiledSegment], now: float) -> dict[str, Outcome]:
+    """Every behavioural segment's outcome for the profile (context-only segments are decided
+    inside each request instead)."""
+    return {s.slug: s.evaluate(profile, now) for s in segments if not s.context_only}
+
+
+@dataclass(slots=True)
+class _Changes:
+    """Membership changes of one batch: history rows and segment size deltas."""
+
+    rows: list[MembershipChange] = field(default_factory=list)
+    sizes: dict[str, int] = field(default_factory=dict)
+
+    def record(self, key: str, slug: str, entered: bool, at: float, reasons) -> None:
+        self.rows.append(
+            MembershipChange(
+                visitor_key=key,
+                segment=slug,
+                entered=entered,
+                at=datetime.fromtimestamp(at, tz=UTC),
+                reason="; ".join(reasons)[:500],
+            )
+        )
+        self.sizes[slug] = self.sizes.get(slug, 0) + (1 if entered else -1)
+
+    def save(self) -> None:
+        if self.rows:
+            MembershipChange.objects.bulk_create(self.rows, batch_size=1000)
+
+
+def settle(
+    key: str,
+    profile: Profile,
+    previous: dict[str, float],
+    segments: list[CompiledSegment],
+    now: float,
+    changes: _Changes,
+    *,
+    new_profile: bool = False,
+) -> VisitorUpdate:
+    """Evaluate a visitor's segments, record who entered and left, and say what to store.
+
+    A membership whose end time has passed was left at that time (requests already stopped
+    counting it); leaving is recorded here if the sweeper has not done it yet.
+    """
+    outcomes = evaluate(profile, segments, now)
+    current = {slug: o.until for slug, o in outcomes.items() if o.matched and o.until > now}
+    for slug, until in previous.items():
+        expired = until <= now
+        if expired or slug not in current:
+            reasons = outcomes[slug].reasons if slug in outcomes else ("segment disabled",)
+            changes.record(key, slug, False, min(until, now), reasons)
+    for slug in current:
+        if slug not in previous or previous[slug] <= now:
+            changes.record(key, slug, True, now, outcomes[slug].reasons)
+    due = min((o.until for o in outcomes.values() if o.until > now), default=math.inf)
+    return VisitorUpdate(
+        visitor_key=key,
+        profile=json.dumps(profile.to_dict(), separators=(",", ":")),
+        set_memberships=current,
+        removed_memberships=sorted(previous.keys() - current.keys()),
+        due=due,
+        new_profile=new_profile,
+    )
 
 
 def process_batch(
@@ -82,6 +150,7 @@ def process_batch(
     states = backend.load_visitors(list(by_visitor))
     updates: list[VisitorUpdate] = []
     rows: list[EventRow] = []
+    changes = _Changes()
     for key, items in by_visitor.items():
         state = states[key]
         if not _consented(state.fields, purpose, version, now):
@@ -99,20 +168,57 @@ def process_batch(
                     )
                 )
         profile.prune(now)
-        memberships = evaluate(profile, segments, now)
-        previous = {f[len(SEGMENT_PREFIX) :] for f in state.fields if f.startswith(SEGMENT_PREFIX)}
         updates.append(
-            VisitorUpdate(
-                visitor_key=key,
-                profile=json.dumps(profile.to_dict(), separators=(",", ":")),
-                set_memberships=memberships,
-                removed_memberships=sorted(previous - memberships.keys()),
+            settle(
+                key,
+                profile,
+                _previous(state.fields),
+                segments,
+                now,
+                changes,
+                new_profile=state.profile is None,
             )
         )
     if rows:
         EventRow.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
-    backend.commit(partition, updates, [e.entry_id for e in entries])
+    changes.save()
+    backend.commit(partition, updates, [e.entry_id for e in entries], changes.sizes)
     return len(rows)
+
+
+def reevaluate_due(now: float | None = None, limit: int = 1000) -> int:
+    """Evaluate again the visitors whose memberships end (or time-based conditions start) by
+    ``now``, without any new event: this records leaving on time and entering by time."""
+    now = time.time() if now is None else now
+    backend = get_backend()
+    keys = backend.due_visitors(now, limit)
+    if not keys:
+        return 0
+    segments = enabled_segments()
+    by_partition: dict[int, list[str]] = defaultdict(list)
+    for key in keys:
+        by_partition[backend.partition_for(key)].append(key)
+    done = 0
+    for partition, partition_keys in by_partition.items():
+        token = uuid.uuid4().hex
+        if not _acquire(backend, partition, token, wait=2.0):
+            continue  # a drain is busy there; next sweep
+        try:
+            states = backend.load_visitors(partition_keys)
+            changes = _Changes()
+            updates = []
+            for key in partition_keys:
+                state = states[key]
+                profile = Profile.from_dict(json.loads(state.profile) if state.profile else None)
+                updates.append(
+                    settle(key, profile, _previous(state.fields), segments, now, changes)
+                )
+            changes.save()
+            backend.commit(partition, updates, [], changes.sizes)
+            done += len(updates)
+        finally:
+            backend.unlock_partition(partition, token)
+    return done
 
 
 def _acquire(backend: BaseBackend, partition: int, token: str, wait: float) -> bool:

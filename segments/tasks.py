@@ -22,3 +22,23 @@ def sweep() -> list[int]:
     for partition in partitions:
         drain.delay(partition)
     return partitions
+
+
+@shared_task(name="segments.reevaluate", ignore_result=True)
+def reevaluate() -> int:
+    """Celery beat (every 30 s): visitors leave time-window segments on time, and enter
+    time-based ones ("not seen for 30 days"), without sending anything."""
+    total = 0
+    while True:
+        done = pipeline.reevaluate_due()
+        total += done
+        if done < 1000:
+            return total
+
+
+@shared_task(name="segments.snapshot", ignore_result=True)
+def snapshot() -> int:
+    """Celery beat (daily): record each segment's size with its rule version."""
+    from .insights import take_snapshots
+
+    return len(take_snapshots())

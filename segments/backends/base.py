@@ -51,10 +51,16 @@ class VisitorState:
 
 @dataclass(slots=True)
 class VisitorUpdate:
+    """What a worker writes for one visitor. ``due`` is when the visitor must be evaluated
+    again without new events (a membership ends, or a time-based condition starts to hold);
+    ``math.inf`` for never. ``new_profile`` counts the visitor into the profile total."""
+
     visitor_key: str
     profile: str
     set_memberships: dict[str, float]
     removed_memberships: list[str]
+    due: float = float("inf")
+    new_profile: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,8 +137,29 @@ class BaseBackend:
     def load_visitors(self, keys: list[str]) -> dict[str, VisitorState]:
         raise NotImplementedError
 
-    def commit(self, partition: int, updates: list[VisitorUpdate], acked: list[str]) -> None:
-        """Atomically write the updates and acknowledge ``acked`` entries (then trim them)."""
+    def commit(
+        self,
+        partition: int,
+        updates: list[VisitorUpdate],
+        acked: list[str],
+        size_deltas: dict[str, int] | None = None,
+    ) -> None:
+        """Atomically write the updates, adjust segment sizes and acknowledge ``acked``
+        entries (then delete them from the stream)."""
+        raise NotImplementedError
+
+    def due_visitors(self, now: float, limit: int) -> list[str]:
+        """Visitors whose re-evaluation time has come, earliest first."""
+        raise NotImplementedError
+
+    def segment_sizes(self) -> dict[str, int]:
+        raise NotImplementedError
+
+    def profile_count(self) -> int:
+        raise NotImplementedError
+
+    def sample_profiles(self, limit: int) -> list[str]:
+        """Up to ``limit`` stored profiles (serialized), for size estimates."""
         raise NotImplementedError
 
     def pending_partitions(self) -> list[int]:

@@ -38,6 +38,9 @@ class EmbeddedBackend(BaseBackend):
         self._streams = [_Stream() for _ in range(self.partitions)]
         self._flags: dict[str, tuple[float, str]] = {}
         self._seq = itertools.count()
+        self._due: dict[str, float] = {}
+        self._sizes: dict[str, int] = {}
+        self._nprofiles = 0
         self._last_ms = 0
 
     def _next_id(self) -> str:
@@ -134,9 +137,16 @@ class EmbeddedBackend(BaseBackend):
                 for k in keys
             }
 
-    def commit(self, partition, updates: list[VisitorUpdate], acked):
+    def commit(self, partition, updates: list[VisitorUpdate], acked, size_deltas=None):
         with self._lock:
+            for slug, delta in (size_deltas or {}).items():
+                self._sizes[slug] = self._sizes.get(slug, 0) + delta
             for u in updates:
+                self._nprofiles += u.new_profile
+                if u.due == float("inf"):
+                    self._due.pop(u.visitor_key, None)
+                else:
+                    self._due[u.visitor_key] = u.due
                 self._profiles[u.visitor_key] = u.profile
                 h = self._hashes.setdefault(u.visitor_key, {})
                 for slug in u.removed_memberships:
@@ -147,6 +157,22 @@ class EmbeddedBackend(BaseBackend):
             for entry_id in acked:
                 stream.entries.pop(entry_id, None)
                 stream.delivered.discard(entry_id)
+
+    def due_visitors(self, now, limit):
+        with self._lock:
+            due = sorted((t, k) for k, t in self._due.items() if t <= now)
+            return [k for _t, k in due[:limit]]
+
+    def segment_sizes(self):
+        with self._lock:
+            return {k: max(v, 0) for k, v in self._sizes.items()}
+
+    def profile_count(self):
+        return self._nprofiles
+
+    def sample_profiles(self, limit):
+        with self._lock:
+            return list(itertools.islice(self._profiles.values(), limit))
 
     def pending_partitions(self):
         with self._lock:
@@ -159,10 +185,14 @@ class EmbeddedBackend(BaseBackend):
             for entry_id in doomed:
                 del stream.entries[entry_id]
                 stream.delivered.discard(entry_id)
-            self._profiles.pop(visitor_key, None)
+            if self._profiles.pop(visitor_key, None) is not None:
+                self._nprofiles -= 1
+            self._due.pop(visitor_key, None)
             h = self._hashes.get(visitor_key, {})
             for k in [k for k in h if k.startswith(SEGMENT_PREFIX)]:
                 del h[k]
+                slug = k[len(SEGMENT_PREFIX) :]
+                self._sizes[slug] = self._sizes.get(slug, 0) - 1
             return len(doomed)
 
     def visitor_data(self, visitor_key):
@@ -183,3 +213,6 @@ class EmbeddedBackend(BaseBackend):
             self._profiles.clear()
             self._streams = [_Stream() for _ in range(self.partitions)]
             self._flags.clear()
+            self._due.clear()
+            self._sizes.clear()
+            self._nprofiles = 0

@@ -10,6 +10,8 @@ Layout (``P`` is the key prefix):
 - ``P:lock:<p>``       lock: the drain holding partition p
 """
 
+import math
+
 import redis
 from redis.exceptions import RedisError, ResponseError
 
@@ -85,6 +87,8 @@ class RedisBackend(BaseBackend):
         self._set_consent = self.client.register_script(_SET_CONSENT)
         self._unlock = self.client.register_script(_UNLOCK)
         self._groups_ready: set[str] = set()
+        self._due = f"{self.prefix}:due"
+        self._sizes = f"{self.prefix}:sizes"
 
     # -- keys -------------------------------------------------------------------------------
     def _m(self, visitor_key: str) -> str:
@@ -203,12 +207,20 @@ class RedisBackend(BaseBackend):
             for n, key in enumerate(keys)
         }
 
-    def commit(self, partition, updates, acked):
+    def commit(self, partition, updates, acked, size_deltas=None):
         stream = self._stream(partition)
         pipe = self.client.pipeline(transaction=True)
+        due_add: dict[str, float] = {}
+        due_remove: list[str] = []
+        new_profiles = 0
         for u in updates:
             m = self._m(u.visitor_key)
             pipe.set(self._f(u.visitor_key), u.profile, ex=self.profile_ttl)
+            if u.due == math.inf:
+                due_remove.append(u.visitor_key)
+            else:
+                due_add[u.visitor_key] = u.due
+            new_profiles += u.new_profile
             if u.removed_memberships:
                 pipe.hdel(m, *(SEGMENT_PREFIX + s for s in u.removed_memberships))
             if u.set_memberships:
@@ -216,10 +228,36 @@ class RedisBackend(BaseBackend):
                     m,
                     mapping={SEGMENT_PREFIX + s: repr(t) for s, t in u.set_memberships.items()},
                 )
+        if due_add:
+            pipe.zadd(self._due, due_add)
+        if due_remove:
+            pipe.zrem(self._due, *due_remove)
+        for slug, delta in (size_deltas or {}).items():
+            if delta:
+                pipe.hincrby(self._sizes, slug, delta)
+        if new_profiles:
+            pipe.incrby(f"{self.prefix}:nprofiles", new_profiles)
         if acked:
             pipe.xack(stream, GROUP, *acked)
             pipe.xdel(stream, *acked)  # the durable log has them; the stream holds only work
         pipe.execute()
+
+    def due_visitors(self, now, limit):
+        return list(self.client.zrangebyscore(self._due, "-inf", now, start=0, num=limit))
+
+    def segment_sizes(self):
+        return {k: max(int(v), 0) for k, v in self.client.hgetall(self._sizes).items()}
+
+    def profile_count(self):
+        return int(self.client.get(f"{self.prefix}:nprofiles") or 0)
+
+    def sample_profiles(self, limit):
+        keys = []
+        for key in self.client.scan_iter(match=f"{self.prefix}:f:*", count=1000):
+            keys.append(key)
+            if len(keys) >= limit:
+                break
+        return [v for v in self.client.mget(keys) if v] if keys else []
 
     def pending_partitions(self):
         pipe = self.client.pipeline(transaction=False)
@@ -232,13 +270,19 @@ class RedisBackend(BaseBackend):
         doomed = [i for i, f in self.client.xrange(stream) if f.get("k") == visitor_key]
         m = self._m(visitor_key)
         memberships = [f for f in self.client.hkeys(m) if f.startswith(SEGMENT_PREFIX)]
+        had_profile = self.client.exists(self._f(visitor_key))
         pipe = self.client.pipeline(transaction=True)
         if doomed:
             pipe.xack(stream, GROUP, *doomed)
             pipe.xdel(stream, *doomed)
         if memberships:
             pipe.hdel(m, *memberships)
+            for field in memberships:
+                pipe.hincrby(self._sizes, field[len(SEGMENT_PREFIX) :], -1)
         pipe.delete(self._f(visitor_key))
+        pipe.zrem(self._due, visitor_key)
+        if had_profile:
+            pipe.decr(f"{self.prefix}:nprofiles")
         pipe.execute()
         return len(doomed)
 

@@ -57,7 +57,8 @@ def test_invalid_names(name):
 
 
 def test_name_with_trailing_newline_is_refused():
-    # Regression (fixed): NAME_RE ends in ``$``, which also matches just before a trailing newline.
+    # Regression (fixed):
+    # NAME_RE ends in ``$``, which also matches just before a trailing newline.
     with pytest.raises(EventError):
         validate("page_view\n", None)
 
@@ -204,7 +205,8 @@ def test_encode_largest_valid_event_fits():
 
 
 def test_encode_limit_is_in_bytes():
-    # Regression (fixed): encode compares len(body) (characters, ensure_ascii=False) with a limit that
+    # Regression (fixed):
+    # encode compares len(body) (characters, ensure_ascii=False) with a limit that
     # its message states in bytes; multi-byte text gets through at up to ~4x the size.
     props = validate("page_view", {f"p{i}": "\u00e9" * 500 for i in range(7)})
     event = Event(visitor_key="k", name="page_view", ts=T, properties=props)
@@ -216,7 +218,8 @@ def test_encode_limit_is_in_bytes():
 
 
 def test_huge_integer_is_refused_with_event_error():
-    # Regression (fixed): validate accepts any int; json.dumps then raises a plain ValueError
+    # Regression (fixed):
+    # validate accepts any int; json.dumps then raises a plain ValueError
     # ("Exceeds the limit (4300 digits) ...") instead of EventError.
     with pytest.raises(EventError):
         props = validate("purchase", {"n": 10**5000})
@@ -258,7 +261,8 @@ def test_decode_garbage_returns_none(fields):
 
 
 def test_decode_deeply_nested_json_returns_none():
-    # Regression (fixed): json.loads raises RecursionError (not a ValueError) on deeply nested input, and
+    # Regression (fixed):
+    # json.loads raises RecursionError (not a ValueError) on deeply nested input, and
     # decode lets it escape instead of returning None.
     assert decode({"k": "a", "d": "[" * 100_000}) is None
 
@@ -274,7 +278,8 @@ def test_decode_deeply_nested_json_returns_none():
     ],
 )
 def test_decode_rejects_bodies_that_are_not_valid_events(body):
-    # Regression (fixed): decode checks only that the keys exist, so an entry with a non-finite time
+    # Regression (fixed):
+    # decode checks only that the keys exist, so an entry with a non-finite time
     # (json accepts Infinity/NaN), a bad name or non-object properties decodes to an Event;
     # a non-finite ``ts`` then makes Profile.apply raise (int(inf // 60)) in the worker.
     assert decode({"k": "a", "d": body}) is None

@@ -188,7 +188,8 @@ def test_decode_payload_purposes_must_be_known_now():
 
 
 def test_decode_payload_rejects_identifier_with_trailing_newline():
-    # Regression (fixed): consent.hashing.is_identifier uses ``$``, which matches before a trailing newline,
+    # Regression (fixed):
+    # consent.hashing.is_identifier uses ``$``, which matches before a trailing newline,
     # so "<32 hex>\n" is taken for a visitor id.
     assert decode_payload(P(VID + "\n", "analytics", "v1", ""), KNOWN) is None
 

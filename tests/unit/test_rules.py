@@ -115,7 +115,8 @@ def test_max_window_is_400_days():
 
 
 def test_parse_window_rejects_trailing_newline():
-    # Regression (fixed): ``_WINDOW_RE`` ends in ``$``, which also matches before a trailing newline.
+    # Regression (fixed):
+    # ``_WINDOW_RE`` ends in ``$``, which also matches before a trailing newline.
     with pytest.raises(RuleError):
         parse_window("10m\n")
 
@@ -222,7 +223,8 @@ def test_event_count_bad_event_name(event):
 
 
 def test_event_count_rejects_event_name_with_trailing_newline():
-    # Regression (fixed): segments.events.NAME_RE ends in ``$``, which also matches before a trailing newline.
+    # Regression (fixed):
+    # segments.events.NAME_RE ends in ``$``, which also matches before a trailing newline.
     err = rule_error(count_rule(event="page_view\n"))
     assert err.path == "event"
 

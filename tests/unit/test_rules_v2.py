@@ -121,11 +121,11 @@ def test_rfm_and_affinity_features():
 
 def test_string_operators_on_features():
     p = profile(("page_view", T, {"referrer": "news.example.org", "device": "mobile"}))
-    check = lambda op, value: (
-        compile_rule(  # noqa: E731
-            {"type": "feature", "feature": "last_referrer", "op": op, "value": value}
-        )(p, T).matched
-    )
+
+    def check(op, value):
+        node = {"type": "feature", "feature": "last_referrer", "op": op, "value": value}
+        return compile_rule(node)(p, T).matched
+
     assert check("contains", "example")
     assert check("regex", r"\.org$")
     assert check("in", ["a.com", "news.example.org"])

@@ -1,0 +1,109 @@
+"""What editors and auditors learn about segments: sizes, snapshots, estimates, explanations."""
+
+import hashlib
+import json
+import logging
+import time
+from datetime import UTC, datetime
+
+from django.utils import timezone
+
+from .conf import get_setting
+from .features import Profile
+from .models import MembershipChange, Segment, SegmentSnapshot
+from .registry import enabled_segments, get_backend, site_timezone
+from .rules import NEVER, compile_rule
+
+logger = logging.getLogger(__name__)
+
+
+def rule_hash(rule) -> str:
+    return hashlib.sha256(json.dumps(rule, sort_keys=True).encode()).hexdigest()
+
+
+def segment_sizes() -> list[dict]:
+    """Current size of each segment, flagged when too small to act on."""
+    sizes = get_backend().segment_sizes()
+    minimum = int(get_setting("SEGMENTS_MIN_SIZE"))
+    return [
+        {
+            "segment": s.slug,
+            "name": s.name,
+            "size": sizes.get(s.slug, 0),
+            "too_small": sizes.get(s.slug, 0) < minimum,
+        }
+        for s in Segment.objects.filter(enabled=True)
+    ]
+
+
+def take_snapshots(day=None) -> list[SegmentSnapshot]:
+    """Record today's size of every segment with the version (hash) of its rule."""
+    day = day or timezone.localdate()
+    sizes = get_backend().segment_sizes()
+    minimum = int(get_setting("SEGMENTS_MIN_SIZE"))
+    taken = []
+    for segment in Segment.objects.filter(enabled=True):
+        size = sizes.get(segment.slug, 0)
+        snapshot, _ = SegmentSnapshot.objects.update_or_create(
+            segment=segment.slug,
+            day=day,
+            defaults={"size": size, "rule_hash": rule_hash(segment.rule)},
+        )
+        taken.append(snapshot)
+        if size < minimum:
+            logger.warning("Segment %s has %s members (below %s)", segment.slug, size, minimum)
+    return taken
+
+
+def estimate_size(rule, sample: int = 2000) -> dict:
+    """Estimate how many stored profiles a rule (not yet saved) would match, from a sample.
+    Raises :class:`segments.rules.RuleError` for an invalid rule."""
+    evaluate = compile_rule(rule, tz=site_timezone())
+    backend = get_backend()
+    profiles = backend.sample_profiles(sample)
+    total = backend.profile_count()
+    now = time.time()
+    matched = sum(
+        1 for raw in profiles if evaluate(Profile.from_dict(json.loads(raw)), now).matched
+    )
+    estimate = round(matched / len(profiles) * total) if profiles else 0
+    return {
+        "sampled": len(profiles),
+        "matched": matched,
+        "profiles": total,
+        "estimate": estimate,
+        "too_small": estimate < int(get_setting("SEGMENTS_MIN_SIZE")),
+    }
+
+
+def explain(visitor_key: str) -> list[dict]:
+    """For one visitor: each behavioural segment, whether they are in it, why, until when, and
+    their recent entries and exits (e.g. "in engaged because: 4 page view event(s) in the last
+    10 minutes (threshold 3)")."""
+    state = get_backend().visitor_data(visitor_key)
+    profile = Profile.from_dict(json.loads(state.profile) if state.profile else None)
+    now = time.time()
+    history: dict[str, list[dict]] = {}
+    for change in MembershipChange.objects.filter(visitor_key=visitor_key).order_by("-at")[:200]:
+        history.setdefault(change.segment, []).append(
+            {"entered": change.entered, "at": change.at.isoformat(), "reason": change.reason}
+        )
+    result = []
+    for segment in enabled_segments():
+        if segment.context_only:
+            continue
+        outcome = segment.evaluate(profile, now)
+        until = None
+        if outcome.until != NEVER:
+            until = datetime.fromtimestamp(outcome.until, tz=UTC).isoformat()
+        verb = "in" if outcome.matched else "not in"
+        result.append(
+            {
+                "segment": segment.slug,
+                "member": outcome.matched,
+                "because": f"{verb} {segment.slug} because: " + "; ".join(outcome.reasons),
+                "until": until,
+                "history": history.get(segment.slug, [])[:10],
+            }
+        )
+    return result

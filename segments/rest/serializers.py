@@ -1,0 +1,83 @@
+"""The event endpoint's request body: ``{"events": [{"name", "properties", "event_id"}]}``.
+
+Each event is checked with the same schema as server-side events (:func:`segments.events.
+validate`), so a batch is refused or accepted whole, whatever the visitor's consent.
+"""
+
+from django.core.validators import RegexValidator
+from rest_framework import serializers
+from rest_framework.settings import api_settings
+
+from .. import events
+
+MAX_EVENTS = 50
+# The durable log's event_id column holds 32 characters (segments.models.Event); a longer
+# client id would be accepted by the schema and then fail in the worker, so it is refused here.
+MAX_EVENT_ID = 32
+
+
+class StrictCharField(serializers.CharField):
+    """A CharField that refuses numbers instead of turning them into strings."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class EventSerializer(serializers.Serializer):
+    name = StrictCharField(trim_whitespace=False, max_length=64)
+    properties = serializers.JSONField(required=False, allow_null=True, default=None)
+    event_id = StrictCharField(
+        required=False,
+        allow_null=True,
+        default=None,
+        trim_whitespace=False,
+        min_length=8,
+        max_length=MAX_EVENT_ID,
+        validators=[
+            RegexValidator(
+                events.EVENT_ID_RE,
+                f"An event id is 8 to {MAX_EVENT_ID} letters, digits, '-' or '_'.",
+            )
+        ],
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        try:
+            attrs["properties"] = events.validate(attrs["name"], attrs["properties"])
+        except events.EventError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+        return attrs
+
+
+class EventBatchSerializer(serializers.Serializer):
+    """Unknown top-level keys (a client's ``"consent": true``, say) are ignored: consent is
+    only ever the server's record."""
+
+    events = EventSerializer(many=True, max_length=MAX_EVENTS)
+
+    def items(self) -> list[tuple[str, dict, str | None]]:
+        """The validated events as ``(name, properties, event_id)`` for ``record_events``."""
+        return [(e["name"], e["properties"], e["event_id"]) for e in self.validated_data["events"]]
+
+    def error_message(self) -> str:
+        """The first validation error as one line, e.g. ``events[2].name: ...``."""
+        return first_error(self.errors)
+
+
+def first_error(errors, path: str = "") -> str:
+    if isinstance(errors, dict):
+        for key, value in errors.items():
+            if key == api_settings.NON_FIELD_ERRORS_KEY:
+                return first_error(value, path)
+            return first_error(value, f"{path}.{key}" if path else str(key))
+    if isinstance(errors, list):
+        for index, value in enumerate(errors):
+            if value:  # a ListSerializer reports valid items as empty dicts
+                if isinstance(value, dict | list):
+                    return first_error(value, f"{path}[{index}]")
+                return f"{path}: {value}" if path else str(value)
+    if errors:
+        return f"{path}: {errors}" if path else str(errors)
+    return "Invalid request."

@@ -1,0 +1,409 @@
+"""The privacy officer's screens in the Wagtail admin: permissions, the consent log and its
+export, the decisions chart, chain verification, data-subject requests and the record of
+processing."""
+
+import csv
+import io
+import json
+import uuid
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from django.db import connection
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from consent.actions import record_decision
+from consent.models import ConsentRecord, ConsentTally, ErasureRequest
+from consent.policy import UNDECIDED
+from segments.models import Event
+
+pytestmark = [pytest.mark.django_db]
+
+SCREENS = ["log", "log_results", "decisions", "verify", "requests", "processing"]
+XSS = '"><script>alert(1)</script>'
+
+
+def _url(name: str) -> str:
+    return reverse(f"consent_privacy:{name}")
+
+
+def _permission(dotted: str) -> Permission:
+    app_label, codename = dotted.split(".")
+    return Permission.objects.get(content_type__app_label=app_label, codename=codename)
+
+
+def _login(username: str, *, group_perms=(), user_perms=(), **fields) -> Client:
+    user = get_user_model().objects.create_user(username, password="x", **fields)
+    if group_perms:
+        group = Group.objects.create(name=f"{username} group")
+        group.permissions.add(*(_permission(p) for p in group_perms))
+        user.groups.add(group)
+    user.user_permissions.add(*(_permission(p) for p in user_perms))
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def officer() -> Client:
+    """Staff with Wagtail admin access (through a group) and the privacy permission only."""
+    return _login(
+        "officer",
+        is_staff=True,
+        group_perms=["wagtailadmin.access_admin"],
+        user_perms=["consent.view_consent_log"],
+    )
+
+
+@pytest.fixture
+def editor() -> Client:
+    """Staff with Wagtail admin access but without the privacy permission."""
+    return _login("editor", is_staff=True, user_perms=["wagtailadmin.access_admin"])
+
+
+def _seqs(response) -> list[int]:
+    assert response.status_code == 200
+    return sorted(r.seq for r in response.context["object_list"])
+
+
+@pytest.fixture
+def records():
+    """Three visitors: A accepts all then withdraws, B grants analytics only."""
+    a = record_decision(UNDECIDED, "accept_all", [], language="en")
+    b = record_decision(UNDECIDED, "custom", ["analytics"], language="en")
+    withdrawn = record_decision(a.state, "withdraw", [], language="en")
+    return {
+        "a": a.state.visitor_key,
+        "b": b.state.visitor_key,
+        "a_accept": a.record.seq,
+        "b_custom": b.record.seq,
+        "a_withdraw": withdrawn.record.seq,
+    }
+
+
+# -- permissions ---------------------------------------------------------------------------
+def test_without_the_permission_every_screen_is_forbidden(editor):
+    for name in SCREENS:
+        assert editor.get(_url(name)).status_code == 403, name
+    assert editor.get(_url("log"), {"export": "csv"}).status_code == 403
+    assert editor.post(_url("verify")).status_code == 403
+    key = "a" * 32
+    assert editor.post(_url("requests"), {"visitor_key": key, "action": "json"}).status_code == 403
+    assert (
+        editor.post(_url("requests"), {"visitor_key": key, "action": "confirm_erase"}).status_code
+        == 403
+    )
+    assert not ErasureRequest.objects.exists()
+
+
+def test_without_the_permission_there_is_no_privacy_menu(editor):
+    home = editor.get(reverse("wagtailadmin_home"))
+    assert home.status_code == 200
+    assert _url("log") not in home.content.decode()
+
+
+def test_the_officer_sees_the_privacy_menu(officer):
+    page = officer.get(reverse("wagtailadmin_home")).content.decode()
+    for name in ("log", "decisions", "verify", "requests", "processing"):
+        assert _url(name) in page, name
+
+
+def test_anonymous_users_are_sent_to_the_login_page():
+    response = Client().get(_url("log"))
+    assert response.status_code == 302
+    assert reverse("wagtailadmin_login") in response["Location"]
+
+
+def test_a_superuser_has_the_permission():
+    client = _login("root", is_staff=True, is_superuser=True)
+    for name in SCREENS:
+        assert client.get(_url(name)).status_code == 200, name
+
+
+# -- the consent log -----------------------------------------------------------------------
+def test_the_log_lists_every_record(officer, records):
+    response = officer.get(_url("log"))
+    assert _seqs(response) == [records["a_accept"], records["b_custom"], records["a_withdraw"]]
+    page = response.content.decode()
+    assert records["a"] in page and records["b"] in page
+    assert "Banner: custom choice" in page
+
+
+def test_the_log_filters_by_pseudonymous_id(officer, records):
+    assert _seqs(officer.get(_url("log"), {"visitor_key": records["b"]})) == [records["b_custom"]]
+    # Upper case is accepted; the AJAX results view filters the same way.
+    response = officer.get(_url("log_results"), {"visitor_key": records["a"].upper()})
+    assert _seqs(response) == [records["a_accept"], records["a_withdraw"]]
+
+
+def test_an_invalid_id_shows_nothing_rather_than_everything(officer, records):
+    response = officer.get(_url("log"), {"visitor_key": "not-a-key"})
+    assert _seqs(response) == []
+    assert "hexadecimal" in response.content.decode()
+
+
+def test_the_log_filters_by_method(officer, records):
+    response = officer.get(_url("log"), {"method": "withdraw"})
+    assert _seqs(response) == [records["a_withdraw"]]
+
+
+def test_the_log_filters_by_purpose(officer, records):
+    def seqs(**params):
+        return _seqs(officer.get(_url("log"), params))
+
+    a_accept, b_custom, a_withdraw = records["a_accept"], records["b_custom"], records["a_withdraw"]
+    assert seqs(purpose="analytics", decision="granted") == [a_accept, b_custom]
+    assert seqs(purpose="marketing", decision="granted") == [a_accept]
+    assert seqs(purpose="marketing", decision="denied") == [b_custom, a_withdraw]
+    assert seqs(purpose="marketing") == [a_accept, b_custom, a_withdraw]
+    assert seqs(purpose="analytics", method="banner_custom") == [b_custom]
+
+
+def test_the_log_filters_by_date(officer, records):
+    today = timezone.now().date()
+    tomorrow = today + timedelta(days=1)
+    assert len(_seqs(officer.get(_url("log"), {"created_at_from": today.isoformat()}))) == 3
+    assert _seqs(officer.get(_url("log"), {"created_at_from": tomorrow.isoformat()})) == []
+    assert _seqs(officer.get(_url("log"), {"created_at_to": (today - timedelta(days=1))})) == []
+
+
+def test_the_log_is_paginated(officer):
+    for _ in range(55):
+        record_decision(UNDECIDED, "accept_all", [], language="en")
+    first = officer.get(_url("log"))
+    assert len(first.context["object_list"]) == 50
+    assert first.context["paginator"].count == 55
+    assert len(officer.get(_url("log"), {"p": 2}).context["object_list"]) == 5
+
+
+def test_the_log_exports_the_filtered_records_as_csv(officer, records):
+    response = officer.get(_url("log"), {"export": "csv", "visitor_key": records["a"]})
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    assert "attachment" in response["Content-Disposition"]
+    assert "no-store" in response["Cache-Control"]
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [int(r["seq"]) for r in rows] == [records["a_withdraw"], records["a_accept"]]
+    assert {r["visitor_key"] for r in rows} == {records["a"]}
+    accept = rows[1]
+    assert accept["method"] == "banner_accept_all"
+    assert accept["granted"] == "analytics marketing personalization"
+    assert accept["record_hash"] == ConsentRecord.objects.get(seq=records["a_accept"]).record_hash
+
+
+def test_the_csv_export_neutralises_formulas(officer):
+    record_decision(UNDECIDED, "accept_all", [], language="=HYPERLINK(1)")
+    record_decision(UNDECIDED, "accept_all", [], language="@SUM(A1)")
+    response = officer.get(_url("log"), {"export": "csv"})
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert sorted(r["language"] for r in rows) == ["'=HYPERLINK(1)", "'@SUM(A1)"]
+
+
+# -- the decisions chart -------------------------------------------------------------------
+def test_the_chart_draws_the_tallies_with_a_table_of_the_same_numbers(officer):
+    today = timezone.now().date()
+    yesterday = today - timedelta(days=1)
+    ConsentTally.objects.create(day=today, method="banner_accept_all", count=7)
+    ConsentTally.objects.create(day=today, method="banner_reject_all", count=3)
+    ConsentTally.objects.create(day=yesterday, method="withdraw", count=2)
+    ConsentTally.objects.create(day=today - timedelta(days=40), method="api", count=99)
+
+    response = officer.get(_url("decisions"))
+    assert response.status_code == 200
+    chart = response.context["chart"]
+    assert [s.method for s in chart.series] == [
+        "banner_accept_all",
+        "banner_reject_all",
+        "withdraw",
+    ]
+    assert chart.grand_total == 12 and len(chart.buckets) == 30
+    assert chart.rows[-1] == (today, [7, 3, 0], 10)
+    assert chart.rows[-2] == (yesterday, [0, 0, 2], 2)
+    page = response.content.decode()
+    assert page.count("<polyline") == 3 and 'role="img"' in page
+    assert "Banner: accept all" in page and "Withdrawal" in page
+    assert "<td>7</td>" in page and "<td>12</td>" in page
+    assert "<script" not in page.split("<svg", 1)[1].split("</svg>", 1)[0]
+
+
+def test_a_long_period_is_counted_per_week(officer):
+    today = timezone.now().date()
+    ConsentTally.objects.create(day=today, method="banner_accept_all", count=4)
+    ConsentTally.objects.create(day=today - timedelta(days=100), method="api", count=5)
+    start = today - timedelta(days=179)
+    response = officer.get(_url("decisions"), {"start": start, "end": today})
+    chart = response.context["chart"]
+    assert chart.weekly and chart.grand_total == 9
+    assert all(b.weekday() == 0 for b in chart.buckets)
+    assert "Week of" in response.content.decode()
+
+
+def test_an_invalid_period_falls_back_and_says_why(officer):
+    today = timezone.now().date()
+    response = officer.get(_url("decisions"), {"start": today, "end": today - timedelta(days=3)})
+    assert response.status_code == 200
+    assert "must start before it ends" in response.content.decode()
+    assert len(response.context["chart"].buckets) == 30
+
+
+# -- verification --------------------------------------------------------------------------
+def test_verify_reports_ok_with_the_count_and_the_head(officer, records):
+    before = officer.get(_url("verify")).content.decode()
+    assert "Verify the chain" in before and "records verified" not in before
+    response = officer.post(_url("verify"))
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert "<strong>OK</strong>" in page and "The chain is intact: 3 records verified" in page
+    head = ConsentRecord.objects.order_by("-seq").first()
+    assert f"#{head.seq}" in page and head.record_hash in page
+
+
+def test_verify_reports_a_tampered_record(officer, records):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE consent_consentrecord SET granted = %s WHERE seq = %s",
+            ['["marketing"]', records["b_custom"]],
+        )
+    page = officer.post(_url("verify")).content.decode()
+    assert "failed verification" in page
+    assert f"record #{records['b_custom']}: modified" in page
+
+
+def test_verify_needs_a_csrf_token():
+    user = get_user_model().objects.create_superuser("root", password="x")
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(user)
+    assert client.post(_url("verify")).status_code == 403
+
+
+# -- data-subject requests -----------------------------------------------------------------
+def _event(key: str) -> Event:
+    return Event.objects.create(
+        event_id=uuid.uuid4().hex,
+        visitor_key=key,
+        name="page_view",
+        occurred_at=timezone.now(),
+        properties={"path": "/guides/"},
+    )
+
+
+def test_export_as_json(officer, records):
+    _event(records["a"])
+    response = officer.post(_url("requests"), {"visitor_key": records["a"], "action": "json"})
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    assert "no-store" in response["Cache-Control"]
+    data = json.loads(response.content)
+    assert data["visitor_key"] == [{"visitor_key": records["a"]}]
+    assert [r["seq"] for r in data["consent_records"]] == [
+        records["a_accept"],
+        records["a_withdraw"],
+    ]
+    assert [e["name"] for e in data["segments.events"]] == ["page_view"]
+
+
+def test_export_as_csv(officer, records):
+    response = officer.post(
+        _url("requests"), {"visitor_key": records["b"].upper(), "action": "csv"}
+    )
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(response.content.decode())))
+    assert rows[0] == ["table", "row", "field", "value"]
+    assert ["consent_records", "0", "granted", "analytics"] in rows
+    assert ["visitor_key", "0", "visitor_key", records["b"]] in rows
+
+
+def test_a_malformed_id_is_refused(officer):
+    for value in ("", "abc", "g" * 32, "a" * 33, XSS):
+        response = officer.post(_url("requests"), {"visitor_key": value, "action": "json"})
+        assert response.status_code == 200
+        assert response["Content-Type"].startswith("text/html")
+        assert response.context["form"].errors
+    assert "<script>alert(1)</script>" not in response.content.decode()
+
+
+def test_erasure_is_confirmed_then_removes_the_data(officer, records):
+    event = _event(records["a"])
+    confirm = officer.post(_url("requests"), {"visitor_key": records["a"], "action": "erase"})
+    assert confirm.status_code == 200
+    assert confirm.context["held"]["segments.events"] == 1
+    assert "Yes, erase" in confirm.content.decode()
+    assert Event.objects.filter(pk=event.pk).exists()  # nothing happens before confirmation
+    assert not ErasureRequest.objects.filter(visitor_key=records["a"], reason="request").exists()
+
+    response = officer.post(
+        _url("requests"), {"visitor_key": records["a"], "action": "confirm_erase"}
+    )
+    assert response.status_code == 302 and response["Location"] == _url("requests")
+    assert not Event.objects.filter(visitor_key=records["a"]).exists()
+    erasure = ErasureRequest.objects.get(visitor_key=records["a"], reason="request")
+    assert erasure.completed_at is not None
+    latest = ConsentRecord.objects.filter(visitor_key=records["a"]).order_by("-seq").first()
+    assert latest.method == "erasure" and latest.granted == []
+    assert Event.objects.count() == 0
+    data = json.loads(
+        officer.post(_url("requests"), {"visitor_key": records["a"], "action": "json"}).content
+    )
+    assert data["segments.events"] == []
+    page = officer.get(_url("requests")).content.decode()
+    assert "erased" in page and records["a"][:8] in page  # message and the recent erasures
+
+
+# -- the record of processing --------------------------------------------------------------
+def test_the_record_of_processing(officer, settings):
+    settings.CONSENT_CONTROLLER = "Example Ltd\ndpo@example.com"
+    settings.CONSENT_RECIPIENTS = ["Hosting: Example Cloud (EU)"]
+    settings.CONSENT_RECORD_RETENTION_DAYS = 730
+    page = officer.get(_url("processing")).content.decode()
+    assert "Example Ltd<br>dpo@example.com" in page
+    assert "Hosting: Example Cloud (EU)" in page
+    for purpose in ("Analytics", "Personalization", "Marketing", "Strictly necessary"):
+        assert purpose in page
+    assert "Consent (Art. 6(1)(a))" in page
+    assert "730 days (about 2 years) after the consent ended" in page
+    assert "183 days" in page  # consent lifetime
+    assert "1 hour after the withdrawal" in page
+    assert "395 days" in page  # events
+    for category in ("Pseudonymous key", "Events", "Features", "Segments", "Consent records"):
+        assert category in page
+    assert "Keyed hashing" in page and "No IP addresses" in page
+
+
+def test_the_record_of_processing_warns_without_a_controller(officer):
+    page = officer.get(_url("processing")).content.decode()
+    assert "Not configured: set CONSENT_CONTROLLER" in page
+
+
+# -- escaping ------------------------------------------------------------------------------
+def test_user_provided_text_is_escaped(officer, settings):
+    record_decision(UNDECIDED, "accept_all", [], language="<b>bold</b>")
+    settings.CONSENT_CONTROLLER = XSS
+    responses = [
+        officer.get(_url("log"), {"visitor_key": XSS, "method": XSS, "p": XSS}),
+        officer.get(_url("log"), {"ordering": XSS}),
+        officer.get(_url("log_results"), {"visitor_key": XSS, "_w_filter_fragment": "1"}),
+        officer.get(_url("decisions"), {"start": XSS, "end": XSS}),
+        officer.post(_url("requests"), {"visitor_key": XSS, "action": "erase"}),
+        officer.get(_url("processing")),
+    ]
+    for response in responses:
+        page = response.content.decode()
+        assert response.status_code == 200
+        assert "<script>alert(1)</script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in responses[0].content.decode()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in responses[-1].content.decode()
+    page = officer.get(_url("log")).content.decode()
+    assert "<b>bold</b>" not in page and "&lt;b&gt;bold&lt;/b&gt;" in page
+
+
+def test_the_permission_can_be_given_to_a_group():
+    client = _login("root", is_staff=True, is_superuser=True)
+    page = client.get(reverse("wagtailusers_groups:add")).content.decode()
+    permission = _permission("consent.view_consent_log")
+    assert f'value="{permission.pk}"' in page
+    assert "Can view the consent log and privacy tools" in page

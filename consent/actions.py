@@ -265,6 +265,80 @@ def cancel_pending_erasures(key: str, granted: frozenset[str]) -> None:
         ErasureRequest.objects.filter(pk__in=cancel).update(cancelled_at=timezone.now())
 
 
+def grant_imported(keys: list[str], granted: frozenset[str], *, language: str = "") -> int:
+    """Record consent (method "api") for visitors brought in by an import whose lawful basis
+    was established elsewhere (a CRM's own consent). Keys already granting are skipped."""
+    optional = frozenset(p for p in get_setting("CONSENT_PURPOSES") if p != NECESSARY)
+    current = {}
+    for key, grants in (
+        ConsentRecord.objects.filter(visitor_key__in=keys)
+        .order_by("seq")
+        .values_list("visitor_key", "granted")
+    ):
+        current[key] = frozenset(grants)
+    todo = [key for key in keys if not granted <= current.get(key, frozenset())]
+    append_records(
+        todo, granted=granted, denied=optional - granted, method=Method.API, language=language
+    )
+    return len(todo)
+
+
+def append_records(
+    keys: list[str],
+    *,
+    granted: frozenset[str],
+    denied: frozenset[str],
+    method: str,
+    language: str = "",
+) -> list[ConsentRecord]:
+    """The same decision for many visitors (imports): one lock, one bulk insert, the chain
+    computed in order."""
+    if not keys:
+        return []
+    notice = notices.current()
+    now = timezone.now()
+    expires_at = now + timedelta(seconds=get_setting("CONSENT_MAX_AGE"))
+    key_bytes = chain_key()
+    with transaction.atomic():
+        head = _locked_head()
+        seq, prev = head.last_seq, head.last_hash or chain.GENESIS
+        records = []
+        for key in keys:
+            seq += 1
+            record = ConsentRecord(
+                seq=seq,
+                visitor_key=key,
+                created_at=now,
+                expires_at=expires_at,
+                granted=sorted(granted),
+                denied=sorted(denied),
+                notice_version=str(notice.version),
+                notice_hash=notice.text_hash,
+                method=method,
+                language=language[:16],
+                gpc=False,
+                prev_hash=prev,
+            )
+            record.record_hash = prev = chain.digest(key_bytes, _record_fields(record), prev)
+            records.append(record)
+        ConsentRecord.objects.bulk_create(records, batch_size=1000)
+        ChainHead.objects.filter(pk=1).update(last_seq=seq, last_hash=prev)
+
+        def announce():
+            for record in records:
+                consent_changed.send(
+                    sender=ConsentRecord,
+                    visitor_key=record.visitor_key,
+                    granted=frozenset(granted),
+                    denied=frozenset(denied),
+                    notice_version=record.notice_version,
+                    expires_at=expires_at,
+                )
+
+        transaction.on_commit(announce)
+    return records
+
+
 def latest_grants(key: str) -> tuple[frozenset[str], str, float] | None:
     """The server's own record of ``key``'s current decision: (granted, notice version, expiry).
 

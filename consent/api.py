@@ -2,9 +2,9 @@
 
 from django.http import HttpRequest
 
-from .actions import latest_grants, rebuild_grants, record_decision
+from .actions import grant_imported, latest_grants, rebuild_grants, record_decision
 from .conf import get_setting
-from .identity import user_key, visitor_key
+from .identity import external_key, user_key, visitor_key
 from .policy import NECESSARY, UNDECIDED, ConsentState, InvalidChoice
 from .registry import (
     register_erasure_handler,
@@ -20,7 +20,9 @@ __all__ = [
     "InvalidChoice",
     "consent_changed",
     "consent_mode_signals",
+    "external_key",
     "get_consent",
+    "grant_imported",
     "latest_grants",
     "notice_version",
     "purposes",

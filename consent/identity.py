@@ -55,6 +55,12 @@ def previous_visitor_keys(visitor_id: str) -> list[str]:
     return [keyed_hash(visitor_id, k, domain="visitor") for k in previous_hash_keys()]
 
 
+def external_key(source: str, external_id: str) -> str:
+    """The visitor key for an identifier from another system (a CRM's customer number) that
+    an import brings in: a keyed hash, so the raw identifier is never stored."""
+    return keyed_hash(f"{source}:{external_id}", hash_key(), domain="external")
+
+
 def user_key(user_id: object) -> str:
     """The keyed hash that links a logged-in user to a visitor profile (with consent)."""
     return keyed_hash(str(user_id), hash_key(), domain="user")

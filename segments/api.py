@@ -1,5 +1,6 @@
 """The segments app's public Python API: what the layers above may use."""
 
+import hashlib
 import logging
 import time
 from collections.abc import Sequence
@@ -151,7 +152,10 @@ def record_events(
             raise EventError("An event id is 8 to 64 letters, digits, '-' or '_'.")
         event = Event(visitor_key=visitor_key, name=name, ts=now, properties=clean)
         if event_id is not None:
-            event = replace(event, event_id=str(event_id))
+            # Client ids become the visitor's own namespace of UUIDs: the same id sent twice
+            # (a retried beacon) is the same event; another visitor's cannot collide with it.
+            digest = hashlib.blake2b(f"{visitor_key}:{event_id}".encode(), digest_size=16)
+            event = replace(event, event_id=digest.hexdigest())
         _events.encode(event)  # size check before anything is written
         batch.append(event)
     if not batch:

@@ -9,7 +9,7 @@ SEGMENTS_PURPOSE = "personalization"
 
 # Events read from the stream per batch, and how long one drain task may run before it hands
 # over to a fresh task (so one partition never monopolises a worker process).
-SEGMENTS_BATCH_SIZE = 500
+SEGMENTS_BATCH_SIZE = 2000
 SEGMENTS_DRAIN_MAX_SECONDS = 20.0
 # How long an idle drain waits for new events before it ends (Redis backend only).
 SEGMENTS_DRAIN_LINGER_MS = 250
@@ -42,3 +42,6 @@ SEGMENTS_COUNTRY_HEADER = None
 
 # Segments smaller than this are flagged as too small to act on.
 SEGMENTS_MIN_SIZE = 50
+
+# Rate limit of the client event endpoint per client address (DRF rate syntax; None: off).
+SEGMENTS_EVENT_RATE = "120/min"

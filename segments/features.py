@@ -132,7 +132,12 @@ class Profile:
         self._engage(weight, ts, category[:64] if isinstance(category, str) and category else None)
 
         if name == PURCHASE:
-            self.orders += 1
+            # Lines of one order (same order_id, arriving together) count as one order.
+            order = props.get("order_id")
+            if order is None or str(order) != self.context.get("order_id"):
+                self.orders += 1
+            if order is not None:
+                self.context["order_id"] = str(order)[:64]
             self.revenue += _number(props.get("value"), 0.0)
             self.cart = 0
         elif name == ADD_TO_CART:

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 
 from consent.api import notice_version
 
+from . import eventlog
 from . import events as _events
 from .backends.base import (
     CONSENT_PREFIX,
@@ -30,7 +31,6 @@ from .backends.base import (
 )
 from .conf import get_setting
 from .features import Profile, parse_stream_id
-from .models import Event as EventRow
 from .models import MembershipChange
 from .registry import CompiledSegment, enabled_segments, get_backend
 from .rules import Outcome
@@ -149,7 +149,7 @@ def process_batch(
 
     states = backend.load_visitors(list(by_visitor))
     updates: list[VisitorUpdate] = []
-    rows: list[EventRow] = []
+    rows: list[eventlog.Row] = []
     changes = _Changes()
     for key, items in by_visitor.items():
         state = states[key]
@@ -159,12 +159,12 @@ def process_batch(
         for stream_id, event in items:
             if profile.apply(event.name, event.ts, stream_id, event.properties, event.event_id):
                 rows.append(
-                    EventRow(
-                        event_id=event.event_id,
-                        visitor_key=key,
-                        name=event.name,
-                        occurred_at=datetime.fromtimestamp(event.ts, tz=UTC),
-                        properties=event.properties,
+                    (
+                        event.event_id,
+                        key,
+                        event.name,
+                        datetime.fromtimestamp(event.ts, tz=UTC),
+                        event.properties,
                     )
                 )
         profile.prune(now)
@@ -179,8 +179,7 @@ def process_batch(
                 new_profile=state.profile is None,
             )
         )
-    if rows:
-        EventRow.objects.bulk_create(rows, ignore_conflicts=True, batch_size=1000)
+    eventlog.write(rows)
     changes.save()
     backend.commit(partition, updates, [e.entry_id for e in entries], changes.sizes)
     return len(rows)
@@ -247,10 +246,12 @@ def drain_partition(partition: int, *, max_seconds: float | None = None) -> Drai
     deadline = time.monotonic() + budget
     try:
         segments = enabled_segments()
+        reclaim = True  # first take over what a drain that died left pending
         while True:
             if time.monotonic() >= deadline:
                 return DrainResult(processed, more=True)
-            entries = backend.read_batch(partition, CONSUMER, batch_size, reclaim=True)
+            entries = backend.read_batch(partition, CONSUMER, batch_size, reclaim=reclaim)
+            reclaim = bool(entries) and reclaim  # reclaim until nothing is left pending
             if not entries and linger:
                 entries = backend.read_batch(partition, CONSUMER, batch_size, block_ms=linger)
             if not entries:

@@ -17,7 +17,7 @@ def export(visitor_key: str) -> dict[str, list[dict]]:
     return {
         "events": [
             {
-                "event_id": e.event_id,
+                "event_id": str(e.event_id),
                 "name": e.name,
                 "occurred_at": e.occurred_at.isoformat(),
                 "properties": e.properties,

@@ -100,6 +100,11 @@ class BaseBackend:
     def ping(self) -> bool:
         raise NotImplementedError
 
+    def append_events(self, partition: int, events: Sequence[dict[str, str]]) -> None:
+        """Append events (stream fields) to a partition in bulk, for imports: the caller has
+        checked consent. Schedules nothing."""
+        raise NotImplementedError
+
     # -- consent mirror ---------------------------------------------------------------------
     def set_consent(
         self, visitor_key: str, grants: dict[str, float], notice_version: str, ttl: int
@@ -180,6 +185,7 @@ class BaseBackend:
         """Move features and memberships to a rotated key."""
         raise NotImplementedError
 
-    def flush(self) -> None:
-        """Remove everything this backend stored (tests and rebuilds)."""
+    def flush(self, keep_stream: bool = False) -> None:
+        """Remove everything this backend stored (tests), or everything but the event stream
+        and its consumer group (rebuilds)."""
         raise NotImplementedError

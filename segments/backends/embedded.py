@@ -81,6 +81,12 @@ class EmbeddedBackend(BaseBackend):
             }
             return Exchange(consented=True, memberships=memberships, drain_needed=drain)
 
+    def append_events(self, partition, events):
+        with self._lock:
+            stream = self._streams[partition]
+            for fields in events:
+                stream.entries[self._next_id()] = {"k": fields["k"], "d": fields["d"]}
+
     def ping(self):
         return True
 
@@ -207,12 +213,13 @@ class EmbeddedBackend(BaseBackend):
             new = self._hashes.setdefault(new_key, {})
             new.update({k: v for k, v in old.items() if k.startswith(SEGMENT_PREFIX)})
 
-    def flush(self):
+    def flush(self, keep_stream=False):
         with self._lock:
             self._hashes.clear()
             self._profiles.clear()
-            self._streams = [_Stream() for _ in range(self.partitions)]
-            self._flags.clear()
+            if not keep_stream:
+                self._streams = [_Stream() for _ in range(self.partitions)]
+                self._flags.clear()
             self._due.clear()
             self._sizes.clear()
             self._nprofiles = 0

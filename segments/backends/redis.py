@@ -130,6 +130,13 @@ class RedisBackend(BaseBackend):
         }
         return Exchange(consented=True, memberships=memberships, drain_needed=bool(result[1]))
 
+    def append_events(self, partition, events):
+        stream = self._stream(partition)
+        pipe = self.client.pipeline(transaction=False)
+        for fields in events:
+            pipe.xadd(stream, {"k": fields["k"], "d": fields["d"]})
+        pipe.execute()
+
     def ping(self) -> bool:
         try:
             return bool(self.client.ping())
@@ -239,7 +246,10 @@ class RedisBackend(BaseBackend):
             pipe.incrby(f"{self.prefix}:nprofiles", new_profiles)
         if acked:
             pipe.xack(stream, GROUP, *acked)
-            pipe.xdel(stream, *acked)  # the durable log has them; the stream holds only work
+            # One drain at a time per partition, in order: everything up to the newest entry
+            # acknowledged is done. Trim it away (whole blocks at a time: cheap).
+            newest = max(_id(i) for i in acked)
+            pipe.xtrim(stream, minid=f"{newest[0]}-{newest[1] + 1}", approximate=True)
         pipe.execute()
 
     def due_visitors(self, now, limit):
@@ -260,10 +270,30 @@ class RedisBackend(BaseBackend):
         return [v for v in self.client.mget(keys) if v] if keys else []
 
     def pending_partitions(self):
+        """Partitions with entries delivered but not acknowledged, or not delivered yet."""
         pipe = self.client.pipeline(transaction=False)
         for p in range(self.partitions):
-            pipe.xlen(self._stream(p))
-        return [p for p, n in enumerate(pipe.execute()) if n > 0]
+            pipe.xinfo_stream(self._stream(p))
+            pipe.xinfo_groups(self._stream(p))
+        replies = pipe.execute(raise_on_error=False)
+        result = []
+        for p in range(self.partitions):
+            stream, groups = replies[2 * p], replies[2 * p + 1]
+            if isinstance(stream, Exception):
+                continue  # no stream yet
+            group = (
+                next((g for g in groups if g["name"] == GROUP), None)
+                if isinstance(groups, list)
+                else None
+            )
+            if group is None:
+                if stream["length"]:
+                    result.append(p)
+                continue
+            delivered = _id(group["last-delivered-id"])
+            if group["pending"] or _id(stream["last-generated-id"]) > delivered:
+                result.append(p)
+        return result
 
     def erase_visitor(self, visitor_key):
         stream = self._stream(self.partition_for(visitor_key))
@@ -300,8 +330,16 @@ class RedisBackend(BaseBackend):
         pipe.delete(self._f(old_key), self._m(old_key))
         pipe.execute()
 
-    def flush(self):
+    def flush(self, keep_stream=False):
         keys = list(self.client.scan_iter(match=f"{self.prefix}:*", count=1000))
+        if keep_stream:
+            stream_keys = (f"{self.prefix}:e:", f"{self.prefix}:lock:")
+            keys = [k for k in keys if not k.startswith(stream_keys)]
         for n in range(0, len(keys), 500):
             self.client.delete(*keys[n : n + 500])
         self._groups_ready.clear()
+
+
+def _id(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)

@@ -13,7 +13,7 @@ from .. import events
 MAX_EVENTS = 50
 # The durable log's event_id column holds 32 characters (segments.models.Event); a longer
 # client id would be accepted by the schema and then fail in the worker, so it is refused here.
-MAX_EVENT_ID = 32
+MAX_EVENT_ID = 64  # stored as a UUID derived from (visitor, id): see segments.api.record_events
 
 
 class StrictCharField(serializers.CharField):
@@ -67,10 +67,14 @@ class EventBatchSerializer(serializers.Serializer):
 
 
 def first_error(errors, path: str = "") -> str:
+    """The first message in DRF's nested ``errors`` (dicts, lists, index-keyed dicts), prefixed
+    with where it is."""
     if isinstance(errors, dict):
         for key, value in errors.items():
             if key == api_settings.NON_FIELD_ERRORS_KEY:
                 return first_error(value, path)
+            if isinstance(key, int):  # a ListSerializer's errors are keyed by item index
+                return first_error(value, f"{path}[{key}]")
             return first_error(value, f"{path}.{key}" if path else str(key))
     if isinstance(errors, list):
         for index, value in enumerate(errors):

@@ -7,7 +7,7 @@ from django.conf import settings
 from rest_framework.settings import api_settings
 from rest_framework.throttling import SimpleRateThrottle
 
-DEFAULT_EVENT_RATE = "120/min"
+from ..conf import get_setting
 
 
 class EventRateThrottle(SimpleRateThrottle):
@@ -23,7 +23,7 @@ class EventRateThrottle(SimpleRateThrottle):
     scope = "segments_events"
 
     def get_rate(self) -> str | None:
-        return getattr(settings, "SEGMENTS_EVENT_RATE", DEFAULT_EVENT_RATE)
+        return get_setting("SEGMENTS_EVENT_RATE")
 
     def get_cache_key(self, request, view) -> str:
         if api_settings.NUM_PROXIES is not None:

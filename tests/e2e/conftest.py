@@ -14,8 +14,11 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start_worker(db_name: str, *, name: str, log_path: Path) -> subprocess.Popen:
+def start_worker(
+    db_name: str, *, name: str, log_path: Path, extra_env: dict | None = None
+) -> subprocess.Popen:
     env = dict(os.environ)
+    env.update(extra_env or {})
     env.update(
         DJANGO_SETTINGS_MODULE="tests.settings",
         TAILORED_WORKER_DB_NAME=db_name,

@@ -24,8 +24,9 @@ SESSION_GAP = 30 * 60
 HALF_LIFE = 7 * 86400  # of the engagement score and category affinity
 _DECAY = math.log(2) / HALF_LIFE
 MAX_CATEGORIES = 8
-MAX_PATHS = 12
-MAX_RECENT_IDS = 16
+MAX_PATHS = 8
+MAX_RECENT_IDS = 8
+RECENT_ID_LENGTH = 8
 CONTEXT_PROPERTIES = (
     "referrer",
     "utm_source",
@@ -106,7 +107,7 @@ class Profile:
             return False
         self.last_id = stream_id
         if event_id:
-            short = event_id[:12]
+            short = event_id[:RECENT_ID_LENGTH]
             if short in self.recent_ids:
                 return False  # the same event sent twice (a retried beacon, say)
             self.recent_ids.append(short)
@@ -234,27 +235,32 @@ class Profile:
 
     # -- storage --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
+        """A compact JSON-ready form: times to 0.1 s, scores to 4 significant digits, bucket
+        tiers as flat [bucket, count, ...] lists, empty parts left out."""
         data: dict[str, Any] = {
-            "f": self.first_seen,
-            "l": self.last_seen,
+            "f": _t(self.first_seen),
+            "l": _t(self.last_seen),
             "i": list(self.last_id),
             "t": self.totals,
             "b": {
-                name: {tier: [[b, n] for b, n in sorted(c.items())] for tier, c in tiers.items()}
+                name: {
+                    tier: [x for b in sorted(c) for x in (b, c[b])]
+                    for tier, c in tiers.items()
+                    if c
+                }
                 for name, tiers in self.buckets.items()
             },
         }
-        # Optional parts only when set, to keep small profiles small.
         if self.last_ts:
-            data["lt"] = self.last_ts
+            data["lt"] = {k: _t(v) for k, v in self.last_ts.items()}
         if self.sessions:
             data["s"] = self.sessions
         if self.orders or self.revenue:
             data["o"] = [self.orders, round(self.revenue, 2)]
         if self.engaged_at is not None:
-            data["e"] = [self.engagement, self.engaged_at]
+            data["e"] = [_g(self.engagement), _t(self.engaged_at)]
         if self.affinity:
-            data["a"] = self.affinity
+            data["a"] = {k: _g(v) for k, v in self.affinity.items()}
         if self.context:
             data["c"] = self.context
         if self.cart:
@@ -277,7 +283,7 @@ class Profile:
             last_id=tuple(data.get("i") or (0, 0)),
             totals=dict(data.get("t") or {}),
             buckets={
-                name: {tier: {int(b): int(n) for b, n in pairs} for tier, pairs in tiers.items()}
+                name: {tier: _pairs(flat) for tier, flat in tiers.items()}
                 for name, tiers in (data.get("b") or {}).items()
             },
             last_ts=dict(data.get("lt") or {}),
@@ -292,6 +298,20 @@ class Profile:
             paths=list(data.get("p") or []),
             recent_ids=list(data.get("r") or []),
         )
+
+
+def _t(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def _g(value: float) -> float:
+    return float(f"{value:.4g}")
+
+
+def _pairs(flat: list) -> dict[int, int]:
+    if flat and isinstance(flat[0], list):  # the earlier [[bucket, count], ...] form
+        return {int(b): int(n) for b, n in flat}
+    return {int(flat[i]): int(flat[i + 1]) for i in range(0, len(flat) - 1, 2)}
 
 
 def parse_stream_id(value: str) -> tuple[int, int]:

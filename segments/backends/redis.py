@@ -11,6 +11,7 @@ Layout (``P`` is the key prefix):
 """
 
 import math
+import zlib
 
 import redis
 from redis.exceptions import RedisError, ResponseError
@@ -79,6 +80,14 @@ class RedisBackend(BaseBackend):
         self.client = redis.Redis.from_url(
             options["URL"],
             decode_responses=True,
+            socket_timeout=float(options.get("SOCKET_TIMEOUT", 0.5)),
+            socket_connect_timeout=float(options.get("CONNECT_TIMEOUT", 0.5)),
+            health_check_interval=30,
+        )
+        # Profiles are stored zlib-compressed, so they go through a binary connection.
+        self.raw = redis.Redis.from_url(
+            options["URL"],
+            decode_responses=False,
             socket_timeout=float(options.get("SOCKET_TIMEOUT", 0.5)),
             socket_connect_timeout=float(options.get("CONNECT_TIMEOUT", 0.5)),
             health_check_interval=30,
@@ -204,25 +213,34 @@ class RedisBackend(BaseBackend):
         return [StreamEntry(i, f) for i, f in response[0][1]]
 
     def load_visitors(self, keys):
+        if not keys:
+            return {}
         pipe = self.client.pipeline(transaction=False)
         for key in keys:
-            pipe.get(self._f(key))
             pipe.hgetall(self._m(key))
-        values = pipe.execute()
+        fields = pipe.execute()
+        profiles = self.raw.mget([self._f(key) for key in keys])
         return {
-            key: VisitorState(profile=values[2 * n], fields=values[2 * n + 1])
+            key: VisitorState(profile=_unpack(profiles[n]), fields=fields[n])
             for n, key in enumerate(keys)
         }
 
     def commit(self, partition, updates, acked, size_deltas=None):
         stream = self._stream(partition)
+        # Profiles first (compressed, through the binary connection), then memberships and the
+        # acknowledgement together. A crash in between is harmless: the entries are delivered
+        # again, and applying them to a profile that already holds them changes nothing.
+        if updates:
+            raw = self.raw.pipeline(transaction=False)
+            for u in updates:
+                raw.set(self._f(u.visitor_key), _pack(u.profile), ex=self.profile_ttl)
+            raw.execute()
         pipe = self.client.pipeline(transaction=True)
         due_add: dict[str, float] = {}
         due_remove: list[str] = []
         new_profiles = 0
         for u in updates:
             m = self._m(u.visitor_key)
-            pipe.set(self._f(u.visitor_key), u.profile, ex=self.profile_ttl)
             if u.due == math.inf:
                 due_remove.append(u.visitor_key)
             else:
@@ -267,7 +285,7 @@ class RedisBackend(BaseBackend):
             keys.append(key)
             if len(keys) >= limit:
                 break
-        return [v for v in self.client.mget(keys) if v] if keys else []
+        return [_unpack(v) for v in self.raw.mget(keys) if v] if keys else []
 
     def pending_partitions(self):
         """Partitions with entries delivered but not acknowledged, or not delivered yet."""
@@ -321,9 +339,9 @@ class RedisBackend(BaseBackend):
 
     def rename_visitor(self, old_key, new_key):
         old = self.visitor_data(old_key)
-        pipe = self.client.pipeline(transaction=True)
         if old.profile is not None:
-            pipe.set(self._f(new_key), old.profile, ex=self.profile_ttl)
+            self.raw.set(self._f(new_key), _pack(old.profile), ex=self.profile_ttl)
+        pipe = self.client.pipeline(transaction=True)
         seg = {k: v for k, v in old.fields.items() if k.startswith(SEGMENT_PREFIX)}
         if seg:
             pipe.hset(self._m(new_key), mapping=seg)
@@ -343,3 +361,15 @@ class RedisBackend(BaseBackend):
 def _id(entry_id: str) -> tuple[int, int]:
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)
+
+
+def _pack(profile: str) -> bytes:
+    return zlib.compress(profile.encode(), 1)
+
+
+def _unpack(value: bytes | None) -> str | None:
+    if value is None:
+        return None
+    if value[:1] == b"{":  # stored uncompressed (before compression was introduced)
+        return value.decode()
+    return zlib.decompress(value).decode()

@@ -15,7 +15,11 @@ from segments.tasks import drain, sweep
 
 from .conftest import start_worker, stop_worker, wait_for
 
-pytestmark = [pytest.mark.services, pytest.mark.worker, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.services,
+    pytest.mark.worker,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 VISITORS = [f"{n:032x}" for n in range(1, 201)]
 PER_VISITOR = 100  # 20,000 events
@@ -69,5 +73,5 @@ def test_kill_minus_nine_mid_batch_loses_nothing(backend, live_queue, tmp_path):
         stop_worker(second)
 
     for key in VISITORS:
-        profile = json.loads(backend.client.get(f"{backend.prefix}:f:{key}"))
+        profile = json.loads(backend.visitor_data(key).profile)
         assert profile["t"] == {"page_view": PER_VISITOR}  # each counted exactly once

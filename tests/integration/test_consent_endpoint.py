@@ -173,7 +173,7 @@ def test_withdrawal_stops_recording_on_the_next_request(backend):
         backend.client.xlen(k) for k in backend.client.keys(f"{backend.prefix}:e:*")
     )
     key = ConsentRecord.objects.get().visitor_key
-    assert backend.client.get(f"{backend.prefix}:f:{key}") is not None  # drained in-process
+    assert backend.visitor_data(key).profile is not None  # drained in-process
 
     old_cookie = client.cookies[COOKIE].value
     response = client.post("/consent/", {"action": "withdraw"})

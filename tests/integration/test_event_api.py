@@ -43,7 +43,7 @@ def visitor_key():
 
 
 def profile(backend, key):
-    raw = backend.client.get(f"{backend.prefix}:f:{key}")
+    raw = backend.visitor_data(key).profile
     return json.loads(raw) if raw else None
 
 

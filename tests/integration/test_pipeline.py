@@ -84,7 +84,7 @@ def test_a_batch_is_applied_once_even_if_the_worker_dies_before_acknowledging(ba
 
     assert _drain(backend).processed == 3  # reclaimed
     assert _drain(backend).processed == 0
-    profile = json.loads(backend.client.get(f"{backend.prefix}:f:{KEY}"))
+    profile = json.loads(backend.visitor_data(KEY).profile)
     assert profile["t"] == {"page_view": 3}
     assert Event.objects.filter(visitor_key=KEY).count() == 3
     assert exchange(KEY).segments_at(time.time()) == {"engaged"}
@@ -99,7 +99,7 @@ def test_events_of_a_visitor_who_withdrew_before_processing_are_dropped(backend)
     _drain(backend)
     assert backend.pending_partitions() == []
     assert Event.objects.count() == 0
-    assert backend.client.get(f"{backend.prefix}:f:{KEY}") is None
+    assert backend.visitor_data(KEY).profile is None
 
 
 def test_malformed_stream_entries_are_dropped_not_fatal(backend):

@@ -130,7 +130,7 @@ def test_erasure_reaches_postgres_redis_and_the_stream_with_an_event_in_flight(b
 
     assert Event.objects.filter(visitor_key=key).count() == 0
     assert _stream_entries(backend, key) == []
-    assert backend.client.get(f"{backend.prefix}:f:{key}") is None
+    assert backend.visitor_data(key).profile is None
     assert not any(k.startswith("s:") for k in backend.client.hkeys(f"{backend.prefix}:m:{key}"))
     # A minimal erasure record and the consent proofs (with the erasure) are kept.
     erasure = ErasureRequest.objects.get(visitor_key=key)
@@ -173,7 +173,7 @@ def test_withdrawal_erases_data_collected_under_the_purpose_after_the_delay(back
     assert Event.objects.filter(visitor_key=key).exists()
     assert run_due_erasures(now=timezone.now() + timedelta(hours=2)) == 1
     assert not Event.objects.filter(visitor_key=key).exists()
-    assert backend.client.get(f"{backend.prefix}:f:{key}") is None
+    assert backend.visitor_data(key).profile is None
 
 
 def test_granting_again_before_the_delay_cancels_the_erasure(backend, settings):

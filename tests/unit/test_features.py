@@ -257,9 +257,9 @@ def test_to_dict_shape():
         "t": {"a": 1},
         "b": {
             "a": {
-                "m": [[int(T // 60) + 1, 1]],
-                "h": [[int(T // 3600), 1]],
-                "d": [[int(T // 86400), 1]],
+                "m": [int(T // 60) + 1, 1],
+                "h": [int(T // 3600), 1],
+                "d": [int(T // 86400), 1],
             }
         },
         "lt": {"a": T + 90},
@@ -272,6 +272,9 @@ def test_round_trip_through_json():
     p = _profile(("a", T), ("b", T + 10), ("a", T + 2 * HOUR), ("a", T + 3 * DAY))
     data = json.loads(json.dumps(p.to_dict()))
     q = Profile.from_dict(data)
+    # Stored precision: times to 0.1 s, scores to 4 significant digits; the rest exactly.
+    assert q.engagement == pytest.approx(p.engagement, rel=1e-3)
+    q.engagement = p.engagement
     assert q == p
     assert q.last_id == (4, 0)
     assert isinstance(q.last_id, tuple)
@@ -407,3 +410,8 @@ def test_the_same_event_id_counts_once():
     assert p.apply("click", T, (1, 0), event_id="e" * 32)
     assert not p.apply("click", T, (2, 0), event_id="e" * 32)
     assert p.totals == {"click": 1}
+
+
+def test_profiles_written_in_the_earlier_bucket_form_still_load():
+    old = {"f": T, "l": T, "i": [1, 0], "t": {"a": 1}, "b": {"a": {"d": [[int(T // DAY), 1]]}}}
+    assert Profile.from_dict(old).count_within("a", 5 * DAY, T) == 1

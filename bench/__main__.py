@@ -1,0 +1,48 @@
+"""``python -m bench [--only request] [--quick]``: run the benchmarks and print their figures.
+
+See docs/benchmarks.md for what each figure means and how it is measured.
+"""
+
+import argparse
+import importlib
+import json
+import sys
+
+from . import report
+
+# Benchmark name: module with run(options) -> result, rows(result) -> table rows of
+# (figure, value, baseline, ratio, target, "PASS"/"FAIL"/""), and details(result) -> text.
+BENCHMARKS = {"request": "bench.request_cost"}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--only", choices=sorted(BENCHMARKS), action="append")
+    parser.add_argument("--quick", action="store_true", help="a fast smoke run")
+    parser.add_argument(
+        "--no-wp", action="store_true", help="skip wagtail-personalisation (no second venv)"
+    )
+    parser.add_argument("--profile", action="store_true", help="add a cProfile of the plugin")
+    parser.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    options = parser.parse_args(argv)
+    selected = options.only or list(BENCHMARKS)
+    results, failed = {}, False
+    for name in selected:
+        module = importlib.import_module(BENCHMARKS[name])
+        result = module.run(options)
+        results[name] = result
+        lines = module.rows(result)
+        failed |= any(r[5] == "FAIL" for r in lines)
+        print(f"\n== {name} ==\n")
+        print(report.table(lines))
+        print()
+        print(module.details(result))
+    if options.json:
+        with open(options.json, "w") as f:
+            json.dump(results, f, indent=2, default=str)
+    return 1 if failed and options.strict else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

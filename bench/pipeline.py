@@ -1,0 +1,294 @@
+"""Pipeline benchmarks: throughput on the Online Retail data (and a one-task-per-event design
+as the baseline), freshness under a steady load, and memory and cost per event as the number
+of visitors grows. Each step runs in subprocesses and real Celery worker processes against
+PostgreSQL and Redis; the figures are measured side by side in one run.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT.parent / "shared" / "data" / "online_retail" / "online_retail.csv.gz"
+POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
+REDIS_URL = os.environ.get("BENCH_PIPELINE_REDIS_URL", "redis://127.0.0.1:6379/11")
+
+TARGET_RATE = 20_000
+TARGET_RATIO = 40
+TARGET_TOTAL_SECONDS = 60
+TARGET_P50_MS, TARGET_P99_MS = 100, 500
+TARGET_BYTES = 1024
+
+
+def log(message: str) -> None:
+    print(f"  [pipeline] {message}", file=sys.stderr, flush=True)
+
+
+class Environment:
+    def __init__(self):
+        import psycopg
+
+        self.run_id = str(os.getpid())
+        self.db = f"tailored_bench_pipe_{self.run_id}"
+        self.admin = POSTGRES_URL.rstrip("/") + "/postgres"
+        with psycopg.connect(self.admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.db}"')
+            conn.execute(f'CREATE DATABASE "{self.db}"')
+        self.env = dict(os.environ)
+        self.env.update(
+            DJANGO_SETTINGS_MODULE="bench.settings_pipeline",
+            BENCH_DATABASE_URL=POSTGRES_URL.rstrip("/") + "/" + self.db,
+            BENCH_REDIS_URL=REDIS_URL,
+            BENCH_KEY_PREFIX=f"tbp{self.run_id}",
+            OMP_NUM_THREADS="1",
+            PYTHONPATH=str(ROOT),
+        )
+        self.worker: subprocess.Popen | None = None
+        self.python = sys.executable
+
+    def run(self, *args: str, timeout: float = 900) -> str:
+        out = subprocess.run(
+            [self.python, *args],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if out.returncode:
+            raise RuntimeError(f"{' '.join(args)} failed:\n{out.stderr[-3000:]}")
+        return out.stdout
+
+    def role(self, *args: str) -> dict:
+        return json.loads(self.run("-m", "bench.pipeline_tasks", *args).strip().splitlines()[-1])
+
+    def start_worker(self, concurrency: int = 2, include: str = "") -> None:
+        log_path = Path(f"/tmp/tailored-bench-worker-{self.run_id}.log")
+        handle = log_path.open("w")
+        args = [
+            self.python,
+            "-m",
+            "celery",
+            "-A",
+            "demo",
+            "worker",
+            f"--concurrency={concurrency}",
+            "--prefetch-multiplier=1",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "-O",
+            "fair",
+            "--loglevel=WARNING",
+            "-Q",
+            f"tbp{self.run_id}-queue",
+            f"--hostname=bench{time.time_ns()}@%h",
+        ]
+        if include:
+            args += ["--include", include]
+        self.worker = subprocess.Popen(
+            args, cwd=ROOT, env=self.env, stdout=handle, stderr=subprocess.STDOUT
+        )
+        import redis
+
+        client = redis.Redis.from_url(REDIS_URL)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:  # ready once it consumes from its queue
+            if self.worker.poll() is not None:
+                raise RuntimeError(log_path.read_text()[-3000:])
+            replies = client.execute_command("CLIENT", "LIST")
+            if b"cmd=brpop" in replies or b"cmd=blpop" in replies:
+                return
+            time.sleep(0.2)
+        raise RuntimeError("the Celery worker did not start")
+
+    def stop_worker(self) -> None:
+        if self.worker and self.worker.poll() is None:
+            self.worker.send_signal(signal.SIGTERM)
+            try:
+                self.worker.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.worker.kill()
+        self.worker = None
+
+    def close(self) -> None:
+        import psycopg
+        import redis
+
+        self.stop_worker()
+        redis.Redis.from_url(REDIS_URL).flushdb()
+        with psycopg.connect(self.admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self.db}" WITH (FORCE)')
+
+
+def run(options) -> dict:
+    quick = getattr(options, "quick", False)
+    env = Environment()
+    result: dict = {"quick": quick}
+    try:
+        log("migrating a fresh PostgreSQL database")
+        env.run("manage.py", "migrate", "--noinput", "-v0")
+        result["setup"] = env.role("setup")
+
+        # 1. Throughput on the Online Retail data.
+        log("importing the Online Retail data into the stream")
+        started = time.perf_counter()
+        out = env.run(
+            "manage.py",
+            "import_events",
+            str(DATA),
+            "--visitor",
+            "CustomerID",
+            "--time",
+            "InvoiceDate",
+            "--timezone",
+            "Europe/London",
+            "--value",
+            "UnitPrice",
+            "--quantity",
+            "Quantity",
+            "--prop",
+            "category=StockCode",
+            "--prop",
+            "country=Country",
+            "--prop",
+            "order_id=InvoiceNo",
+            "--source",
+            "retail",
+            "--assume-consent",
+        )
+        import_seconds = time.perf_counter() - started
+        match = re.search(r"(\d+) rows, (\d+) events queued for (\d+) visitors", out)
+        rows, queued, visitors = (int(g) for g in match.groups())
+        log(f"{queued} events queued; draining with a 2-process Celery worker")
+        env.start_worker(concurrency=2)
+        processed = env.role("process", str(queued))
+        env.stop_worker()
+        result["throughput"] = {
+            "rows": rows,
+            "events": queued,
+            "visitors": visitors,
+            "import_seconds": import_seconds,
+            "process_seconds": processed["seconds"],
+            "per_second": queued / processed["seconds"] if processed["seconds"] else None,
+        }
+
+        # 2. The same kind of work, one Celery task per event.
+        count = 1000 if quick else 3000
+        log(f"baseline: {count} events as one task each")
+        env.role("baseline-publish", str(count))
+        env.start_worker(concurrency=2, include="bench.pipeline_tasks")
+        result["baseline"] = env.role("baseline-wait", str(count))
+        env.stop_worker()
+
+        # 3. Freshness at 1,000 events/s.
+        seconds = 8 if quick else 20
+        log(f"freshness: 1000 events/s for {seconds} s")
+        env.start_worker(concurrency=2)
+        result["freshness"] = env.role("freshness", "1000", str(seconds), "50" if quick else "100")
+        env.stop_worker()
+
+        # 4. Memory per visitor and cost per event as visitors grow.
+        sizes = [10_000, 100_000] if quick else [10_000, 100_000, 1_000_000]
+        result["scaling"] = []
+        for size in sizes:
+            log(f"memory and cost per event with {size:,} visitors")
+            result["scaling"].append(env.role("memory", str(size), "20000"))
+    finally:
+        env.close()
+    return result
+
+
+def _fmt(value, unit="", digits=0) -> str:
+    return "n/a" if value is None else f"{value:,.{digits}f}{unit}"
+
+
+def rows(result: dict) -> list[tuple]:
+    t, b, f = result["throughput"], result["baseline"], result["freshness"]
+    rate, base = t["per_second"], b["per_second"]
+    ratio = rate / base if rate and base else None
+    total = t["import_seconds"] + (t["process_seconds"] or float("inf"))
+    out = [
+        (
+            "Pipeline throughput, Online Retail (events/s)",
+            _fmt(rate),
+            "",
+            "",
+            f">= {TARGET_RATE:,}",
+            "PASS" if rate and rate >= TARGET_RATE else "FAIL",
+        ),
+        ("One task per event (baseline, events/s)", _fmt(base), "", "", "", ""),
+        (
+            "  batched / one task per event",
+            _fmt(ratio, "x", 1),
+            _fmt(base),
+            "",
+            f">= {TARGET_RATIO}x",
+            "PASS" if ratio and ratio >= TARGET_RATIO else "FAIL",
+        ),
+        (
+            f"All {t['rows']:,} lines imported + processed (s)",
+            _fmt(total, " s", 1),
+            f"import {t['import_seconds']:.1f} s",
+            "",
+            f"< {TARGET_TOTAL_SECONDS} s",
+            "PASS" if total < TARGET_TOTAL_SECONDS else "FAIL",
+        ),
+        (
+            f"Freshness p50 at {f['rate']:.0f} events/s",
+            _fmt(f["p50_ms"], " ms", 1),
+            "",
+            "",
+            f"<= {TARGET_P50_MS} ms",
+            "PASS" if f["p50_ms"] and f["p50_ms"] <= TARGET_P50_MS else "FAIL",
+        ),
+        (
+            "Freshness p99",
+            _fmt(f["p99_ms"], " ms", 1),
+            "",
+            "",
+            f"<= {TARGET_P99_MS} ms",
+            "PASS" if f["p99_ms"] and f["p99_ms"] <= TARGET_P99_MS else "FAIL",
+        ),
+    ]
+    first = result["scaling"][0]
+    for s in result["scaling"]:
+        growth = s["us_per_event"] / first["us_per_event"]
+        out.append(
+            (
+                f"Redis bytes per visitor, {s['visitors']:,} visitors",
+                _fmt(s["bytes_per_visitor"]),
+                "",
+                "",
+                f"<= {TARGET_BYTES}",
+                "PASS" if s["bytes_per_visitor"] <= TARGET_BYTES else "FAIL",
+            )
+        )
+        out.append(
+            (
+                f"  cost per event, {s['visitors']:,} visitors",
+                _fmt(s["us_per_event"], " µs"),
+                _fmt(first["us_per_event"], " µs"),
+                f"{growth:.2f}x",
+                "flat",
+                "",
+            )
+        )
+    return out
+
+
+def details(result: dict) -> str:
+    t, f = result["throughput"], result["freshness"]
+    return (
+        f"Throughput: {t['events']:,} purchase events ({t['rows']:,} lines, cancellations as "
+        f"refunds, lines without a customer skipped) for {t['visitors']:,} visitors, "
+        f"{result['setup']['segments']} segments, drained by one Celery worker with 2 "
+        f"processes (this machine has 2 cores, shared with PostgreSQL and Redis). "
+        f"Freshness: {f['probes']} probes, {f['seen']} seen, max {_fmt(f['max_ms'], ' ms', 1)}."
+    )

@@ -1,0 +1,303 @@
+"""Work done inside benchmark subprocesses (Django configured with bench.settings_pipeline).
+
+``python -m bench.pipeline_tasks ROLE [ARGS]`` prints one JSON line with its measurements.
+"""
+
+import json
+import os
+import random
+import sys
+import threading
+import time
+
+import django
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings_pipeline")
+django.setup()
+
+from celery import shared_task  # noqa: E402
+from django.db import connection  # noqa: E402
+
+from consent.api import notice_version  # noqa: E402
+from segments import events, pipeline  # noqa: E402
+from segments.backends.base import CONSENT_PREFIX, NOTICE_FIELD, StreamEntry  # noqa: E402
+from segments.features import Profile  # noqa: E402
+from segments.models import Event, Segment  # noqa: E402
+from segments.registry import enabled_segments, get_backend  # noqa: E402
+
+EVENT_NAMES = ["page_view", "click", "add_to_cart", "purchase", "scroll", "signup"]
+
+
+def segment_rules(n: int = 50) -> list[tuple[str, dict]]:
+    """``n`` behavioural segments of the kinds editors write (counts in windows, sequences,
+    features), the same set the request-cost benchmark uses in spirit."""
+    rules = []
+    for i in range(n):
+        kind = i % 5
+        if kind == 0:
+            rule = {
+                "type": "event_count",
+                "event": EVENT_NAMES[i % 6],
+                "min": 1 + i % 4,
+                "window": f"{5 + i}m",
+            }
+        elif kind == 1:
+            rule = {"type": "event_count", "event": "purchase", "min": 1, "window": f"{1 + i}d"}
+        elif kind == 2:
+            rule = {"type": "feature", "feature": "monetary_value", "op": "gte", "value": 10 * i}
+        elif kind == 3:
+            rule = {
+                "type": "event_without",
+                "event": "add_to_cart",
+                "without": "purchase",
+                "window": "1d",
+                "min_age": "30m",
+            }
+        else:
+            rule = {
+                "type": "all",
+                "conditions": [
+                    {"type": "feature", "feature": "days_since_last_seen", "op": "lt", "value": 30},
+                    {
+                        "type": "feature",
+                        "feature": "purchase_count",
+                        "op": "gte",
+                        "value": 1 + i % 3,
+                    },
+                ],
+            }
+        rules.append((f"bench-{i:02d}", rule))
+    return rules
+
+
+def setup() -> dict:
+    for slug, rule in segment_rules():
+        Segment.objects.update_or_create(slug=slug, defaults={"name": slug, "rule": rule})
+    Segment.objects.update_or_create(
+        slug="probe",
+        defaults={
+            "name": "probe",
+            "rule": {"type": "event_count", "event": "probe", "min": 1, "window": "1h"},
+        },
+    )
+    return {"segments": Segment.objects.count()}
+
+
+def _grant(keys: list[str]) -> None:
+    """Consent state for synthetic visitors, written in bulk (as the consent app would)."""
+    backend = get_backend()
+    version, expiry = notice_version(), repr(time.time() + 86400)
+    pipe = backend.client.pipeline(transaction=False)
+    for n, key in enumerate(keys, start=1):
+        pipe.hset(
+            backend._m(key),
+            mapping={NOTICE_FIELD: version, CONSENT_PREFIX + "personalization": expiry},
+        )
+        if n % 5000 == 0:
+            pipe.execute()
+    pipe.execute()
+
+
+def process(expected: int, timeout: float = 600) -> dict:
+    """Kick the workers (as Celery beat's sweep does) and wait until every event is logged."""
+    from segments.tasks import sweep
+
+    started = time.perf_counter()
+    backend = get_backend()
+    while time.perf_counter() - started < timeout:
+        sweep.delay()
+        count = Event.objects.count()
+        if count >= expected and not backend.pending_partitions():
+            return {"events": count, "seconds": time.perf_counter() - started}
+        time.sleep(0.25)
+    return {"events": Event.objects.count(), "seconds": None}
+
+
+@shared_task(name="bench.one_event", ignore_result=True)
+def one_event(fields: dict, n: int) -> None:
+    """The baseline design: one Celery task per event, doing the same work for one event."""
+    backend = get_backend()
+    entry = StreamEntry(f"1-{n}", fields)
+    pipeline.process_batch(backend, 0, [entry], enabled_segments())
+    backend.client.incr(f"{backend.prefix}:bench:done")
+
+
+def baseline_publish(count: int) -> dict:
+    keys = [f"{n:032x}" for n in range(10**9, 10**9 + count)]
+    _grant(keys)
+    now = time.time()
+    started = time.perf_counter()
+    for n, key in enumerate(keys, start=1):
+        event = events.Event(visitor_key=key, name="page_view", ts=now)
+        one_event.delay(events.encode(event), n)
+    return {"published": count, "publish_seconds": time.perf_counter() - started}
+
+
+def baseline_wait(count: int, timeout: float = 300) -> dict:
+    backend = get_backend()
+    key = f"{backend.prefix}:bench:done"
+    started = None
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        done = int(backend.client.get(key) or 0)
+        if done and started is None:
+            started = (time.perf_counter(), done)
+        if done >= count:
+            t0, d0 = started
+            elapsed = time.perf_counter() - t0
+            return {
+                "events": done - d0,
+                "seconds": elapsed,
+                "per_second": (done - d0) / elapsed if elapsed else None,
+            }
+        time.sleep(0.05)
+    return {"events": int(backend.client.get(key) or 0), "seconds": None, "per_second": None}
+
+
+def freshness(rate: float, seconds: float, probes: int) -> dict:
+    """A steady load of ``rate`` events/s from background visitors; meanwhile ``probes``
+    fresh visitors each send one event that puts them in segment "probe". Latency: from the
+    event being recorded to the membership being visible to the next request's read."""
+    from segments.api import exchange, record_events
+
+    background = [f"{n:032x}" for n in range(2 * 10**9, 2 * 10**9 + 2000)]
+    probe_keys = [f"{n:032x}" for n in range(3 * 10**9, 3 * 10**9 + probes)]
+    _grant(background + probe_keys)
+    latencies: list[float] = []
+    lock = threading.Lock()
+
+    def watch(key: str, sent: float) -> None:
+        while time.perf_counter() - sent < 10:
+            if "probe" in exchange(key).memberships:
+                with lock:
+                    latencies.append(time.perf_counter() - sent)
+                return
+            time.sleep(0.002)
+
+    watchers = []
+    total = int(rate * seconds)
+    probe_every = max(total // probes, 1)
+    started = time.perf_counter()
+    sent = 0
+    for n in range(total):
+        target = started + n / rate
+        delay = target - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        if n % probe_every == 0 and len(watchers) < probes:
+            key = probe_keys[len(watchers)]
+            t = time.perf_counter()
+            record_events(key, [("probe", {}, None)])
+            thread = threading.Thread(target=watch, args=(key, t), daemon=True)
+            thread.start()
+            watchers.append(thread)
+        else:
+            record_events(random.choice(background), [(random.choice(EVENT_NAMES), {}, None)])
+        sent += 1
+    achieved = sent / (time.perf_counter() - started)
+    for thread in watchers:
+        thread.join(timeout=15)
+    latencies.sort()
+
+    def pct(p: float):
+        return (
+            latencies[min(int(p * len(latencies)), len(latencies) - 1)] * 1000
+            if latencies
+            else None
+        )
+
+    return {
+        "rate": achieved,
+        "probes": len(watchers),
+        "seen": len(latencies),
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "max_ms": pct(1.0),
+    }
+
+
+def memory(visitors: int, sample_events: int) -> dict:
+    """``visitors`` profiles as the workers leave them (a few events each), then the cost of
+    processing ``sample_events`` new events for random existing visitors."""
+    backend = get_backend()
+    client = backend.client
+    client.flushdb()
+    backend._groups_ready.clear()
+    base = client.info("memory")["used_memory"]
+    now = time.time()
+    segments = enabled_segments()
+    keys = [f"{n:032x}" for n in range(4 * 10**9, 4 * 10**9 + visitors)]
+    version, expiry = notice_version(), repr(now + 86400)
+    changes = pipeline._Changes()
+    for start in range(0, visitors, 2000):
+        updates = []
+        for n, key in enumerate(keys[start : start + 2000]):
+            p = Profile()
+            r = random.Random(start + n)
+            for i in range(r.randint(2, 8)):
+                name = r.choice(EVENT_NAMES)
+                props = {
+                    "path": f"/p/{r.randint(1, 50)}/",
+                    "category": f"c{r.randint(1, 12)}",
+                    "device": r.choice(["desktop", "mobile"]),
+                }
+                if name == "purchase":
+                    props["value"] = round(r.uniform(5, 80), 2)
+                p.apply(
+                    name,
+                    now - r.uniform(0, 30 * 86400),
+                    (1, i + 1),
+                    props,
+                    f"{r.getrandbits(128):032x}",
+                )
+            p.prune(now)
+            updates.append(pipeline.settle(key, p, {}, segments, now, changes, new_profile=True))
+        pipe = client.pipeline(transaction=False)
+        for key in keys[start : start + 2000]:
+            pipe.hset(
+                backend._m(key),
+                mapping={NOTICE_FIELD: version, CONSENT_PREFIX + "personalization": expiry},
+            )
+        pipe.execute()
+        backend.commit(0, updates, [])
+    changes.rows.clear()
+    used = client.info("memory")["used_memory"] - base
+    # Cost per event at this population: a fresh batch through the real drain.
+    fields = []
+    for _ in range(sample_events):
+        key = random.choice(keys)
+        fields.append(
+            (
+                backend.partition_for(key),
+                events.encode(
+                    events.Event(visitor_key=key, name=random.choice(EVENT_NAMES), ts=time.time())
+                ),
+            )
+        )
+    for partition in range(backend.partitions):
+        backend.append_events(partition, [f for p, f in fields if p == partition])
+    started = time.perf_counter()
+    for partition in range(backend.partitions):
+        while pipeline.drain_partition(partition, max_seconds=3600).more:
+            pass
+    elapsed = time.perf_counter() - started
+    return {
+        "visitors": visitors,
+        "bytes_per_visitor": used / visitors,
+        "us_per_event": elapsed / sample_events * 1e6,
+    }
+
+
+if __name__ == "__main__":
+    role, *args = sys.argv[1:]
+    roles = {
+        "setup": lambda: setup(),
+        "process": lambda: process(int(args[0])),
+        "baseline-publish": lambda: baseline_publish(int(args[0])),
+        "baseline-wait": lambda: baseline_wait(int(args[0])),
+        "freshness": lambda: freshness(float(args[0]), float(args[1]), int(args[2])),
+        "memory": lambda: memory(int(args[0]), int(args[1])),
+    }
+    result = roles[role]()
+    connection.close()
+    print(json.dumps(result))

@@ -1,0 +1,241 @@
+"""The printed report of the request-cost benchmark: the table of figures, then the details."""
+
+import math
+
+from . import request_cost as rc
+
+
+def _ms(value: float | None) -> str:
+    return "n/a" if value is None or math.isnan(value) else f"{value:.2f} ms"
+
+
+def _verdict(ok: bool | None) -> str:
+    return "" if ok is None else ("PASS" if ok else "FAIL")
+
+
+def _scenario(label: str, s: dict, target: str = "", ok: bool | None = None) -> tuple:
+    return (
+        label,
+        f"{_ms(s['ms'])} ({s['added_ms']:+.2f})",
+        _ms(s["base_ms"]),
+        f"{s['ratio']:.2f}x",
+        target,
+        _verdict(ok),
+    )
+
+
+def rows(result: dict) -> list[tuple[str, str, str, str, str, str]]:
+    f = result["figures"]
+    wall, cpu = f["wall"], f["cpu"]
+    counts = result["counts"]
+    segments = result["setup"]["segments"]
+    out = [
+        (
+            "Page without the plugin (baseline), wall time",
+            _ms(wall["baseline_ms"]),
+            "",
+            "1.00x",
+            "",
+            "",
+        ),
+        _scenario("Plugin, no consent (undecided: banner)", wall["undecided"]),
+        _scenario("Plugin, no consent (refused)", wall["refused"]),
+    ]
+    trips = max(counts["undecided"]["redis_round_trips"], counts["refused"]["redis_round_trips"])
+    out.append(
+        ("  Redis calls per request, no consent", f"{trips:.2f}", "", "", "0", _verdict(trips == 0))
+    )
+    c = wall["consented"]
+    out.append(
+        _scenario(
+            f"Plugin, consented visitor, {segments} segments",
+            c,
+            f"<= {rc.TARGET_RATIO:.2f}x",
+            c["ratio"] <= rc.TARGET_RATIO,
+        )
+    )
+    out.append(_scenario("  same, CPU time of the web process", cpu["consented"]))
+    trips = counts["consented"]["redis_round_trips"]
+    out.append(
+        (
+            "  Redis round trips per request, consented",
+            f"{trips:.2f}",
+            "",
+            "",
+            f"<= {rc.TARGET_ROUND_TRIPS}",
+            _verdict(trips <= rc.TARGET_ROUND_TRIPS),
+        )
+    )
+    out.append(
+        (
+            "  plugin Python per request (CPU)",
+            _ms(f["python_ms"]),
+            "",
+            "",
+            f"<= {rc.TARGET_PYTHON_MS:.2f} ms",
+            _verdict(f["python_ms"] <= rc.TARGET_PYTHON_MS),
+        )
+    )
+    if "wp" in wall:
+        setup = result["wp_setup"]
+        per = setup["rules"] // max(setup["segments"], 1)
+        out.append(
+            _scenario(
+                f"wagtail-personalisation {setup['wagtail_personalisation']}, "
+                f"{setup['segments']} segments x {per} rules",
+                wall["wp"],
+            )
+        )
+        out.append(_scenario("  same, CPU time of the web process", cpu["wp"]))
+        ratio = wall["wp_vs_plugin"]
+        out.append(
+            (
+                "Added time: wagtail-personalisation / plugin",
+                f"{ratio:.0f}x",
+                "",
+                "",
+                f">= {rc.TARGET_VS_WP:.0f}x",
+                _verdict(ratio >= rc.TARGET_VS_WP),
+            )
+        )
+        out.append(("  same, CPU time", f"{cpu['wp_vs_plugin']:.0f}x", "", "", "", ""))
+    else:
+        out.append(("wagtail-personalisation", "not measured (see below)", "", "", "", ""))
+    return out
+
+
+def table(lines) -> str:
+    header = ("figure", "value (added)", "baseline", "ratio", "target", "result")
+    widths = [max(len(r[i]) for r in [header, *lines]) for i in range(len(header))]
+    out = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
+    out.append("  ".join("-" * w for w in widths))
+    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in lines]
+    return "\n".join(out)
+
+
+def details(result: dict) -> str:
+    f = result["figures"]
+    ready = result["ready"]
+    base = ready["baseline"]
+    versions = base["versions"]
+    load = ", ".join(f"{x:.2f}" for x in result["load_before"])
+    load_after = ", ".join(f"{x:.2f}" for x in result["load_after"])
+    quick = " (--quick)" if result["quick"] else ""
+    out = [
+        f"Run {result['date']}, {result['cpus']} CPUs, load average {load} before and "
+        f"{load_after} after; {result['seconds']:.0f} s in all{quick}.",
+        f"Database: {result['database']}. Redis: {result['redis']}.",
+        f"Python {base['python']}, Django {versions['django']}, Wagtail {versions['wagtail']}; "
+        f"page {base['path']} ({result['setup']['page_type']}) through Django's WSGI handler.",
+        "",
+        f"Per scenario ({result['rounds']} rounds; medians of per-batch means, wall / CPU):",
+    ]
+    for name, batches in result["batches_ms"].items():
+        q1, q3 = rc.iqr(batches)
+        count = result["counts"][name]
+        redis = ", ".join(f"{k} {v:.2f}" for k, v in count["redis_commands"].items()) or "none"
+        cpu = rc.median(result["batches_cpu_ms"][name])
+        out.append(
+            f"  {name:<12}{rc.median(batches):8.2f} / {cpu:6.2f}"
+            f" ms  IQR {q1:.2f}-{q3:.2f}  {len(batches)}x{result['batch_sizes'][name]} requests"
+            f"  SQL {count['db_queries']:.0f}/request  Redis: {redis}"
+        )
+    counts = result["counts"]
+    if "server_scripts" in counts["consented"]:
+        out.append(
+            "Server-side check (INFO commandstats, EVALSHA+EVAL calls per request, all clients "
+            f"of this Redis): consented {counts['consented']['server_scripts']:.2f}, undecided "
+            f"{counts['undecided']['server_scripts']:.2f}, refused "
+            f"{counts['refused']['server_scripts']:.2f}."
+        )
+    for clock in ("wall", "cpu"):
+        added = []
+        for name in ("undecided", "refused", "consented", "wp"):
+            if name in f[clock]:
+                s = f[clock][name]
+                added.append(f"{name} {s['added_ms']:+.2f} ± {s['added_ci95']:.2f}")
+        out.append(
+            f"Added {clock} ms (median of per-round differences ± 95% interval): "
+            + "; ".join(added)
+            + "."
+        )
+    if "wp_baseline_vs_baseline" in f["wall"]:
+        out.append(
+            "The two baselines (plugin venv and wagtail-personalisation venv, same page and "
+            f"versions) differ by {f['wall']['wp_baseline_vs_baseline']['added_ms']:+.2f} ms wall, "
+            f"{f['cpu']['wp_baseline_vs_baseline']['added_ms']:+.2f} ms CPU: the noise floor."
+        )
+    out.append(
+        f"The consented visitor is in {len(ready['consented']['segments_shown'])} segments "
+        f"(listed on the page from request.segments). Plugin Python = added CPU time "
+        f"{f['cpu']['consented']['added_ms']:.2f} ms - the CPU of a bare round trip "
+        f"{f['bare_round_trip_cpu_ms']:.3f} ms (raw socket). Wall-clock estimate of the plugin's "
+        f"Python: added wall time - the in-request round trip = "
+        f"{f['python_wall_estimate_ms']:.2f} ms."
+    )
+    for key, title in (("breakdown", "consented"), ("breakdown_undecided", "undecided")):
+        b = result[key]
+        out.append("")
+        out.append(
+            f"Plugin pieces, {title} visitor: ms per request, wall / CPU, timed over {b['n']} "
+            f"requests of {b['request_ms']:.2f} / {b['request_cpu_ms']:.2f} ms (indented: inside "
+            "the line above):"
+        )
+        for p in b["pieces"]:
+            out.append(f"  {p['ms']:7.3f} / {p['cpu_ms']:6.3f}  {p['label']}")
+    costs = result.get("redis_costs")
+    if costs:
+        out.append("")
+        out.append(
+            f"Redis from the consented process, in a tight loop (medians, wall): raw socket "
+            f"PING {costs['raw_ping_ms']:.3f} ms ({costs['raw_ping_cpu_ms']:.3f} ms CPU), "
+            f"redis-py PING {costs['redis_py_ping_ms']:.3f} ms, backend.exchange "
+            f"{costs['backend_exchange_ms']:.3f} ms ({costs['backend_exchange_cpu_ms']:.3f} ms "
+            f"CPU), segments.api.exchange {costs['api_exchange_ms']:.3f} ms (read-only, "
+            f"{costs['memberships']} memberships); inside a page view the EVALSHA took "
+            f"{f['round_trip_in_request_ms']:.3f} ms ({f['round_trip_cpu_ms']:.3f} ms CPU). "
+            f"Server time per EVALSHA {costs['server_evalsha_ms']:.3f} ms. "
+            f"Scheduling a drain (memory broker): {costs['schedule_drain_ms']:.3f} ms, at most "
+            "once per partition per drain-flag TTL (an hour here)."
+        )
+    out.append("")
+    out.append("wagtail-personalisation:")
+    wp = result.get("wp_setup")
+    if wp:
+        out.append(
+            f"  {wp['wagtail_personalisation']} on Wagtail {wp['wagtail']}, Django {wp['django']}, "
+            f"wagtail-modeladmin {wp['wagtail_modeladmin']} (separate venv .venv-bench-wp): "
+            f"migrated in {wp['migrate_seconds']} s; {wp['segments']} segments, "
+            f"{wp['rules']} rules."
+        )
+        out.append("  system checks: " + ("; ".join(wp["check"]) or "no issues"))
+        warns = sorted(set(wp["warnings"]) | set(ready.get("wp", {}).get("warnings", [])))
+        out.append("  warnings at start-up and first page view: " + ("; ".join(warns) or "none"))
+        if ready.get("wp"):
+            wp_versions = ready["wp"]["versions"]
+            if wp_versions["wagtail"] != versions["wagtail"]:
+                out.append(
+                    f"  CAVEAT: Wagtail {wp_versions['wagtail']} there, {versions['wagtail']} "
+                    "for the plugin."
+                )
+            count = result["counts"]["wp"]
+            kinds = ", ".join(f"{k} {v:.0f}" for k, v in count["db_query_kinds"].items())
+            out.append(
+                f"  its visitor is in {len(ready['wp']['segments_shown'])} segments; "
+                f"{count['db_queries']:.0f} SQL queries per page view ({kinds})."
+            )
+    for note in result.get("wp_notes", []):
+        out.append(f"  note: {note}")
+    prof = result.get("profile")
+    if prof:
+        out.append("")
+        out.append(
+            f"cProfile, consented visitor ({prof['n']} requests of {prof['total_ms']:.2f} ms under "
+            f"the profiler; the plugin's own time {prof['plugin_own_ms']:.3f} ms):"
+        )
+        out.append("     calls   own ms   cum ms  function")
+        for r in prof["by_cumulative"]:
+            out.append(
+                f"  {r['calls']:8.2f} {r['own_ms']:8.3f} {r['cum_ms']:8.3f}  {r['function']}"
+            )
+    return "\n".join(out)

@@ -6,7 +6,12 @@ forged, expired or malformed value reads as "undecided" and never raises. Whethe
 still honours the decision is checked against its own record.
 """
 
+import time
+from collections import OrderedDict
+
 from django.core import signing
+from django.core.signals import setting_changed
+from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 
 from . import notices
@@ -18,23 +23,45 @@ _SALT = "tailored.consent.cookie"
 MAX_COOKIE_LENGTH = 512
 
 
+# Verified cookies, by their exact signed value: a returning visitor's next requests skip the
+# signature check and the keyed hash. Only a value that verified once is cached, so a forged
+# one can never be served from here; age and notice version are checked on every request.
+_verified: OrderedDict[str, tuple[ConsentState | None, float]] = OrderedDict()
+_CACHE_SIZE = 10_000
+
+
 def read(request: HttpRequest) -> ConsentState:
     raw = request.COOKIES.get(get_setting("CONSENT_COOKIE_NAME"))
     if not raw or len(raw) > MAX_COOKIE_LENGTH:
         return UNDECIDED
-    try:
-        payload = signing.TimestampSigner(salt=_SALT).unsign(
-            raw, max_age=get_setting("CONSENT_MAX_AGE")
-        )
-    except signing.BadSignature:  # includes SignatureExpired
+    hit = _verified.get(raw)
+    if hit is None:
+        hit = _verify(raw)
+        if hit is None:
+            return UNDECIDED
+        _verified[raw] = hit
+        if len(_verified) > _CACHE_SIZE:
+            _verified.popitem(last=False)
+    state, signed_at = hit
+    if state is None or time.time() - signed_at > get_setting("CONSENT_MAX_AGE"):
         return UNDECIDED
+    if state.notice_version != str(notices.current().version):
+        return UNDECIDED  # decided under another notice: ask again
+    return state
+
+
+def _verify(raw: str) -> tuple[ConsentState | None, float] | None:
+    signer = signing.TimestampSigner(salt=_SALT)
+    try:
+        payload = signer.unsign(raw, max_age=get_setting("CONSENT_MAX_AGE"))
+    except signing.BadSignature:  # includes SignatureExpired
+        return None
+    signed_at = float(signing.b62_decode(raw.rsplit(signer.sep, 2)[-2]))
     parsed = decode_payload(payload, frozenset(get_setting("CONSENT_PURPOSES")))
     if parsed is None:
-        return UNDECIDED
+        return None, signed_at
     visitor_id, purposes, version, gpc_override = parsed
-    if version != str(notices.current().version):
-        return UNDECIDED  # decided under another notice: ask again
-    return ConsentState(
+    state = ConsentState(
         decided=True,
         purposes=purposes,
         notice_version=version,
@@ -42,6 +69,12 @@ def read(request: HttpRequest) -> ConsentState:
         visitor_key=visitor_key(visitor_id) if visitor_id else None,
         gpc_override=gpc_override,
     )
+    return state, signed_at
+
+
+@receiver(setting_changed)
+def _forget(**kwargs) -> None:
+    _verified.clear()
 
 
 def write(response: HttpResponse, state: ConsentState) -> None:

@@ -7,6 +7,7 @@ agent.
 
 import re
 import time
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from django.http import HttpRequest
@@ -23,6 +24,7 @@ _BOT = re.compile(
 _CAMPAIGN_PARAMS = ("utm_source", "utm_medium", "utm_campaign")
 
 
+@lru_cache(maxsize=2048)
 def device_class(user_agent: str) -> str:
     if _TABLET.search(user_agent):
         return "tablet"
@@ -32,7 +34,12 @@ def device_class(user_agent: str) -> str:
 
 
 def is_bot(request: HttpRequest) -> bool:
-    return bool(_BOT.search(request.headers.get("User-Agent", "")))
+    return _is_bot_agent(request.headers.get("User-Agent", ""))
+
+
+@lru_cache(maxsize=2048)
+def _is_bot_agent(user_agent: str) -> bool:
+    return bool(_BOT.search(user_agent))
 
 
 def is_page_view(request: HttpRequest) -> bool:

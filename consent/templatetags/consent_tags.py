@@ -1,5 +1,10 @@
 from django import template
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.template.loader import render_to_string
 from django.utils.html import json_script
+from django.utils.safestring import mark_safe
+from django.utils.translation import get_language
 
 from .. import notices
 from ..api import consent_mode_signals, get_consent
@@ -9,8 +14,13 @@ from ..policy import NECESSARY, UNDECIDED
 register = template.Library()
 
 
-@register.inclusion_tag("consent/banner.html", takes_context=True)
-def consent_banner(context: template.Context) -> dict:
+# Rendered markup for visitors who already decided (the same for all of them), by language
+# and notice version: most page views need no template rendering for the banner at all.
+_decided_markup: dict[tuple[str, int], str] = {}
+
+
+@register.simple_tag(takes_context=True)
+def consent_banner(context: template.Context) -> str:
     """The first-layer banner (until the visitor decides) and the always-present settings link.
 
     With CONSENT_BANNER_MODE = "client" the markup is the same for every visitor (safe in a
@@ -20,9 +30,25 @@ def consent_banner(context: template.Context) -> dict:
     state = get_consent(request) if request is not None else UNDECIDED
     notice = notices.current()
     client_mode = get_setting("CONSENT_BANNER_MODE") == "client"
+    if state.decided and not client_mode:
+        key = (get_language() or "", notice.version)
+        markup = _decided_markup.get(key)
+        if markup is None:
+            markup = _decided_markup[key] = render_to_string(
+                "consent/banner.html", {"show_banner": False}
+            )
+        return mark_safe(markup)  # noqa: S308 - our own template, no visitor data in it
+    return mark_safe(  # noqa: S308 - rendered by the template engine, which escapes
+        render_to_string(
+            "consent/banner.html", _banner_context(context, request, state, notice, client_mode)
+        )
+    )
+
+
+def _banner_context(context, request, state, notice, client_mode) -> dict:
     return {
         "client_mode": client_mode,
-        # Not "csrf_token": inclusion tags copy the page's token under that name.
+        # The page's CSRF token, under another name than the template variable Django sets.
         "form_token": "" if client_mode else context.get("csrf_token"),
         "show_banner": client_mode or not state.decided,
         "granted": frozenset() if client_mode else state.purposes,
@@ -46,3 +72,8 @@ def consent_mode(context: template.Context) -> str:
 def has_consent(context: template.Context, purpose: str) -> bool:
     request = context.get("request")
     return request is not None and get_consent(request).allows(purpose)
+
+
+@receiver(setting_changed)
+def _forget(**kwargs) -> None:
+    _decided_markup.clear()

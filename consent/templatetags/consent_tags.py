@@ -65,7 +65,15 @@ def consent_mode(context: template.Context) -> str:
     request = context.get("request")
     client_mode = get_setting("CONSENT_BANNER_MODE") == "client"
     state = UNDECIDED if client_mode or request is None else get_consent(request)
-    return json_script(consent_mode_signals(state), "tailored-consent-mode")
+    markup = _signal_markup.get(state.purposes)
+    if markup is None:
+        markup = _signal_markup[state.purposes] = json_script(
+            consent_mode_signals(state), "tailored-consent-mode"
+        )
+    return markup
+
+
+_signal_markup: dict[frozenset[str], str] = {}
 
 
 @register.simple_tag(takes_context=True)
@@ -77,3 +85,4 @@ def has_consent(context: template.Context, purpose: str) -> bool:
 @receiver(setting_changed)
 def _forget(**kwargs) -> None:
     _decided_markup.clear()
+    _signal_markup.clear()

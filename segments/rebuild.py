@@ -28,7 +28,7 @@ def rebuild(chunk: int = 2000) -> dict[str, int]:
         for seq, (key, name, occurred_at, properties, event_id) in enumerate(
             values.iterator(chunk_size=5000), start=1
         ):
-            profiles[key].apply(name, occurred_at.timestamp(), (0, seq), properties, event_id)
+            profiles[key].apply(name, occurred_at.timestamp(), (0, seq), properties, event_id.hex)
             stats["events"] += 1
         by_partition: dict[int, list[VisitorUpdate]] = {}
         for key, profile in profiles.items():

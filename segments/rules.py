@@ -33,7 +33,7 @@ import math
 import operator
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
@@ -57,11 +57,37 @@ class RuleError(ValueError):
         super().__init__(f"{path}: {message}" if path else message)
 
 
-@dataclass(frozen=True, slots=True)
 class Outcome:
-    matched: bool
-    until: float  # the answer holds until this time if no event arrives (NEVER: indefinitely)
-    reasons: tuple[str, ...] = field(default_factory=tuple)
+    """Whether a visitor matches, until when that holds if no event arrives (NEVER:
+    indefinitely), and why. The reasons are worded only when someone reads them: workers
+    evaluate thousands of rules per second and need the words only when membership changes."""
+
+    __slots__ = ("_why", "matched", "until")
+
+    def __init__(self, matched: bool, until: float, why=()):
+        self.matched = matched
+        self.until = until
+        self._why = why
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        if callable(self._why):
+            self._why = tuple(self._why())
+        return self._why
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, Outcome):
+            return NotImplemented
+        return (self.matched, self.until, self.reasons) == (
+            other.matched,
+            other.until,
+            other.reasons,
+        )
+
+    __hash__ = None
+
+    def __repr__(self) -> str:
+        return f"Outcome(matched={self.matched}, until={self.until}, reasons={self.reasons})"
 
 
 Evaluator = Callable[..., Outcome]  # (profile, now, context=None) -> Outcome
@@ -150,8 +176,7 @@ def _compile_group(node: dict, path: str, depth: int, counter: _Options) -> Eval
             until = max(o.until for o in deciding)
         else:
             until = min(o.until for o in deciding)
-        reasons = tuple(r for o in deciding for r in o.reasons)
-        return Outcome(matched, until, reasons)
+        return Outcome(matched, until, lambda: [r for o in deciding for r in o.reasons])
 
     return evaluate
 
@@ -161,7 +186,7 @@ def _compile_not(node: dict, path: str, depth: int, counter: _Options) -> Evalua
 
     def evaluate(profile: Profile, now: float, context: dict | None = None) -> Outcome:
         o = child(profile, now, context)
-        return Outcome(not o.matched, o.until, tuple(f"not ({r})" for r in o.reasons))
+        return Outcome(not o.matched, o.until, lambda: [f"not ({r})" for r in o.reasons])
 
     return evaluate
 
@@ -205,15 +230,20 @@ def _compile_event_count(node: dict, path: str, depth: int, counter: _Options) -
 
     def evaluate(profile: Profile, now: float, context: dict | None = None) -> Outcome:
         count = profile.count_within(key, window, now)
-        bound = f"threshold {minimum}" if maximum is None else f"between {minimum} and {maximum}"
-        reason = f"{count} {label} event(s) in the last {window_words} ({bound})"
+
+        def reason():
+            bound = (
+                f"threshold {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+            )
+            return (f"{count} {label} event(s) in the last {window_words} ({bound})",)
+
         if count >= minimum and (maximum is None or count <= maximum):
             until = profile.count_valid_until(key, window, minimum, now)
-            return Outcome(True, until, (reason,))
+            return Outcome(True, until, reason)
         if maximum is not None and count > maximum:  # too many: fewer once some age out
             until = profile.count_valid_until(key, window, maximum + 1, now)
-            return Outcome(False, until, (reason,))
-        return Outcome(False, NEVER, (reason,))  # only a new event can make it hold
+            return Outcome(False, until, reason)
+        return Outcome(False, NEVER, reason)  # only a new event can make it hold
 
     return evaluate
 
@@ -346,9 +376,10 @@ def _compile_feature(node: dict, path: str, depth: int, counter: _Options) -> Ev
     def evaluate(profile: Profile, now: float, context: dict | None = None) -> Outcome:
         value = feature.value(profile, now, param)
         matched = test(value)
-        reason = f"{describe} is {_fmt(value)} ({_words(op, target)})"
         return Outcome(
-            matched, _feature_until(feature, profile, now, op, target, matched), (reason,)
+            matched,
+            _feature_until(feature, profile, now, op, target, matched),
+            lambda: (f"{describe} is {_fmt(value)} ({_words(op, target)})",),
         )
 
     return evaluate

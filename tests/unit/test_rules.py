@@ -1,6 +1,5 @@
 """Unit tests for the rule engine (segments.rules): pure logic, no Django database."""
 
-import dataclasses
 import math
 
 import pytest
@@ -344,10 +343,13 @@ def test_invalid_tree_raises_even_when_first_problem_is_late():
 # -- event_count evaluation and ``until`` ---------------------------------------------------
 
 
-def test_outcome_is_frozen():
-    outcome = Outcome(True, 5.0, ("x",))
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        outcome.matched = False  # type: ignore[misc]
+def test_outcome_words_its_reasons_only_when_read():
+    calls = []
+    outcome = Outcome(True, 5.0, lambda: calls.append(1) or ["x"])
+    assert calls == []
+    assert outcome.reasons == ("x",) and outcome.reasons == ("x",)
+    assert calls == [1]
+    assert outcome == Outcome(True, 5.0, ("x",))
     assert Outcome(False, NEVER).reasons == ()
     assert math.inf == NEVER
 

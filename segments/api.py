@@ -14,7 +14,7 @@ from .conf import get_setting
 from .events import Event, EventError
 from .features import Profile
 from .intake import is_page_view, page_view, request_context
-from .registry import enabled_segments, get_backend
+from .registry import context_only_segments, get_backend
 
 __all__ = [
     "BackendUnavailable",
@@ -93,12 +93,11 @@ _EMPTY = Profile()
 def context_segments(context: dict[str, str], now: float | None = None) -> frozenset[str]:
     """Segments whose rules use only the request's context (device, campaign, time...):
     decided from ``context`` alone, for any visitor, storing nothing."""
+    candidates = context_only_segments()
+    if not candidates:
+        return frozenset()
     now = time.time() if now is None else now
-    return frozenset(
-        s.slug
-        for s in enabled_segments()
-        if s.context_only and s.evaluate(_EMPTY, now, context).matched
-    )
+    return frozenset(s.slug for s in candidates if s.evaluate(_EMPTY, now, context).matched)
 
 
 def tracking_purpose() -> str:

@@ -85,6 +85,19 @@ def enabled_segments() -> list[CompiledSegment]:
     return result
 
 
+def context_only_segments() -> list[CompiledSegment]:
+    """The enabled segments decided from the request alone (cached with the others)."""
+    global _context_only
+    segments = enabled_segments()
+    cached = _context_only
+    if cached is None or cached[0] is not segments:  # the definitions were reloaded
+        cached = _context_only = (segments, [s for s in segments if s.context_only])
+    return cached[1]
+
+
+_context_only: tuple[list[CompiledSegment], list[CompiledSegment]] | None = None
+
+
 def forget_definitions() -> None:
     global _definitions
     _definitions = None

@@ -235,7 +235,7 @@ class Profile:
 
     # -- storage --------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """A compact JSON-ready form: times to 0.1 s, scores to 4 significant digits, bucket
+        """A compact JSON-ready form: times to the second, scores to 4 significant digits, bucket
         tiers as flat [bucket, count, ...] lists, empty parts left out."""
         data: dict[str, Any] = {
             "f": _t(self.first_seen),
@@ -300,8 +300,8 @@ class Profile:
         )
 
 
-def _t(value: float | None) -> float | None:
-    return None if value is None else round(value, 1)
+def _t(value: float | None) -> int | None:
+    return None if value is None else round(value)
 
 
 def _g(value: float) -> float:

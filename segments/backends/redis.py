@@ -363,13 +363,28 @@ def _id(entry_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
+# Profiles are small JSON documents with the same keys over and over: deflate with a preset
+# dictionary of those keys stores them in about a third of their size (see the memory
+# benchmark). The first byte says how a value is stored, so the format can change.
+_ZDICT = (
+    b'"b":{"t":{"lt":{"page_view":"click":"add_to_cart":"purchase":"scroll":"signup":'
+    b'"@category=","@page_type=","d":["h":["m":["e":["a":{"c":{"device":"desktop","mobile",'
+    b'"referrer":"utm_campaign":"p":["r":["s":"o":["i":[1,"f":17'
+)
+_DEFLATE_WITH_DICT = b"\x01"
+
+
 def _pack(profile: str) -> bytes:
-    return zlib.compress(profile.encode(), 1)
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, _ZDICT)
+    return _DEFLATE_WITH_DICT + compressor.compress(profile.encode()) + compressor.flush()
 
 
 def _unpack(value: bytes | None) -> str | None:
     if value is None:
         return None
+    if value[:1] == _DEFLATE_WITH_DICT:
+        decompressor = zlib.decompressobj(-15, _ZDICT)
+        return (decompressor.decompress(value[1:]) + decompressor.flush()).decode()
     if value[:1] == b"{":  # stored uncompressed (before compression was introduced)
         return value.decode()
     return zlib.decompress(value).decode()

@@ -272,7 +272,7 @@ def test_round_trip_through_json():
     p = _profile(("a", T), ("b", T + 10), ("a", T + 2 * HOUR), ("a", T + 3 * DAY))
     data = json.loads(json.dumps(p.to_dict()))
     q = Profile.from_dict(data)
-    # Stored precision: times to 0.1 s, scores to 4 significant digits; the rest exactly.
+    # Stored precision: times to the second, scores to 4 significant digits; the rest exactly.
     assert q.engagement == pytest.approx(p.engagement, rel=1e-3)
     q.engagement = p.engagement
     assert q == p

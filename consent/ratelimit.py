@@ -9,6 +9,8 @@ from django.http import HttpRequest
 from .conf import get_setting
 from .identity import client_key
 
+_now = time.time  # the clock (tests hold it still)
+
 
 def allow(request: HttpRequest, scope: str) -> bool:
     limit = int(get_setting("CONSENT_RATE_LIMIT"))
@@ -16,7 +18,7 @@ def allow(request: HttpRequest, scope: str) -> bool:
         return True
     window = int(get_setting("CONSENT_RATE_LIMIT_WINDOW"))
     address = request.META.get("REMOTE_ADDR", "")
-    bucket = int(time.time() // window)
+    bucket = int(_now() // window)
     key = f"consent-rl:{scope}:{client_key(address)}:{bucket}"
     cache = caches[get_setting("CONSENT_RATE_LIMIT_CACHE")]
     try:

@@ -79,38 +79,15 @@ def append_record(
 ) -> ConsentRecord:
     """Append one record to the chain (serialised by a row lock on the chain head) and, once
     committed, tell the other apps (``consent_changed``)."""
-    notice = notices.current()
-    now = timezone.now()
-    expires_at = expires_at or now + timedelta(seconds=get_setting("CONSENT_MAX_AGE"))
-    with transaction.atomic():
-        head = _locked_head()
-        record = ConsentRecord(
-            seq=head.last_seq + 1,
-            visitor_key=key,
-            created_at=now,
-            expires_at=expires_at,
-            granted=sorted(granted),
-            denied=sorted(denied),
-            notice_version=str(notice.version),
-            notice_hash=notice.text_hash,
-            method=method,
-            language=language[:16],
-            gpc=gpc,
-            prev_hash=head.last_hash or chain.GENESIS,
-        )
-        record.record_hash = chain.digest(chain_key(), _record_fields(record), record.prev_hash)
-        record.save()
-        ChainHead.objects.filter(pk=1).update(last_seq=record.seq, last_hash=record.record_hash)
-        transaction.on_commit(
-            lambda: consent_changed.send(
-                sender=ConsentRecord,
-                visitor_key=key,
-                granted=frozenset(granted),
-                denied=frozenset(denied),
-                notice_version=record.notice_version,
-                expires_at=expires_at,
-            )
-        )
+    (record,) = append_records(
+        [key],
+        granted=granted,
+        denied=denied,
+        method=method,
+        language=language,
+        gpc=gpc,
+        expires_at=expires_at,
+    )
     return record
 
 
@@ -290,14 +267,16 @@ def append_records(
     denied: frozenset[str],
     method: str,
     language: str = "",
+    gpc: bool = False,
+    expires_at=None,
 ) -> list[ConsentRecord]:
-    """The same decision for many visitors (imports): one lock, one bulk insert, the chain
-    computed in order."""
+    """The same decision for one or many visitors (imports): one lock on the chain head, one
+    insert, the chain computed in order; ``consent_changed`` is sent for each once committed."""
     if not keys:
         return []
     notice = notices.current()
     now = timezone.now()
-    expires_at = now + timedelta(seconds=get_setting("CONSENT_MAX_AGE"))
+    expires_at = expires_at or now + timedelta(seconds=get_setting("CONSENT_MAX_AGE"))
     key_bytes = chain_key()
     with transaction.atomic():
         head = _locked_head()
@@ -316,7 +295,7 @@ def append_records(
                 notice_hash=notice.text_hash,
                 method=method,
                 language=language[:16],
-                gpc=False,
+                gpc=gpc,
                 prev_hash=prev,
             )
             record.record_hash = prev = chain.digest(key_bytes, _record_fields(record), prev)

@@ -2,7 +2,7 @@ from django import template
 from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.template.loader import render_to_string
-from django.utils.html import json_script
+from django.utils.html import escape, json_script
 from django.utils.safestring import mark_safe
 from django.utils.translation import get_language
 
@@ -14,9 +14,9 @@ from ..policy import NECESSARY, UNDECIDED
 register = template.Library()
 
 
-# Rendered markup for visitors who already decided (the same for all of them), by language
-# and notice version: most page views need no template rendering for the banner at all.
-_decided_markup: dict[tuple[str, int], str] = {}
+# Rendered banner markup by (language, notice version, client mode, decided): page views
+# need no template rendering for the banner, only two escaped substitutions.
+_markup: dict[tuple, str] = {}
 
 
 @register.simple_tag(takes_context=True)
@@ -30,32 +30,32 @@ def consent_banner(context: template.Context) -> str:
     state = get_consent(request) if request is not None else UNDECIDED
     notice = notices.current()
     client_mode = get_setting("CONSENT_BANNER_MODE") == "client"
-    if state.decided and not client_mode:
-        key = (get_language() or "", notice.version)
-        markup = _decided_markup.get(key)
-        if markup is None:
-            markup = _decided_markup[key] = render_to_string(
-                "consent/banner.html", {"show_banner": False}
-            )
-        return mark_safe(markup)  # noqa: S308 - our own template, no visitor data in it
-    return mark_safe(  # noqa: S308 - rendered by the template engine, which escapes
-        render_to_string(
-            "consent/banner.html", _banner_context(context, request, state, notice, client_mode)
+    key = (get_language() or "", notice.version, client_mode, state.decided and not client_mode)
+    markup = _markup.get(key)
+    if markup is None:
+        # Rendered once per language, notice version and kind of visitor, with placeholders
+        # where the page's CSRF token and address go.
+        markup = _markup[key] = render_to_string(
+            "consent/banner.html",
+            {
+                "client_mode": client_mode,
+                "form_token": "" if client_mode else _TOKEN_SLOT,
+                "show_banner": client_mode or not state.decided,
+                "purposes": [p for p in notice.purposes if p["code"] != NECESSARY],
+                "banner_text": notice.banner_text,
+                "next": _NEXT_SLOT,
+            },
         )
-    )
+    if _TOKEN_SLOT in markup or _NEXT_SLOT in markup:
+        token = context.get("csrf_token")
+        markup = markup.replace(_TOKEN_SLOT, escape(str(token)) if token else "").replace(
+            _NEXT_SLOT, escape(request.get_full_path()) if request is not None else "/"
+        )
+    return mark_safe(markup)  # noqa: S308 - template output; the two values are escaped
 
 
-def _banner_context(context, request, state, notice, client_mode) -> dict:
-    return {
-        "client_mode": client_mode,
-        # The page's CSRF token, under another name than the template variable Django sets.
-        "form_token": "" if client_mode else context.get("csrf_token"),
-        "show_banner": client_mode or not state.decided,
-        "granted": frozenset() if client_mode else state.purposes,
-        "purposes": [p for p in notice.purposes if p["code"] != NECESSARY],
-        "banner_text": notice.banner_text,
-        "next": request.get_full_path() if request is not None else "/",
-    }
+_TOKEN_SLOT = "__tailored_csrf_token__"  # noqa: S105 - a placeholder, not a secret
+_NEXT_SLOT = "__tailored_next_url__"
 
 
 @register.simple_tag(takes_context=True)
@@ -84,5 +84,5 @@ def has_consent(context: template.Context, purpose: str) -> bool:
 
 @receiver(setting_changed)
 def _forget(**kwargs) -> None:
-    _decided_markup.clear()
+    _markup.clear()
     _signal_markup.clear()

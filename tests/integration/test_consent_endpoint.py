@@ -190,3 +190,15 @@ def test_withdrawal_stops_recording_on_the_next_request(backend):
     replay.get("/guides/")
     assert stream_len() == before
     assert backend.client.hget(f"{backend.prefix}:m:{key}", "_c:personalization") is None
+
+
+def test_the_banner_escapes_the_page_address_and_carries_the_pages_csrf_token(backend):
+    client = browser()
+    page = client.get('/?x="><script>alert(1)</script>').content.decode()
+    assert "<script>alert(1)" not in page
+    assert "x=%22%3E%3Cscript%3Ealert(1)%3C/script%3E" in page  # kept, encoded
+    token = client.cookies["csrftoken"].value
+    assert 'name="csrfmiddlewaretoken" value="' in page and "__tailored" not in page
+    assert token  # the form posts with the page's own token
+    other = browser().get("/").content.decode()
+    assert 'value="/"' in other and "alert(1)" not in other  # nothing leaks between visitors

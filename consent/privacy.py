@@ -18,19 +18,9 @@ from .registry import handlers
 
 logger = logging.getLogger(__name__)
 
-_CONSENT_FIELDS = (
-    "seq",
-    "created_at",
-    "expires_at",
-    "granted",
-    "denied",
-    "notice_version",
-    "notice_hash",
-    "method",
-    "language",
-    "gpc",
-    "record_hash",
-)
+# What an export shows of each consent record: the chained fields (the key is the export's
+# subject) and the record's hash, by which it can be verified.
+_CONSENT_FIELDS = (*(f for f in chain.FIELDS if f != "visitor_key"), "record_hash")
 
 
 # -- access and portability (Art. 15, 20) ----------------------------------------------------

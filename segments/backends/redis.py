@@ -73,25 +73,23 @@ def _until(value: str) -> float:
         return 0.0
 
 
+def _connect(options: dict, *, decode_responses: bool) -> redis.Redis:
+    return redis.Redis.from_url(
+        options["URL"],
+        decode_responses=decode_responses,
+        socket_timeout=float(options.get("SOCKET_TIMEOUT", 0.5)),
+        socket_connect_timeout=float(options.get("CONNECT_TIMEOUT", 0.5)),
+        health_check_interval=30,
+    )
+
+
 class RedisBackend(BaseBackend):
     def __init__(self, options: dict):
         super().__init__(options)
         self.prefix = options.get("KEY_PREFIX", "tailored")
-        self.client = redis.Redis.from_url(
-            options["URL"],
-            decode_responses=True,
-            socket_timeout=float(options.get("SOCKET_TIMEOUT", 0.5)),
-            socket_connect_timeout=float(options.get("CONNECT_TIMEOUT", 0.5)),
-            health_check_interval=30,
-        )
-        # Profiles are stored zlib-compressed, so they go through a binary connection.
-        self.raw = redis.Redis.from_url(
-            options["URL"],
-            decode_responses=False,
-            socket_timeout=float(options.get("SOCKET_TIMEOUT", 0.5)),
-            socket_connect_timeout=float(options.get("CONNECT_TIMEOUT", 0.5)),
-            health_check_interval=30,
-        )
+        self.client = _connect(options, decode_responses=True)
+        # Profiles are stored compressed, so they go through a binary connection.
+        self.raw = _connect(options, decode_responses=False)
         self._exchange = self.client.register_script(_EXCHANGE)
         self._set_consent = self.client.register_script(_SET_CONSENT)
         self._unlock = self.client.register_script(_UNLOCK)

@@ -429,7 +429,7 @@ def figures(result: dict) -> dict:
             plugin_added = f["consented"]["added_ms"]
             f["wp_vs_plugin"] = f["wp"]["added_ms"] / plugin_added if plugin_added > 0 else math.inf
     pieces = {p["label"].strip(): p for p in result["breakdown"]["pieces"]}
-    trip = pieces.get("redis-py EVALSHA call (client + round trip)", {"ms": 0.0, "cpu_ms": 0.0})
+    trip = pieces.get("Redis EVALSHA call (client + round trip)", {"ms": 0.0, "cpu_ms": 0.0})
     out["round_trip_in_request_ms"] = trip["ms"]
     out["round_trip_cpu_ms"] = trip["cpu_ms"]
     # Python: the CPU time the plugin adds to the web process, less what a bare round trip

@@ -434,9 +434,20 @@ def _count_redis(sends: list) -> callable:
         return original(self, command, check_health)
 
     AbstractConnection.send_packed_command = send_packed_command
+    # The request path's own socket (segments.backends.fastpath) bypasses redis-py.
+    from segments.backends.fastpath import ScriptCaller
+
+    original_roundtrip = ScriptCaller._roundtrip
+
+    def roundtrip(self, payload):
+        sends.append([m.decode().upper() for m in command_re.findall(payload)])
+        return original_roundtrip(self, payload)
+
+    ScriptCaller._roundtrip = roundtrip
 
     def undo():
         AbstractConnection.send_packed_command = original
+        ScriptCaller._roundtrip = original_roundtrip
 
     return undo
 
@@ -525,8 +536,8 @@ def breakdown(scenario: Scenario, n: int) -> dict:
     timers.wrap(segments.api, "notice_version", "    notice_version()")
     timers.wrap(segments.events, "encode", "    encode the page-view event")
     backend = get_backend()
-    if hasattr(backend, "_exchange"):
-        timers.wrap(backend, "_exchange", "    redis-py EVALSHA call (client + round trip)")
+    if hasattr(backend, "_call_exchange"):
+        timers.wrap(backend, "_call_exchange", "    Redis EVALSHA call (client + round trip)")
     timers.wrap(personalization.visitor, "context_segments", "  context-only segments")
     timers.wrap(personalization.visitor, "request_context", "  request context")
     timers.wrap(personalization.visitor, "page_view", "  build page-view event")

@@ -103,6 +103,7 @@ def delete(response: HttpResponse, cookies: list[tuple[str, str, str]]) -> None:
 
 def privacy_signal(request: HttpRequest) -> bool:
     """Global Privacy Control (exactly ``Sec-GPC: 1``), or Do-Not-Track where configured."""
-    if request.headers.get("Sec-GPC", "").strip() == "1":
+    meta = request.META  # not request.headers: building that mapping costs more than this
+    if meta.get("HTTP_SEC_GPC", "").strip() == "1":
         return True
-    return bool(get_setting("CONSENT_HONOR_DNT")) and request.headers.get("DNT", "").strip() == "1"
+    return bool(get_setting("CONSENT_HONOR_DNT")) and meta.get("HTTP_DNT", "").strip() == "1"

@@ -34,7 +34,7 @@ def device_class(user_agent: str) -> str:
 
 
 def is_bot(request: HttpRequest) -> bool:
-    return _is_bot_agent(request.headers.get("User-Agent", ""))
+    return _is_bot_agent(request.META.get("HTTP_USER_AGENT", ""))
 
 
 @lru_cache(maxsize=2048)
@@ -53,30 +53,44 @@ def is_page_view(request: HttpRequest) -> bool:
 def request_context(request: HttpRequest) -> dict[str, str]:
     """What the request itself says about the visitor: used for context-only segments without
     consent (and forgotten after the request), and recorded with page views with consent."""
+    # Read from META, not request.headers: building that mapping costs more than all of this.
+    meta = request.META
     context: dict[str, str] = {"path": request.path[:200]}
-    referrer = request.headers.get("Referer")
+    referrer = meta.get("HTTP_REFERER")
     if referrer:
-        host = urlsplit(referrer).hostname
+        host = _referrer_host(referrer)
         if host and host != request.get_host().split(":")[0]:
-            context["referrer"] = host[:255]
-    for param in _CAMPAIGN_PARAMS:
-        value = request.GET.get(param)
-        if value:
-            context[param] = value[:100]
-    context["device"] = device_class(request.headers.get("User-Agent", ""))
-    language = getattr(request, "LANGUAGE_CODE", None) or _accept_language(request)
+            context["referrer"] = host
+    if meta.get("QUERY_STRING"):
+        for param in _CAMPAIGN_PARAMS:
+            value = request.GET.get(param)
+            if value:
+                context[param] = value[:100]
+    context["device"] = device_class(meta.get("HTTP_USER_AGENT", ""))
+    language = getattr(request, "LANGUAGE_CODE", None) or _accept_language(
+        meta.get("HTTP_ACCEPT_LANGUAGE", "")
+    )
     if language:
         context["language"] = language
     header = get_setting("SEGMENTS_COUNTRY_HEADER")
     if header:
-        country = request.headers.get(header, "").strip().upper()
+        country = meta.get("HTTP_" + header.upper().replace("-", "_"), "").strip().upper()
         if len(country) == 2 and country.isalpha():
             context["country"] = country
     return context
 
 
-def _accept_language(request: HttpRequest) -> str | None:
-    value = request.headers.get("Accept-Language", "")
+@lru_cache(maxsize=1024)
+def _referrer_host(referrer: str) -> str | None:
+    try:
+        host = urlsplit(referrer).hostname
+    except ValueError:
+        return None
+    return host[:255] if host else None
+
+
+@lru_cache(maxsize=256)
+def _accept_language(value: str) -> str | None:
     first = value.split(",", 1)[0].split(";", 1)[0].strip().lower()
     return first[:2] if len(first) >= 2 and first[:2].isalpha() else None
 

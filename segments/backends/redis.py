@@ -16,6 +16,7 @@ import zlib
 import redis
 from redis.exceptions import RedisError, ResponseError
 
+from . import fastpath
 from .base import (
     CONSENT_PREFIX,
     SEGMENT_PREFIX,
@@ -30,12 +31,19 @@ GROUP = "segments"
 
 # KEYS: membership hash, stream, drain flag. ARGV: consent field, now, notice version,
 # drain flag ttl (ms), then for each event its "k" and "d" field values (none: read only).
+# Returns {-1} (no consent state), {0} (not consented) or {1, drain scheduled?, [slug, until...]}.
 _EXCHANGE = """
 local h = redis.call('HGETALL', KEYS[1])
 if #h == 0 then return {-1} end
 local exp, nv
+local memberships = {}
 for i = 1, #h, 2 do
-  if h[i] == ARGV[1] then exp = h[i + 1] elseif h[i] == '_nv' then nv = h[i + 1] end
+  local f = h[i]
+  if string.sub(f, 1, 2) == 's:' then
+    memberships[#memberships + 1] = string.sub(f, 3)
+    memberships[#memberships + 1] = h[i + 1]
+  elseif f == ARGV[1] then exp = h[i + 1]
+  elseif f == '_nv' then nv = h[i + 1] end
 end
 if (not exp) or tonumber(exp) <= tonumber(ARGV[2]) or nv ~= ARGV[3] then return {0} end
 local drain = 0
@@ -45,7 +53,7 @@ if #ARGV > 4 then
   end
   if redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[4]) then drain = 1 end
 end
-return {1, drain, h}
+return {1, drain, memberships}
 """
 
 # KEYS: membership hash. ARGV: ttl, notice version, then purpose-field/expiry pairs.
@@ -91,6 +99,16 @@ class RedisBackend(BaseBackend):
         # Profiles are stored compressed, so they go through a binary connection.
         self.raw = _connect(options, decode_responses=False)
         self._exchange = self.client.register_script(_EXCHANGE)
+        self._fast = (
+            fastpath.ScriptCaller(
+                options["URL"],
+                self._exchange.sha,
+                socket_timeout=float(options.get("SOCKET_TIMEOUT", 0.5)),
+                connect_timeout=float(options.get("CONNECT_TIMEOUT", 0.5)),
+            )
+            if fastpath.supported(options["URL"])
+            else None
+        )
         self._set_consent = self.client.register_script(_SET_CONSENT)
         self._unlock = self.client.register_script(_UNLOCK)
         self._groups_ready: set[str] = set()
@@ -110,32 +128,35 @@ class RedisBackend(BaseBackend):
     # -- request path -----------------------------------------------------------------------
     def exchange(self, visitor_key, *, purpose, notice_version, now, events=()):
         partition = self.partition_for(visitor_key)
-        args: list = [CONSENT_PREFIX + purpose, now, notice_version, self.drain_flag_ttl_ms]
+        keys = [self._m(visitor_key), self._stream(partition), f"{self.prefix}:drain:{partition}"]
+        args = [CONSENT_PREFIX + purpose, repr(now), notice_version, str(self.drain_flag_ttl_ms)]
         for fields in events:
-            args.extend((fields["k"], fields["d"]))
-        try:
-            result = self._exchange(
-                keys=[
-                    self._m(visitor_key),
-                    self._stream(partition),
-                    f"{self.prefix}:drain:{partition}",
-                ],
-                args=args,
-            )
-        except RedisError as exc:
-            raise BackendUnavailable(str(exc)) from exc
+            args += (fields["k"], fields["d"])
+        result = self._call_exchange(keys, args)
         status = result[0]
         if status == -1:
             return Exchange(consented=None)
         if status == 0:
             return Exchange(consented=False)
         flat = result[2]
-        memberships = {
-            flat[i][len(SEGMENT_PREFIX) :]: _until(flat[i + 1])
-            for i in range(0, len(flat), 2)
-            if flat[i].startswith(SEGMENT_PREFIX)
-        }
+        memberships = dict(zip(flat[::2], map(_until, flat[1::2]), strict=True))
         return Exchange(consented=True, memberships=memberships, drain_needed=bool(result[1]))
+
+    def _call_exchange(self, keys: list[str], args: list[str]) -> list:
+        if self._fast is None:
+            try:
+                return self._exchange(keys=keys, args=args)
+            except RedisError as exc:
+                raise BackendUnavailable(str(exc)) from exc
+        encoded = [a.encode() for a in args]
+        try:
+            try:
+                return self._fast(keys, encoded)
+            except fastpath.NoScript:
+                self.client.script_load(_EXCHANGE)  # the server forgot it (restart, flush)
+                return self._fast(keys, encoded)
+        except (fastpath.FastPathError, fastpath.NoScript, RedisError) as exc:
+            raise BackendUnavailable(str(exc)) from exc
 
     def append_events(self, partition, events):
         stream = self._stream(partition)

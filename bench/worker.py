@@ -653,6 +653,103 @@ def redis_costs(scenario: Scenario, n: int) -> dict:
                 key, purpose=purpose, notice_version=version, now=time.time()
             ).memberships
         ),
+        **_warm_middleware(scenario, n),
+    }
+
+
+def _payload_round_trip(plugin, factory, path: str, cookies: dict, n: int) -> dict:
+    """What the request path's round trip itself costs this process: the very bytes a page view
+    sends (captured from one), written to a plain socket and the reply parsed by hiredis."""
+    import hiredis
+
+    from segments.api import get_backend
+    from segments.backends.fastpath import ScriptCaller
+
+    captured = []
+    original = ScriptCaller._roundtrip
+
+    def capture(self, payload):
+        captured.append(payload)
+        return original(self, payload)
+
+    ScriptCaller._roundtrip = capture
+    try:
+        request = factory.get(path)
+        request.COOKIES = cookies
+        plugin(request)
+    finally:
+        ScriptCaller._roundtrip = original
+    if not captured:
+        return {}
+    payload = captured[-1]
+    fast = get_backend()._fast
+    sock = socket.create_connection(fast._address, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    reader = hiredis.Reader(encoding="utf-8")
+    for command in fast._setup:
+        sock.sendall(fast._pack(command))
+        reader.feed(sock.recv(1024))
+        reader.gets()
+    walls = []
+    cpu_started = process_time_ns()
+    for _ in range(n):
+        started = perf_counter_ns()
+        sock.sendall(payload)
+        reply = False
+        while reply is False:
+            reader.feed(sock.recv(65536))
+            reply = reader.gets()
+        walls.append(perf_counter_ns() - started)
+    cpu = (process_time_ns() - cpu_started) / n
+    sock.close()
+    return {
+        "payload_bytes": len(payload),
+        "payload_round_trip_ms": statistics.median(walls) / 1e6,
+        "payload_round_trip_cpu_ms": cpu / 1e6,
+    }
+
+
+def _warm_middleware(scenario: Scenario, n: int) -> dict:
+    """The plugin's two middleware around a view that reads ``request.segments`` (so the page
+    view is recorded and memberships read: one round trip), against the bare view, in a tight
+    loop: the request path's own cost with warm caches, without templates."""
+    from django.http import HttpResponse
+    from django.test import RequestFactory
+
+    from consent.middleware import ConsentMiddleware
+    from personalization.middleware import PersonalizationMiddleware
+
+    def view(request):
+        return HttpResponse(f"{len(request.segments)}", content_type="text/html")
+
+    def bare(request):
+        return HttpResponse("0", content_type="text/html")
+
+    factory = RequestFactory(HTTP_USER_AGENT=BROWSER_UA, HTTP_ACCEPT_LANGUAGE="en-GB,en;q=0.8")
+    cookies = dict(scenario.browser.cookies)
+    plugin = ConsentMiddleware(PersonalizationMiddleware(view))
+
+    def timed(handler) -> tuple[list[int], float]:
+        walls = []
+        cpu_started = process_time_ns()
+        for _ in range(n):
+            request = factory.get(scenario.path)
+            request.COOKIES = cookies
+            started = perf_counter_ns()
+            handler(request)
+            walls.append(perf_counter_ns() - started)
+        return walls, (process_time_ns() - cpu_started) / n
+
+    timed(plugin)  # warm up
+    rounds = [(timed(bare), timed(plugin)) for _ in range(5)]
+    med = statistics.median
+    return {
+        **_payload_round_trip(plugin, factory, scenario.path, cookies, n),
+        "warm_bare_ms": med(med(b[0]) for b, _ in rounds) / 1e6,
+        "warm_plugin_ms": med(med(p[0]) for _, p in rounds) / 1e6,
+        # CPU of the whole loop (request construction included on both sides, so it cancels).
+        "warm_added_cpu_ms": med(p[1] - b[1] for b, p in rounds) / 1e6,
+        "warm_added_ms": med(med(p[0]) - med(b[0]) for b, p in rounds) / 1e6,
     }
 
 

@@ -295,3 +295,15 @@ def test_decode_missing_or_null_properties_are_empty():
 def test_decode_ignores_extra_fields():
     event = decode({"k": "a", "d": '{"n":"a","t":2.5,"i":"x","extra":1}', "other": "y"})
     assert event == Event("a", "a", 2.5, "x", {})
+
+
+def test_generated_event_ids_are_random_version_4_uuids():
+    import uuid
+
+    from segments.events import new_event_id
+
+    ids = {new_event_id() for _ in range(2000)}
+    assert len(ids) == 2000
+    for value in list(ids)[:200]:
+        parsed = uuid.UUID(value)
+        assert parsed.hex == value and parsed.version == 4 and parsed.variant == uuid.RFC_4122

@@ -21,12 +21,12 @@ _backend: tuple[str, BaseBackend] | None = None
 def get_backend() -> BaseBackend:
     """The configured backend, created on first use and shared by the whole process."""
     global _backend
-    config = get_setting("SEGMENTS_BACKEND")
-    fingerprint = repr(config)
     current = _backend
-    if current is not None and current[0] == fingerprint:
+    if current is not None:  # forgotten when the setting changes (below)
         return current[1]
     with _lock:
+        config = get_setting("SEGMENTS_BACKEND")
+        fingerprint = repr(config)
         if _backend is None or _backend[0] != fingerprint:
             cls = import_string(config["BACKEND"])
             _backend = (fingerprint, cls(dict(config.get("OPTIONS") or {})))

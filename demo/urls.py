@@ -3,6 +3,7 @@ from django.contrib import admin
 from django.urls import include, path
 from wagtail import urls as wagtail_urls
 from wagtail.admin import urls as wagtailadmin_urls
+from wagtail.contrib.sitemaps.views import sitemap
 from wagtail.documents import urls as wagtaildocs_urls
 
 urlpatterns = [
@@ -11,6 +12,7 @@ urlpatterns = [
     path("documents/", include(wagtaildocs_urls)),
     path("consent/", include("consent.urls")),
     path("api/", include("segments.urls")),
+    path("sitemap.xml", sitemap),
 ]
 
 if settings.DEBUG:

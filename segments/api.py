@@ -32,6 +32,7 @@ __all__ = [
     "schedule_drain",
     "segment_choices",
     "segment_model",
+    "segment_priorities",
     "track",
     "tracking_purpose",
 ]
@@ -197,3 +198,11 @@ def segment_model():
     from .models import Segment
 
     return Segment
+
+
+def segment_priorities() -> dict[str, int]:
+    """``{slug: priority}`` of the enabled segments (from the per-process definitions cache:
+    no query on most calls)."""
+    from .registry import enabled_segments
+
+    return {s.slug: s.priority for s in enabled_segments()}

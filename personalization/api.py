@@ -7,7 +7,7 @@ from django.http import HttpRequest
 
 from .decisions import Candidate, choose
 
-__all__ = ["Candidate", "choose", "choose_for", "in_segments", "segments_for"]
+__all__ = ["Candidate", "cache_safe", "choose", "choose_for", "in_segments", "segments_for"]
 
 T = TypeVar("T")
 
@@ -46,3 +46,9 @@ def in_segments(request: HttpRequest | None, slugs: Iterable[str], match_all: bo
     wanted = frozenset(slugs)
     _consulted(request, wanted)
     return Candidate(wanted, None, match_all).matches(segments_for(request))
+
+
+def cache_safe(request: HttpRequest | None) -> bool:
+    """Whether this response may be stored in a shared cache by the cache-safe middleware
+    (personalization.cache): then templates must not list the visitor's segments."""
+    return getattr(request, "_tailored_cache", None) is not None

@@ -11,8 +11,10 @@ import logging
 
 from django import template
 from django.template.base import FilterExpression
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 
-from personalization.api import in_segments
+from personalization.api import cache_safe, in_segments, segments_for
 
 register = template.Library()
 logger = logging.getLogger(__name__)
@@ -69,3 +71,21 @@ def do_segment(parser: template.base.Parser, token: template.base.Token) -> Segm
     else:
         nodelist_false = template.NodeList()
     return SegmentNode(slugs, match, nodelist_true, nodelist_false)
+
+
+@register.simple_tag(takes_context=True)
+def visitor_segments(context: template.Context) -> str:
+    """The visitor's segments as ``<b>slug</b>`` items (or ``none``). In cache-safe mode the
+    page is shared between visitors, so it holds an empty placeholder instead, which
+    ``cms_blocks/visitor.js`` fills from the visitor endpoint."""
+    request = context.get("request")
+    if cache_safe(request):
+        return mark_safe('<span data-tailored-visitor-segments="">…</span>')
+    try:
+        slugs = sorted(segments_for(request))
+    except Exception as exc:
+        logger.warning("Could not list segments: %s", type(exc).__name__)
+        slugs = []
+    if not slugs:
+        return "none"
+    return format_html_join(" ", "<b>{}</b>", ((s,) for s in slugs))

@@ -11,6 +11,7 @@ import hashlib
 import json
 import logging
 
+from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 from wagtail import blocks
 
@@ -92,7 +93,9 @@ class PersonalisedBlock(blocks.StructBlock):
     class Meta:
         icon = "user"
         label = _("Personalised content")
-        template = "cms_blocks/personalised_block.html"
+        # No template by default: render_basic writes the wrapper directly (a template per
+        # block costs a context copy and a render each). Set Meta.template in a subclass to
+        # use one; get_context gives it the same values (see cms_blocks/personalised_block.html).
 
     @staticmethod
     def _candidates(value) -> list[Candidate[int]]:
@@ -146,6 +149,21 @@ class PersonalisedBlock(blocks.StructBlock):
             page_id=getattr(page, "pk", None),
         )
         return context
+
+    def render_basic(self, value, context=None):
+        decision = self.resolve(value, context)
+        page = context.get("page") if context is not None else None
+        page_id = getattr(page, "pk", None)
+        content = decision["content"]
+        inner = content.render_as_block(context) if hasattr(content, "render_as_block") else ""
+        return format_html(
+            '<div class="personalised" data-tailored-block="{}" data-tailored-variant="{}"{}>'
+            "{}</div>",
+            decision["block"],
+            decision["variant"],
+            format_html(' data-tailored-page="{}"', page_id) if page_id else "",
+            inner,
+        )
 
     def get_api_representation(self, value, context=None):
         decision = self.resolve(value, context)

@@ -175,3 +175,15 @@ def test_an_empty_variant_segment_list_never_matches():
         }
     )
     assert block.decide(value, {"request": _request("vip")}) is None
+
+
+def test_a_subclass_can_render_through_a_template():
+    class Templated(PersonalisedBlock):
+        class Meta:
+            template = "cms_blocks/personalised_block.html"
+
+    block = Templated()
+    html = block.render(_value(block), {"request": _request("engaged"), "id": "b"})
+    assert 'data-tailored-variant="v1"' in html and 'data-tailored-block="b"' in html
+    assert "engaged only" in html
+    assert block.render(_value(block)).count('data-tailored-variant="default"') == 1

@@ -12,7 +12,11 @@ from . import report
 
 # Benchmark name: module with run(options) -> result, rows(result) -> table rows of
 # (figure, value, baseline, ratio, target, "PASS"/"FAIL"/""), and details(result) -> text.
-BENCHMARKS = {"request": "bench.request_cost", "pipeline": "bench.pipeline"}
+BENCHMARKS = {
+    "request": "bench.request_cost",
+    "pipeline": "bench.pipeline",
+    "blocks": "bench.blocks",
+}
 
 
 def main(argv=None) -> int:

@@ -28,8 +28,10 @@ INSTALLED_APPS = [
     "consent",
     "cookie_consent",
     "rest_framework",
+    "drf_spectacular",
     "wagtail.contrib.forms",
     "wagtail.contrib.redirects",
+    "wagtail.contrib.sitemaps",
     "wagtail.embeds",
     "wagtail.sites",
     "wagtail.users",
@@ -48,6 +50,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.sitemaps",
 ]
 
 MIDDLEWARE = [
@@ -100,6 +103,14 @@ STATIC_ROOT = BASE_DIR / "static_collected"
 STATICFILES_DIRS = [DEMO_DIR / "static"]
 MEDIA_URL = "/media/"
 MEDIA_ROOT = BASE_DIR / "media"
+
+REST_FRAMEWORK = {"DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema"}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Tailored API",
+    "DESCRIPTION": "Event intake and headless personalization (see docs/delivery.md).",
+    "VERSION": "1",
+    "PREPROCESSING_HOOKS": ["personalization.rest.schema.public_api_only"],
+}
 
 WAGTAIL_SITE_NAME = "Tailored demo"
 WAGTAILADMIN_BASE_URL = os.environ.get("WAGTAILADMIN_BASE_URL", "http://127.0.0.1:8000")

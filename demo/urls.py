@@ -1,8 +1,10 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView
 from wagtail import urls as wagtail_urls
 from wagtail.admin import urls as wagtailadmin_urls
+from wagtail.contrib.sitemaps.views import sitemap
 from wagtail.documents import urls as wagtaildocs_urls
 
 urlpatterns = [
@@ -11,6 +13,9 @@ urlpatterns = [
     path("documents/", include(wagtaildocs_urls)),
     path("consent/", include("consent.urls")),
     path("api/", include("segments.urls")),
+    path("api/personalization/", include("personalization.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("sitemap.xml", sitemap),
 ]
 
 if settings.DEBUG:

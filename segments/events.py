@@ -76,7 +76,28 @@ def validate(name: object, properties: object) -> dict[str, Any]:
             clean[key] = value
         else:
             raise EventError(f"Property {key!r} must be a string, number, boolean or null.")
+    if name in VARIANT_EVENTS or "block" in clean:
+        _check_variant_event(name, clean)
     return clean
+
+
+# Impressions and clicks of personalised content (see docs/delivery.md): which block, which
+# variant ("default" or the variant's id), on which page (its id).
+VARIANT_EVENTS = frozenset({"impression"})
+VARIANT_KEY_RE = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
+
+
+def _check_variant_event(name: str, clean: dict[str, Any]) -> None:
+    for key in ("block", "variant"):
+        value = clean.get(key)
+        if not isinstance(value, str) or not VARIANT_KEY_RE.match(value):
+            raise EventError(
+                f"A {name} event of personalised content needs {key!r}: 1-64 letters, digits, "
+                "'-' or '_'."
+            )
+    page = clean.get("page")
+    if page is not None and (isinstance(page, bool) or not isinstance(page, int) or page < 1):
+        raise EventError(f"Property 'page' of a {name} event must be a page id.")
 
 
 def encode(event: Event) -> dict[str, str]:

@@ -46,9 +46,13 @@ def consent_banner(context: template.Context) -> str:
                 "next": _NEXT_SLOT,
             },
         )
-    if _TOKEN_SLOT in markup or _NEXT_SLOT in markup:
+    if _TOKEN_SLOT in markup:
+        # Only in server mode: reading the token sets the CSRF cookie, which would make the
+        # page unshareable in a cache (client mode fetches it instead).
         token = context.get("csrf_token")
-        markup = markup.replace(_TOKEN_SLOT, escape(str(token)) if token else "").replace(
+        markup = markup.replace(_TOKEN_SLOT, escape(str(token)) if token else "")
+    if _NEXT_SLOT in markup:
+        markup = markup.replace(
             _NEXT_SLOT, escape(request.get_full_path()) if request is not None else "/"
         )
     return mark_safe(markup)  # noqa: S308 - template output; the two values are escaped

@@ -5,6 +5,7 @@ from wagtail.fields import StreamField
 from wagtail.models import Page
 
 from cms_blocks.blocks import PersonalisedBlock
+from cms_blocks.models import PageVariantMixin
 
 
 class BodyBlock(blocks.StreamBlock):
@@ -21,10 +22,13 @@ class HomePage(Page):
     subpage_types = ["home.ContentPage", "home.ProductPage"]
 
 
-class ContentPage(Page):
+class ContentPage(PageVariantMixin, Page):
+    """A page of text; it can have whole-page variants for segments (see cms_blocks.models)."""
+
     body = StreamField(BodyBlock(), blank=True)
 
     content_panels = [*Page.content_panels, FieldPanel("body")]
+    promote_panels = [*Page.promote_panels, *PageVariantMixin.variant_panels]
     parent_page_types = ["home.HomePage"]
     subpage_types = []
 

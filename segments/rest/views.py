@@ -1,6 +1,7 @@
 """The client event endpoint: ``POST /api/events/`` (see docs/tracking.md for the contract)."""
 
-from rest_framework import status
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
 from rest_framework.exceptions import APIException
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
@@ -52,6 +53,14 @@ class EventIntakeView(APIView):
     def get_exception_handler(self):
         return _error_response
 
+    @extend_schema(
+        request=EventBatchSerializer,
+        responses={
+            202: inline_serializer("EventsRecorded", {"recorded": serializers.IntegerField()}),
+            400: inline_serializer("EventsRefused", {"error": serializers.CharField()}),
+        },
+        operation_id="events_create",
+    )
     def post(self, request: Request) -> Response:
         if is_bot(request):
             return self._accepted(0)

@@ -38,7 +38,7 @@ def test_three_views_put_a_consenting_visitor_in_engaged_via_the_worker(celery_w
     assert "segments.drain" in celery_worker.log_path.read_text()  # drained by the worker
     home = client.get("/").content.decode()
     assert ENGAGED_TEXT in home
-    assert 'data-variant="0"' in home
+    assert 'data-tailored-variant="default"' not in home
 
     # The durable log in PostgreSQL has the page views, keyed by the pseudonymous key only.
     key = ConsentRecord.objects.get().visitor_key

@@ -3,6 +3,7 @@
  *   <script src=".../segments/tracker.js" defer data-endpoint="/api/events/"></script>
  *
  * Tracks clicks on [data-track="name"] elements (properties from data-track-* attributes),
+ * impressions and clicks of personalised content ([data-tailored-block] elements),
  * scroll depth (25/50/75/100, once each per page) and custom events via
  * window.tailored.track(name, properties). No dependencies, no inline script, no eval: works
  * under a strict Content-Security-Policy. The server records nothing without the visitor's
@@ -124,6 +125,52 @@
     if (w.requestAnimationFrame) { w.requestAnimationFrame(measureScroll); } else { setTimeout(measureScroll, 100); }
   }
   w.addEventListener("scroll", onScroll, { passive: true });
+
+  // Personalised content (markup with data-tailored-block / -variant / -page, see
+  // docs/delivery.md): an "impression" once per page view per block, when at least half of it
+  // (or half the viewport, for a block taller than that) is visible, and a "click" when a link
+  // or button inside it is clicked.
+  function variantOf(node) {
+    var props = {
+      block: node.getAttribute("data-tailored-block"),
+      variant: node.getAttribute("data-tailored-variant")
+    };
+    var page = parseInt(node.getAttribute("data-tailored-page"), 10);
+    if (page > 0) { props.page = page; }
+    return props;
+  }
+  var shown = {};
+  function observeBlocks() {
+    var blocks = d.querySelectorAll("[data-tailored-block]");
+    if (!blocks.length || !w.IntersectionObserver) { return; }
+    var observer = new w.IntersectionObserver(function (entries) {
+      entries.forEach(function (entry) {
+        var enough = entry.intersectionRatio >= 0.5 ||
+          entry.intersectionRect.height >= 0.5 * (w.innerHeight || d.documentElement.clientHeight);
+        if (!entry.isIntersecting || !enough) { return; }
+        observer.unobserve(entry.target);
+        var props = variantOf(entry.target);
+        if (shown[props.block]) { return; }
+        shown[props.block] = true;
+        track("impression", props);
+      });
+    }, { threshold: [0, 0.25, 0.5, 0.75, 1] });
+    for (var i = 0; i < blocks.length; i++) { observer.observe(blocks[i]); }
+  }
+  if (d.readyState === "loading") { d.addEventListener("DOMContentLoaded", observeBlocks); }
+  else { observeBlocks(); }
+
+  d.addEventListener("click", function (event) {
+    var node = event.target, control = null;
+    while (node && node.nodeType === 1) {
+      if (!control && /^(A|BUTTON)$/.test(node.tagName)) { control = node; }
+      if (control && node.hasAttribute("data-tailored-block")) {
+        track("click", variantOf(node));
+        return;
+      }
+      node = node.parentNode;
+    }
+  }, true);
 
   // Send what is queued before the page goes away (sendBeacon survives unloading).
   d.addEventListener("visibilitychange", function () {

@@ -1,0 +1,121 @@
+"""Headless endpoints: the visitor's segments, and a page resolved for the visitor.
+
+Thin edges: the decisions are the blocks' and pages' own (``get_api_representation``,
+``variant_for``), run with this request, exactly as rendering the page would run them.
+Responses are private to the visitor (``Cache-Control: private, no-store``).
+"""
+
+import logging
+
+from django.db.models import Model
+from django.utils.cache import add_never_cache_headers, patch_cache_control, patch_vary_headers
+from drf_spectacular.utils import extend_schema
+from rest_framework.exceptions import NotFound
+from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from wagtail.fields import StreamField
+from wagtail.models import Page
+
+from consent.api import get_consent
+from segments.api import tracking_purpose
+
+from ..api import segments_for
+from .serializers import PersonalisedPageSerializer, VisitorSerializer
+
+logger = logging.getLogger(__name__)
+
+
+def visitor_data(request) -> dict:
+    state = get_consent(request)
+    consented = state.visitor_key is not None and state.allows(tracking_purpose())
+    try:
+        segments = sorted(segments_for(request))
+    except Exception as exc:  # never a 500: no segments
+        logger.warning("Could not read segments: %s", type(exc).__name__)
+        segments = []
+    return {"consented": consented, "segments": segments}
+
+
+def stream_fields(page: Model, context: dict) -> dict:
+    """The page's StreamFields as Wagtail's API v2 represents them (``StreamBlock.
+    get_api_representation``: a list of ``{type, value, id}``), for this context; each child
+    also gets its id in the context, as it does when rendered, so personalised blocks report
+    the same block key as in the page's markup."""
+    out = {}
+    for model_field in page._meta.get_fields():
+        if isinstance(model_field, StreamField):
+            out[model_field.name] = [
+                {
+                    "type": child.block_type,
+                    "value": child.block.get_api_representation(
+                        child.value, {**context, "id": child.id}
+                    ),
+                    "id": child.id,
+                }
+                for child in getattr(page, model_field.name)
+            ]
+    return out
+
+
+class PrivateAPIView(APIView):
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    renderer_classes = [JSONRenderer]
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        add_never_cache_headers(response)
+        patch_cache_control(response, private=True)
+        patch_vary_headers(response, ("Cookie",))
+        return response
+
+
+class VisitorView(PrivateAPIView):
+    """The current visitor's segments."""
+
+    @extend_schema(responses=VisitorSerializer, operation_id="personalization_visitor")
+    def get(self, request: Request) -> Response:
+        return Response(visitor_data(request._request))
+
+
+class PageView(PrivateAPIView):
+    """A live, public page with its personalised content resolved for the current visitor."""
+
+    @extend_schema(responses=PersonalisedPageSerializer, operation_id="personalization_page")
+    def get(self, request: Request, pk: int) -> Response:
+        django_request = request._request
+        page = Page.objects.live().public().filter(pk=pk).first()
+        if page is None:
+            raise NotFound("No live, public page with this id.")
+        page = page.specific
+        original = page
+        if getattr(page, "is_variant", False):
+            original = page.variant_of.specific  # a variant's id resolves as its original
+            if not original.live:
+                raise NotFound("No live, public page with this id.")
+        served = original
+        variant_for = getattr(original, "variant_for", None)
+        if variant_for is not None:
+            served = variant_for(django_request) or original
+        context = {"request": django_request, "page": served}
+        return Response(
+            {
+                "id": original.pk,
+                "title": served.title,
+                "meta": {
+                    "type": f"{type(original)._meta.app_label}.{type(original).__name__}",
+                    "slug": original.slug,
+                    "html_url": original.get_full_url(django_request),
+                    "canonical_url": original.get_full_url(django_request),
+                    "first_published_at": original.first_published_at,
+                    "variant": (
+                        {"id": served.pk, "title": served.title} if served is not original else None
+                    ),
+                },
+                "visitor": visitor_data(django_request),
+                "fields": stream_fields(served, context),
+            }
+        )

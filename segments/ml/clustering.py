@@ -18,6 +18,7 @@ SILHOUETTE_SAMPLE = 10_000
 # Below this many rows K-Means runs in full; above, MiniBatchKMeans finds the centres and a few
 # full Lloyd iterations polish them (a mini-batch optimum alone scores lower on silhouette).
 FULL_KMEANS_ROWS = 50_000
+RESTARTS = 4
 
 
 @dataclass
@@ -32,10 +33,10 @@ class Fit:
 
 def _kmeans(Z: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray, object]:
     if len(Z) <= FULL_KMEANS_ROWS:
-        model = KMeans(k, n_init=10, random_state=seed).fit(Z)
+        model = KMeans(k, n_init=1, random_state=seed).fit(Z)
         return model.labels_, model.cluster_centers_, model
     rough = MiniBatchKMeans(
-        k, n_init=3, batch_size=8192, random_state=seed, max_no_improvement=20
+        k, n_init=1, batch_size=8192, random_state=seed, max_no_improvement=20
     ).fit(Z)
     model = KMeans(k, init=rough.cluster_centers_, n_init=1, max_iter=30, random_state=seed).fit(Z)
     return model.labels_, model.cluster_centers_, model
@@ -48,32 +49,51 @@ def _gmm(Z: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray, obje
 
 
 def choose_k(
-    Z: np.ndarray, ks: range, method: str = "kmeans", seed: int = 0, progress=None
+    Z: np.ndarray,
+    ks: range,
+    method: str = "kmeans",
+    seed: int = 0,
+    progress=None,
+    restarts: int = RESTARTS,
 ) -> tuple[Fit, dict[int, float]]:
     """Fit each k of ``ks`` and keep the one with the best silhouette (on a sample of at most
-    SILHOUETTE_SAMPLE rows, the same sample for every k)."""
+    SILHOUETTE_SAMPLE rows, the same sample for every k); then try ``restarts`` more
+    initialisations of the chosen k and keep the best silhouette (K-Means' own criterion,
+    inertia, does not always pick the most separated of its local optima)."""
     fitter = {"kmeans": _kmeans, "gmm": _gmm}[method]
     rng = np.random.default_rng(seed)
     sample = rng.choice(len(Z), SILHOUETTE_SAMPLE, replace=False) if len(Z) > 12_000 else None
+
+    def silhouette(labels: np.ndarray) -> float:
+        if len(set(labels.tolist())) < 2:
+            return -1.0
+        if sample is not None:
+            return float(silhouette_score(Z[sample], labels[sample]))
+        return float(silhouette_score(Z, labels))
+
     scores: dict[int, float] = {}
     best: Fit | None = None
+    steps = len(ks) + restarts
     for i, k in enumerate(ks):
         if k >= len(Z):
             break
         labels, centers, model = fitter(Z, k, seed)
-        if len(set(labels.tolist())) < 2:
-            continue
-        if sample is not None:
-            score = float(silhouette_score(Z[sample], labels[sample]))
-        else:
-            score = float(silhouette_score(Z, labels))
+        score = silhouette(labels)
         scores[k] = round(score, 4)
         if best is None or score > best.silhouette:
             best = Fit(k, method, labels, centers, score, model)
         if progress:
-            progress((i + 1) / len(ks), f"k={k}: silhouette {score:.3f}")
-    if best is None:
+            progress((i + 1) / steps, f"k={k}: silhouette {score:.3f}")
+    if best is None or best.silhouette <= -1.0:
         raise ValueError("too few distinct visitors to form clusters.")
+    for r in range(1, restarts + 1):
+        labels, centers, model = fitter(Z, best.k, seed + r)
+        score = silhouette(labels)
+        if score > best.silhouette:
+            best = Fit(best.k, method, labels, centers, score, model)
+            scores[best.k] = round(score, 4)
+        if progress:
+            progress((len(ks) + r) / steps, f"k={best.k}, restart {r}: silhouette {score:.3f}")
     return best, scores
 
 

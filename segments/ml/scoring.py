@@ -32,6 +32,7 @@ class Scorer:
     transform: Transform | None = None
     centers: np.ndarray | None = None
     keys: list[str] = field(default_factory=list)
+    background: np.ndarray | None = None  # training rows, for explanations
 
     def outputs(self, X: np.ndarray) -> list:
         if self.kind == "propensity":
@@ -122,6 +123,7 @@ def _load(version) -> Scorer:
     if scorer.kind == "propensity":
         scorer.estimator = load_artifact(version)
         scorer.quantiles = np.asarray(details["quantiles"], dtype=np.float64)
+        scorer.background = np.asarray(details.get("background") or [], dtype=np.float64)
     else:
         clusters = details["clusters"]
         scorer.transform = Transform.from_dict(details["transform"])

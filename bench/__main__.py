@@ -12,7 +12,7 @@ from . import report
 
 # Benchmark name: module with run(options) -> result, rows(result) -> table rows of
 # (figure, value, baseline, ratio, target, "PASS"/"FAIL"/""), and details(result) -> text.
-BENCHMARKS = {"request": "bench.request_cost", "pipeline": "bench.pipeline"}
+BENCHMARKS = {"request": "bench.request_cost", "pipeline": "bench.pipeline", "ml": "bench.ml"}
 
 
 def main(argv=None) -> int:

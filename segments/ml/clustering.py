@@ -12,12 +12,12 @@ from sklearn.metrics import silhouette_score
 from sklearn.mixture import GaussianMixture
 
 from .dataset import MODEL_FEATURES
-from .transform import Transform
+from .transform import Transform, nearest
 
-SILHOUETTE_SAMPLE = 10_000
-# Below this many rows K-Means runs in full; above, MiniBatchKMeans finds the centres and a few
-# full Lloyd iterations polish them (a mini-batch optimum alone scores lower on silhouette).
+SILHOUETTE_SAMPLE = 5_000
+# Below this many rows K-Means runs on all of them; above, on samples (see _kmeans).
 FULL_KMEANS_ROWS = 50_000
+FIT_SAMPLE = 100_000
 RESTARTS = 4
 
 
@@ -35,11 +35,15 @@ def _kmeans(Z: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray, o
     if len(Z) <= FULL_KMEANS_ROWS:
         model = KMeans(k, n_init=1, random_state=seed).fit(Z)
         return model.labels_, model.cluster_centers_, model
+    # Large populations: MiniBatchKMeans on a random sample finds the centres, a few full
+    # Lloyd iterations on part of it polish them, and every visitor goes to the nearest one.
+    rows = np.random.default_rng(seed).choice(len(Z), min(len(Z), FIT_SAMPLE), replace=False)
     rough = MiniBatchKMeans(
-        k, n_init=1, batch_size=8192, random_state=seed, max_no_improvement=20
-    ).fit(Z)
-    model = KMeans(k, init=rough.cluster_centers_, n_init=1, max_iter=30, random_state=seed).fit(Z)
-    return model.labels_, model.cluster_centers_, model
+        k, n_init=1, batch_size=4096, random_state=seed, max_no_improvement=10
+    ).fit(Z[rows])
+    model = KMeans(k, init=rough.cluster_centers_, n_init=1, max_iter=20, random_state=seed)
+    model.fit(Z[rows[:FULL_KMEANS_ROWS]])
+    return nearest(Z, model.cluster_centers_), model.cluster_centers_, model
 
 
 def _gmm(Z: np.ndarray, k: int, seed: int) -> tuple[np.ndarray, np.ndarray, object]:
@@ -62,7 +66,7 @@ def choose_k(
     inertia, does not always pick the most separated of its local optima)."""
     fitter = {"kmeans": _kmeans, "gmm": _gmm}[method]
     rng = np.random.default_rng(seed)
-    sample = rng.choice(len(Z), SILHOUETTE_SAMPLE, replace=False) if len(Z) > 12_000 else None
+    sample = rng.choice(len(Z), SILHOUETTE_SAMPLE, replace=False) if len(Z) > 6_000 else None
 
     def silhouette(labels: np.ndarray) -> float:
         if len(set(labels.tolist())) < 2:

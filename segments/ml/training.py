@@ -230,7 +230,7 @@ def _silhouette_of(version: ModelVersion, X: np.ndarray, space: Transform) -> fl
     if len(set(labels.tolist())) < 2:
         return None
     Z = space(X)
-    if len(Z) > 12_000:  # the sample clustering.choose_k scores on
+    if len(Z) > 6_000:  # the sample clustering.choose_k scores on
         rows = np.random.default_rng(0).choice(len(Z), clustering.SILHOUETTE_SAMPLE, replace=False)
         Z, labels = Z[rows], labels[rows]
     return round(float(silhouette_score(Z, labels)), 4)

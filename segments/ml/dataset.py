@@ -39,6 +39,7 @@ class ModelFeature:
     unit: str
     value: Callable[[Profile, float], float]
     log: bool = False
+    window: tuple[str, int] | None = None  # (event, days) of a windowed count
 
 
 def _catalog(name: str, missing: float = 0.0, param: str | None = None):
@@ -129,6 +130,7 @@ MODEL_FEATURES: dict[str, ModelFeature] = {
             "events",
             _window("purchase", 30),
             log=True,
+            window=("purchase", 30),
         ),
         ModelFeature(
             "purchases_90d",
@@ -136,6 +138,7 @@ MODEL_FEATURES: dict[str, ModelFeature] = {
             "events",
             _window("purchase", 90),
             log=True,
+            window=("purchase", 90),
         ),
         ModelFeature(
             "purchases_180d",
@@ -143,6 +146,7 @@ MODEL_FEATURES: dict[str, ModelFeature] = {
             "events",
             _window("purchase", 180),
             log=True,
+            window=("purchase", 180),
         ),
         ModelFeature(
             "page_views_7d",
@@ -150,6 +154,7 @@ MODEL_FEATURES: dict[str, ModelFeature] = {
             "events",
             _window("page_view", 7),
             log=True,
+            window=("page_view", 7),
         ),
         ModelFeature(
             "page_views_30d",
@@ -157,6 +162,7 @@ MODEL_FEATURES: dict[str, ModelFeature] = {
             "events",
             _window("page_view", 30),
             log=True,
+            window=("page_view", 30),
         ),
         ModelFeature("cart_items", "items in the cart", "items", _catalog("cart_items"), log=True),
         ModelFeature(
@@ -211,11 +217,32 @@ def feature_row(profile: Profile, now: float, names: list[str]) -> list[float]:
 
 
 def feature_matrix(profiles: list[Profile], now: float, names: list[str]) -> np.ndarray:
-    """Features of many profiles at ``now`` (rows in the profiles' order)."""
-    functions = [MODEL_FEATURES[n].value for n in names]
-    out = np.empty((len(profiles), len(names)), dtype=np.float64)
+    """Features of many profiles at ``now`` (rows in the profiles' order). Windowed counts of
+    one event are read in a single pass over its daily buckets (the workers' hot path)."""
+    plain = [
+        (j, MODEL_FEATURES[n].value) for j, n in enumerate(names) if not MODEL_FEATURES[n].window
+    ]
+    windows: dict[str, list[tuple[int, float]]] = {}
+    for j, n in enumerate(names):
+        if (window := MODEL_FEATURES[n].window) is not None:
+            windows.setdefault(window[0], []).append((j, now - window[1] * DAY))
+    out = np.zeros((len(profiles), len(names)), dtype=np.float64)
     for i, p in enumerate(profiles):
-        out[i] = [f(p, now) for f in functions]
+        row = out[i]
+        for j, f in plain:
+            row[j] = f(p, now)
+        for event, starts in windows.items():
+            counts = p.buckets.get(event)
+            days = counts.get("d") if counts else None
+            if not days:
+                continue
+            for b, n in days.items():
+                if b * DAY > now:
+                    continue
+                end = (b + 1) * DAY
+                for j, start in starts:
+                    if end > start:
+                        row[j] += n
     return out
 
 

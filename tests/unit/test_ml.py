@@ -216,3 +216,13 @@ def test_scores_round_trip_in_the_compact_profile():
     again = Profile.from_dict(profile.to_dict())
     assert again.scores == {"buys-again": [0.123, 45], "rfm": "champions"}
     assert "m" not in Profile().to_dict()
+
+
+def test_the_batch_feature_matrix_equals_feature_by_feature():
+    source = customers(20, 20, NOW, seed=6)
+    profiles = [p for _, p in ds.profiles_at(source, NOW)]
+    names = list(ds.MODEL_FEATURES)
+    fast = ds.feature_matrix(profiles, NOW, names)
+    slow = np.array([ds.feature_row(p, NOW, names) for p in profiles])
+    assert np.allclose(fast, slow)
+    assert fast[:, names.index("purchases_180d")].sum() > 0

@@ -9,12 +9,16 @@ Django storage under ``segments/models/`` and their HMAC-SHA256 (keyed by SECRET
 in the database: a file is unpickled only if it is ours and unchanged.
 """
 
+import logging
+
 from django.db import transaction
 from django.db.models import Max
 
 from ..conf import get_setting
 from ..models import MLModel, ModelActivation, ModelVersion
 from .artifacts import ArtifactError, load_artifact, save_artifact
+
+logger = logging.getLogger(__name__)
 
 
 class ActivationRefused(Exception):
@@ -36,7 +40,18 @@ def queue_training(model: MLModel, *, trigger: str = "manual", user: str = "") -
     from .tasks import train
 
     version = new_version(model, trigger=trigger, user=user)
-    transaction.on_commit(lambda: train.delay(version.pk))
+
+    def send() -> None:
+        try:
+            train.delay(version.pk)
+        except Exception as exc:  # the broker is down: say so on the version, never a 500
+            logger.warning("Could not queue the training of %s: %s", version, type(exc).__name__)
+            ModelVersion.objects.filter(pk=version.pk).update(
+                status=ModelVersion.Status.FAILED,
+                error=f"Could not reach the workers ({type(exc).__name__}); train again later.",
+            )
+
+    transaction.on_commit(send)
     return version
 
 

@@ -16,6 +16,7 @@ BENCHMARKS = {
     "request": "bench.request_cost",
     "pipeline": "bench.pipeline",
     "blocks": "bench.blocks",
+    "ml": "bench.ml",
 }
 
 

@@ -61,3 +61,7 @@ PLUGIN_MIDDLEWARE = [
     "consent.middleware.ConsentMiddleware",
     "personalization.middleware.PersonalizationMiddleware",
 ]
+
+# Model artifacts written by the ML benchmark go to a temporary folder.
+if os.environ.get("MEDIA_ROOT"):
+    MEDIA_ROOT = os.environ["MEDIA_ROOT"]

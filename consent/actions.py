@@ -329,6 +329,40 @@ def latest_grants(key: str) -> tuple[frozenset[str], str, float] | None:
     return frozenset(record.granted), record.notice_version, record.expires_at.timestamp()
 
 
+def consented_keys(keys: list[str], purpose: str) -> set[str]:
+    """Of ``keys``, those whose latest decision grants ``purpose`` under the notice in force,
+    has not expired, and who have no erasure pending or done: whose data may still be used (by
+    model training, say). Withdrawn, expired, never recorded and erased visitors are left out."""
+    now = timezone.now()
+    version = str(notices.current().version)
+    latest: dict[str, tuple[int, list, str, object]] = {}
+    allowed: set[str] = set()
+    for start in range(0, len(keys), 5000):
+        chunk = keys[start : start + 5000]
+        rows = ConsentRecord.objects.filter(visitor_key__in=chunk).values_list(
+            "visitor_key", "seq", "granted", "notice_version", "expires_at"
+        )
+        for key, seq, granted, notice, expires in rows:
+            if key not in latest or seq > latest[key][0]:
+                latest[key] = (seq, granted, notice, expires)
+        erased = set(
+            ErasureRequest.objects.filter(
+                visitor_key__in=chunk, cancelled_at__isnull=True
+            ).values_list("visitor_key", flat=True)
+        )
+        for key in chunk:
+            found = latest.get(key)
+            if (
+                found is not None
+                and key not in erased
+                and purpose in found[1]
+                and found[2] == version
+                and found[3] > now
+            ):
+                allowed.add(key)
+    return allowed
+
+
 def rebuild_grants(key: str, visitor_id: str | None) -> tuple[frozenset[str], str, float] | None:
     """Like :func:`latest_grants`, and if nothing is recorded under the current key but the
     visitor's raw identifier is known, look under earlier hashing keys and re-key their data."""

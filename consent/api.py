@@ -2,7 +2,13 @@
 
 from django.http import HttpRequest
 
-from .actions import grant_imported, latest_grants, rebuild_grants, record_decision
+from .actions import (
+    consented_keys,
+    grant_imported,
+    latest_grants,
+    rebuild_grants,
+    record_decision,
+)
 from .conf import get_setting
 from .identity import external_key, user_key, visitor_key
 from .policy import NECESSARY, UNDECIDED, ConsentState, InvalidChoice
@@ -20,6 +26,7 @@ __all__ = [
     "InvalidChoice",
     "consent_changed",
     "consent_mode_signals",
+    "consented_keys",
     "external_key",
     "get_consent",
     "grant_imported",

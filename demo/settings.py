@@ -163,4 +163,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=1),
     },
     "privacy-retention": {"task": "consent.retention", "schedule": timedelta(days=1)},
+    # Model-driven segments: retrain models due (weekly by default), check drift, re-score.
+    "segments-ml-retrain": {"task": "segments.ml.retrain_due", "schedule": timedelta(days=1)},
+    "segments-ml-drift": {"task": "segments.ml.check_drift", "schedule": timedelta(days=1)},
+    "segments-ml-rescore": {"task": "segments.ml.rescore", "schedule": timedelta(days=1)},
 }

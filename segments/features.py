@@ -9,7 +9,8 @@ lasts at most one bucket longer than the exact window (a minute, for windows up 
 Besides counts a profile keeps: first and last seen, the last time of each event, sessions,
 recency/frequency/monetary value of purchases, a decayed engagement score, decayed category
 affinity, the last context (referrer, campaign, device, country, language), the cart, the most
-recently visited paths, and the ids of the latest events (to drop duplicates).
+recently visited paths, the ids of the latest events (to drop duplicates), and the outputs of
+the active models (a score and its percentile rank, or a cluster key).
 """
 
 import math
@@ -91,6 +92,9 @@ class Profile:
     cart: int = 0
     paths: list[str] = field(default_factory=list)
     recent_ids: list[str] = field(default_factory=list)
+    # Outputs of the active models, written by the workers: model slug -> [score, percentile
+    # rank 0-100] for a propensity model, or the stable cluster key for a clustering.
+    scores: dict[str, Any] = field(default_factory=dict)
 
     # -- updating -------------------------------------------------------------------------
     def apply(
@@ -269,6 +273,8 @@ class Profile:
             data["p"] = self.paths
         if self.recent_ids:
             data["r"] = self.recent_ids
+        if self.scores:
+            data["m"] = self.scores
         return data
 
     @classmethod
@@ -297,6 +303,7 @@ class Profile:
             cart=int(data.get("k") or 0),
             paths=list(data.get("p") or []),
             recent_ids=list(data.get("r") or []),
+            scores=dict(data.get("m") or {}),
         )
 
 

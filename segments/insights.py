@@ -12,7 +12,7 @@ from .conf import get_setting
 from .features import Profile
 from .models import MembershipChange, Segment, SegmentSnapshot
 from .registry import enabled_segments, get_backend, site_timezone
-from .rules import NEVER, compile_rule
+from .rules import NEVER, compile_rule, model_references
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +89,7 @@ def explain(visitor_key: str) -> list[dict]:
             {"entered": change.entered, "at": change.at.isoformat(), "reason": change.reason}
         )
     result = []
+    factors = _model_factors(profile, now)
     for segment in enabled_segments():
         if segment.context_only:
             continue
@@ -104,6 +105,28 @@ def explain(visitor_key: str) -> list[dict]:
                 "because": f"{verb} {segment.slug} because: " + "; ".join(outcome.reasons),
                 "until": until,
                 "history": history.get(segment.slug, [])[:10],
+                "model_factors": factors.get(segment.slug, {}),
             }
         )
     return result
+
+
+def _model_factors(profile: Profile, now: float) -> dict[str, dict[str, list[dict]]]:
+    """For model-driven segments: per model the rule uses, the visitor's top contributing
+    features (only when some model is active; the ML code is loaded only then)."""
+    from .models import ModelVersion
+
+    rules = {
+        slug: refs
+        for slug, rule in Segment.objects.filter(enabled=True).values_list("slug", "rule")
+        if (refs := {r["model"] for r in model_references(rule)})
+    }
+    if not rules or not ModelVersion.objects.filter(is_active=True).exists():
+        return {}
+    from .ml.explain import explain_models
+
+    by_model = explain_models(profile, set().union(*rules.values()), now)
+    return {
+        slug: {m: by_model[m] for m in sorted(models) if m in by_model}
+        for slug, models in rules.items()
+    }

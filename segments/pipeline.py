@@ -148,9 +148,9 @@ def process_batch(
         by_visitor[event.visitor_key].append((parse_stream_id(entry.entry_id), event))
 
     states = backend.load_visitors(list(by_visitor))
-    updates: list[VisitorUpdate] = []
     rows: list[eventlog.Row] = []
     changes = _Changes()
+    touched: list[tuple[str, Profile]] = []
     for key, items in by_visitor.items():
         state = states[key]
         if not _consented(state.fields, purpose, version, now):
@@ -168,31 +168,46 @@ def process_batch(
                     )
                 )
         profile.prune(now)
-        updates.append(
-            settle(
-                key,
-                profile,
-                _previous(state.fields),
-                segments,
-                now,
-                changes,
-                new_profile=state.profile is None,
-            )
+        touched.append((key, profile))
+    score(touched, now)
+    updates = [
+        settle(
+            key,
+            profile,
+            _previous(states[key].fields),
+            segments,
+            now,
+            changes,
+            new_profile=states[key].profile is None,
         )
+        for key, profile in touched
+    ]
     eventlog.write(rows)
     changes.save()
     backend.commit(partition, updates, [e.entry_id for e in entries], changes.sizes)
     return len(rows)
 
 
+def score(profiles: list[tuple[str, Profile]], now: float) -> None:
+    """Let the active models score the batch's visitors (segments.ml.scoring, loaded lazily:
+    it needs numpy, and the active models' estimators)."""
+    from .ml.scoring import score_profiles
+
+    score_profiles([p for _, p in profiles], now)
+
+
 def reevaluate_due(now: float | None = None, limit: int = 1000) -> int:
     """Evaluate again the visitors whose memberships end (or time-based conditions start) by
     ``now``, without any new event: this records leaving on time and entering by time."""
     now = time.time() if now is None else now
+    keys = get_backend().due_visitors(now, limit)
+    return reevaluate(keys, now) if keys else 0
+
+
+def reevaluate(keys: list[str], now: float, *, rescore: bool = False) -> int:
+    """Evaluate the visitors' segments again (with ``rescore``, after the active models scored
+    them again: the nightly re-scoring), a partition at a time under its drain lock."""
     backend = get_backend()
-    keys = backend.due_visitors(now, limit)
-    if not keys:
-        return 0
     segments = enabled_segments()
     by_partition: dict[int, list[str]] = defaultdict(list)
     for key in keys:
@@ -205,13 +220,16 @@ def reevaluate_due(now: float | None = None, limit: int = 1000) -> int:
         try:
             states = backend.load_visitors(partition_keys)
             changes = _Changes()
-            updates = []
-            for key in partition_keys:
-                state = states[key]
-                profile = Profile.from_dict(json.loads(state.profile) if state.profile else None)
-                updates.append(
-                    settle(key, profile, _previous(state.fields), segments, now, changes)
-                )
+            profiles = [
+                (key, Profile.from_dict(json.loads(p) if (p := states[key].profile) else None))
+                for key in partition_keys
+            ]
+            if rescore:
+                score(profiles, now)
+            updates = [
+                settle(key, profile, _previous(states[key].fields), segments, now, changes)
+                for key, profile in profiles
+            ]
             changes.save()
             backend.commit(partition, updates, [], changes.sizes)
             done += len(updates)

@@ -15,6 +15,11 @@ A rule is a tree of nodes, each a JSON object with a ``type``:
   a comparison on a feature of the catalog (:mod:`segments.catalog`); ``"param"`` for
   features that take one (``category_affinity``). Operators: eq, ne, lt, lte, gt, gte, in,
   not_in, contains, regex, exists.
+- ``{"type": "model", "model": "buys-again", "op": "gte", "value": 0.6}``: a propensity
+  model's score (0 to 1, ops as for features), or ``"top_percent": 10`` for visitors ranked in
+  the model's top 10%; ``{"type": "cluster", "model": "rfm", "cluster": "champions"}``: the
+  visitor's cluster in a clustering model. The workers store the active models' outputs in the
+  profile; whether the model exists is checked where the segment is saved.
 - ``{"type": "visited", "path": "/guides/"}`` (or ``"path_prefix"``): among the pages the
   visitor viewed most recently.
 - ``{"type": "context", "attribute": "device", "op": "eq", "value": "mobile"}``: the request's
@@ -469,6 +474,121 @@ def _compile_visited(node: dict, path: str, depth: int, counter: _Options) -> Ev
     return evaluate
 
 
+_MODEL_SLUG_RE = re.compile(r"[a-z0-9_-]{1,40}\Z")
+_CLUSTER_KEY_RE = re.compile(r"[a-z0-9_-]{1,64}\Z")
+
+
+def _model_slug(node: dict, path: str) -> str:
+    slug = node.get("model")
+    if not isinstance(slug, str) or not _MODEL_SLUG_RE.match(slug):
+        raise RuleError(
+            "'model' must be a model's slug (lower-case letters, digits, - or _).",
+            _join(path, "model"),
+        )
+    return slug
+
+
+def _compile_model(node: dict, path: str, depth: int, counter: _Options) -> Evaluator:
+    """A propensity model's score (0-1), or its rank: ``top_percent`` 10 holds for visitors
+    scored in the top 10% of the population the model was trained on."""
+    counter.context_only = False
+    slug = _model_slug(node, path)
+    label = slug.replace("_", " ").replace("-", " ")
+    top = node.get("top_percent")
+    if top is not None:
+        if "op" in node or "value" in node:
+            raise RuleError("give either 'top_percent' or 'op' and 'value', not both.", path)
+        if isinstance(top, bool) or not isinstance(top, int | float) or not 0 < top < 100:
+            raise RuleError(
+                "'top_percent' must be a number above 0 and below 100, such as 10.",
+                _join(path, "top_percent"),
+            )
+        floor = 100 - top
+
+        def evaluate_top(profile: Profile, now: float, context: dict | None = None) -> Outcome:
+            entry = profile.scores.get(slug)
+            if not isinstance(entry, list) or len(entry) != 2:
+                return Outcome(False, NEVER, (f"not scored by {label} yet",))
+            rank = entry[1]
+            matched = rank >= floor
+            return Outcome(
+                matched,
+                NEVER,
+                lambda: (
+                    f"{label} score {_fmt(entry[0])} ranks in the top "
+                    f"{_fmt(max(100 - rank, 1))}% (top {_fmt(top)}% required)",
+                ),
+            )
+
+        return evaluate_top
+
+    test, op, target = _comparison(node, path, "number")
+    if op in ("lt", "lte", "gt", "gte", "eq", "ne") and not 0 <= target <= 1:
+        raise RuleError(
+            "a score is a probability between 0 and 1, such as 0.6.", _join(path, "value")
+        )
+
+    def evaluate(profile: Profile, now: float, context: dict | None = None) -> Outcome:
+        entry = profile.scores.get(slug)
+        score = entry[0] if isinstance(entry, list) and entry else None
+        matched = test(score)
+        if score is None:
+            return Outcome(matched, NEVER, (f"not scored by {label} yet",))
+        return Outcome(
+            matched, NEVER, lambda: (f"{label} score is {_fmt(score)} ({_words(op, target)})",)
+        )
+
+    return evaluate
+
+
+def _compile_cluster(node: dict, path: str, depth: int, counter: _Options) -> Evaluator:
+    """Membership of a cluster of a clustering model, by its stable key."""
+    counter.context_only = False
+    slug = _model_slug(node, path)
+    key = node.get("cluster")
+    if not isinstance(key, str) or not _CLUSTER_KEY_RE.match(key):
+        raise RuleError(
+            "'cluster' must be a cluster's key, such as 'champions'.", _join(path, "cluster")
+        )
+    label = slug.replace("_", " ").replace("-", " ")
+
+    def evaluate(profile: Profile, now: float, context: dict | None = None) -> Outcome:
+        actual = profile.scores.get(slug)
+        if not isinstance(actual, str):
+            return Outcome(False, NEVER, (f"not placed in a {label} cluster yet",))
+        if actual == key:
+            return Outcome(True, NEVER, (f"in the {key} cluster of {label}",))
+        return Outcome(False, NEVER, (f"in the {actual} cluster of {label}, not {key}",))
+
+    return evaluate
+
+
+def model_references(tree: Any) -> list[dict]:
+    """The model and cluster conditions of a (valid) rule: ``{"model", "cluster", "path"}``
+    each (``cluster`` None for score conditions), so the caller can check they exist."""
+    found: list[dict] = []
+
+    def walk(node: Any, path: str) -> None:
+        if not isinstance(node, dict):
+            return
+        kind = node.get("type")
+        if kind in ("model", "cluster"):
+            found.append(
+                {
+                    "model": node.get("model"),
+                    "cluster": node.get("cluster") if kind == "cluster" else None,
+                    "path": path,
+                }
+            )
+        for i, child in enumerate(node.get("conditions") or []):
+            walk(child, f"{_join(path, 'conditions')}[{i}]")
+        if "condition" in node:
+            walk(node["condition"], _join(path, "condition"))
+
+    walk(tree, "")
+    return found
+
+
 _COMPILERS: dict[str, Callable[[dict, str, int, _Options], Evaluator]] = {
     "all": _compile_group,
     "any": _compile_group,
@@ -478,4 +598,6 @@ _COMPILERS: dict[str, Callable[[dict, str, int, _Options], Evaluator]] = {
     "feature": _compile_feature,
     "visited": _compile_visited,
     "context": _compile_context,
+    "model": _compile_model,
+    "cluster": _compile_cluster,
 }

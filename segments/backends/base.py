@@ -8,7 +8,7 @@ every method below; :class:`segments.backends.redis.RedisBackend` is the product
 Keys are pseudonymous visitor keys (keyed hashes), never raw identifiers.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 # Fields of the per-visitor membership hash. Segment memberships are "s:<slug>" -> until (epoch
@@ -165,6 +165,10 @@ class BaseBackend:
 
     def sample_profiles(self, limit: int) -> list[str]:
         """Up to ``limit`` stored profiles (serialized), for size estimates."""
+        raise NotImplementedError
+
+    def visitor_keys(self, batch: int = 1000) -> Iterator[list[str]]:
+        """Every visitor with stored features, in batches (for the nightly re-scoring)."""
         raise NotImplementedError
 
     def pending_partitions(self) -> list[int]:

@@ -180,6 +180,12 @@ class EmbeddedBackend(BaseBackend):
         with self._lock:
             return list(itertools.islice(self._profiles.values(), limit))
 
+    def visitor_keys(self, batch=1000):
+        with self._lock:
+            keys = list(self._profiles)
+        for start in range(0, len(keys), batch):
+            yield keys[start : start + batch]
+
     def pending_partitions(self):
         with self._lock:
             return [p for p, s in enumerate(self._streams) if s.entries]

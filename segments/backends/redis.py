@@ -306,6 +306,17 @@ class RedisBackend(BaseBackend):
                 break
         return [_unpack(v) for v in self.raw.mget(keys) if v] if keys else []
 
+    def visitor_keys(self, batch=1000):
+        start = len(self._f(""))
+        keys: list[str] = []
+        for key in self.client.scan_iter(match=f"{self.prefix}:f:*", count=batch):
+            keys.append(key[start:])
+            if len(keys) >= batch:
+                yield keys
+                keys = []
+        if keys:
+            yield keys
+
     def pending_partitions(self):
         """Partitions with entries delivered but not acknowledged, or not delivered yet."""
         pipe = self.client.pipeline(transaction=False)

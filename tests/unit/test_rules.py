@@ -171,7 +171,10 @@ def test_unknown_type(node):
     err = rule_error(node)
     assert err.path == ""
     assert "unknown condition type" in str(err)
-    assert "all, any, context, event_count, event_without, feature, not, visited" in str(err)
+    assert (
+        "all, any, cluster, context, event_count, event_without, feature, model, not, visited"
+        in str(err)
+    )
 
 
 def test_unknown_type_nested_has_path():

@@ -1,0 +1,147 @@
+"""Scoring in the workers: the active models, loaded once per process, score a batch's visitors
+in one vectorised call per model, and write their outputs into the profiles (numpy only here;
+unpickling a propensity model imports scikit-learn in the worker, once).
+
+Each batch asks the database which versions are active (one small query); when that changes the
+models are loaded again, so an activation or rollback reaches every worker with its next batch.
+Outputs: ``profile.scores[slug] = [score, percentile rank]`` for a propensity model (the rank
+against the scores of the population it was validated on), or the stable cluster key.
+"""
+
+import logging
+import threading
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..features import Profile
+from .dataset import feature_matrix
+from .transform import Transform, nearest
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class Scorer:
+    slug: str
+    kind: str
+    version: int
+    features: list[str]
+    estimator: object = None  # propensity, or a Gaussian mixture
+    quantiles: np.ndarray | None = None
+    transform: Transform | None = None
+    centers: np.ndarray | None = None
+    keys: list[str] = field(default_factory=list)
+    background: np.ndarray | None = None  # training rows, for explanations
+
+    def outputs(self, X: np.ndarray) -> list:
+        if self.kind == "propensity":
+            scores = self.estimator.predict_proba(np.nan_to_num(X))[:, 1]
+            ranks = np.searchsorted(self.quantiles, scores, side="right") - 1
+            ranks = np.clip(ranks, 0, 100)
+            return [
+                [round(float(s), 3), int(r)] for s, r in zip(scores, ranks.tolist(), strict=True)
+            ]
+        Z = self.transform(X)
+        if self.estimator is not None:  # a Gaussian mixture: its own posterior
+            labels = self.estimator.predict(Z)
+        else:
+            labels = nearest(Z, self.centers)
+        return [self.keys[i] for i in labels.tolist()]
+
+
+@dataclass
+class ActiveModels:
+    fingerprint: tuple
+    scorers: list[Scorer]
+
+    @property
+    def slugs(self) -> set[str]:
+        return {s.slug for s in self.scorers}
+
+    def score(self, profiles: list[Profile], now: float, known: set[str] | None = None) -> None:
+        """Write every active model's output into each profile, and drop outputs of models
+        that are no longer active (``known``: the slugs of all models, active or not)."""
+        if not profiles:
+            return
+        for scorer in self.scorers:
+            try:
+                X = feature_matrix(profiles, now, scorer.features)
+                for profile, value in zip(profiles, scorer.outputs(X), strict=True):
+                    profile.scores[scorer.slug] = value
+            except Exception:
+                logger.exception(
+                    "Scoring with %s failed; its outputs are left as they were", scorer.slug
+                )
+        active = self.slugs
+        for profile in profiles:
+            if profile.scores:
+                for slug in [s for s in profile.scores if s not in active]:
+                    del profile.scores[slug]
+
+
+_lock = threading.Lock()
+_cache: ActiveModels | None = None
+NONE = ActiveModels((), [])
+
+
+def active_models() -> ActiveModels:
+    """The active versions, ready to score (reloaded when the set of active versions changes).
+    A version whose artifact fails verification is skipped and logged, never loaded."""
+    global _cache
+    from ..models import ModelVersion
+
+    rows = tuple(
+        ModelVersion.objects.filter(is_active=True, status=ModelVersion.Status.READY)
+        .order_by("pk")
+        .values_list("pk", "artifact_digest")
+    )
+    cached = _cache
+    if cached is not None and cached.fingerprint == rows:
+        return cached
+    if not rows:
+        _cache = ActiveModels(rows, [])
+        return _cache
+    with _lock:
+        scorers = []
+        for version in ModelVersion.objects.filter(pk__in=[pk for pk, _ in rows]).select_related(
+            "model"
+        ):
+            try:
+                scorers.append(_load(version))
+            except Exception:
+                logger.exception("Could not load %s; it does not score", version)
+        _cache = ActiveModels(rows, scorers)
+        return _cache
+
+
+def _load(version) -> Scorer:
+    from .artifacts import load_artifact
+
+    details = version.details or {}
+    scorer = Scorer(version.model.slug, version.model.kind, version.pk, list(version.features))
+    if scorer.kind == "propensity":
+        scorer.estimator = load_artifact(version)
+        scorer.quantiles = np.asarray(details["quantiles"], dtype=np.float64)
+        scorer.background = np.asarray(details.get("background") or [], dtype=np.float64)
+    else:
+        clusters = details["clusters"]
+        scorer.transform = Transform.from_dict(details["transform"])
+        scorer.centers = np.asarray([c["center"] for c in clusters], dtype=np.float64)
+        scorer.keys = [c["key"] for c in clusters]
+        if version.params.get("algorithm") == "gmm":
+            scorer.estimator = load_artifact(version)
+    return scorer
+
+
+def forget() -> None:
+    global _cache
+    _cache = None
+
+
+def score_profiles(profiles: list[Profile], now: float) -> None:
+    """Score the profiles with the active models (nothing to do, and no numpy work, when no
+    model is active)."""
+    models = active_models()
+    if models.scorers or any(p.scores for p in profiles):
+        models.score(profiles, now)

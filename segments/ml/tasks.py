@@ -1,0 +1,74 @@
+"""Celery tasks of model-driven segments: training in a worker (never in a request), the weekly
+retraining schedule, drift checks and the nightly re-scoring. Arguments are ids only."""
+
+import logging
+import time
+
+from celery import shared_task
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="segments.ml.train", acks_late=True, ignore_result=True)
+def train(version_id: int) -> str:
+    """Train a queued version (progress is written to the version as it goes)."""
+    from ..models import ModelVersion
+    from .training import auto_activate, train_version
+
+    version = ModelVersion.objects.filter(pk=version_id).first()
+    if version is None or version.status not in ("queued", "training"):
+        return "skipped"  # deleted, or already done (a redelivered task)
+    version = train_version(version_id)
+    if version.trigger in ("schedule", "drift"):
+        auto_activate(version)
+    return version.status
+
+
+@shared_task(name="segments.ml.retrain_due", ignore_result=True)
+def retrain_due() -> list[str]:
+    """Celery beat (daily): queue a retrain of each model in use whose newest version is older
+    than its retraining interval (``retrain_days``, weekly by default)."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from ..models import MLModel
+    from .registry import queue_training, training_in_progress
+
+    queued = []
+    now = timezone.now()
+    for model in MLModel.objects.filter(retrain_days__gt=0):
+        newest = model.versions.order_by("-created_at").first()
+        if newest is None or not model.versions.filter(is_active=True).exists():
+            continue  # not in use yet: an editor trains and activates the first version
+        if newest.created_at > now - timedelta(days=model.retrain_days):
+            continue
+        if training_in_progress(model):
+            continue
+        queue_training(model, trigger="schedule")
+        queued.append(model.slug)
+    return queued
+
+
+@shared_task(name="segments.ml.check_drift", ignore_result=True)
+def check_drift() -> dict[str, float]:
+    """Celery beat (daily): population stability of each active model's features; a model
+    whose drift exceeds its threshold is retrained."""
+    from .monitoring import check_all
+
+    return {c.version.model.slug: c.max_psi for c in check_all()}
+
+
+@shared_task(name="segments.ml.rescore", ignore_result=True)
+def rescore() -> int:
+    """Celery beat (nightly): every stored visitor scored again by the active models (scores
+    move with time alone: recency grows), and their segments evaluated again."""
+    from ..pipeline import reevaluate
+    from ..registry import get_backend
+
+    total = 0
+    now = time.time()
+    for keys in get_backend().visitor_keys(1000):
+        total += reevaluate(keys, now, rescore=True)
+    logger.info("Re-scored %s visitors", total)
+    return total

@@ -1,0 +1,75 @@
+"""Model-driven segments end to end: a real Celery worker trains a model from the events in
+PostgreSQL, an editor activates it, and a visitor enters a model-driven segment through the
+real pipeline (the worker drains the Redis stream and scores them)."""
+
+import time
+
+import pytest
+
+from consent.api import notice_version
+from segments import events
+from segments.api import exchange, mirror_consent, schedule_drain
+from segments.ml import registry
+from segments.models import MembershipChange, MLModel, ModelVersion, Segment
+from tests.ml_builders import DAY, customers, store
+
+from .conftest import wait_for
+
+pytestmark = [
+    pytest.mark.services,
+    pytest.mark.worker,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
+
+KEY = "a1b2c3d4e5f60718293a4b5c6d7e8f90"
+
+
+def test_a_worker_trained_model_puts_a_visitor_in_a_model_segment(celery_worker, backend):
+    store(customers(60, 90, time.time() - 3600, seed=11))
+    model = MLModel.objects.create(
+        name="Buys again",
+        slug="buys-again",
+        kind="propensity",
+        target={"event": "purchase", "horizon_days": 30},
+        population_event="purchase",
+    )
+    version = registry.queue_training(model, user="editor")  # sent to the worker on commit
+
+    def finished():
+        v = ModelVersion.objects.get(pk=version.pk)
+        return v if v.status in ("ready", "failed") else None
+
+    version = wait_for(finished, timeout=180, interval=0.5)
+    assert version is not None, celery_worker.log_path.read_text()[-3000:]
+    assert version.status == "ready", version.error
+    assert "segments.ml.train" in celery_worker.log_path.read_text()
+    assert version.metrics["roc_auc"] > 0.75
+    registry.activate(version, user="editor")
+    Segment.objects.create(
+        name="Likely to buy again",
+        slug="likely",
+        rule={"type": "model", "model": "buys-again", "top_percent": 50},
+    )
+
+    mirror_consent(KEY, frozenset({"personalization"}), notice_version(), time.time() + 3600)
+    now = time.time()
+    for i, days in enumerate((50, 35, 21, 12, 4)):  # a regular customer
+        result = exchange(
+            KEY,
+            events.Event(
+                visitor_key=KEY,
+                name="purchase",
+                ts=now - days * DAY,
+                properties={"value": 55.0, "order_id": f"o{i}"},
+            ),
+        )
+        if result.drain_needed:
+            schedule_drain(KEY)
+
+    def member():
+        return "likely" in exchange(KEY).segments_at(time.time())
+
+    assert wait_for(member, timeout=60), celery_worker.log_path.read_text()[-3000:]
+    change = MembershipChange.objects.get(visitor_key=KEY, segment="likely")
+    assert change.entered and "buys again score" in change.reason
+    assert "segments.drain" in celery_worker.log_path.read_text()

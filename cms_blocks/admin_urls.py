@@ -4,4 +4,10 @@ from . import admin_views
 
 urlpatterns = [
     path("rules/check/", admin_views.RuleCheckView.as_view(), name="rule_check"),
+    path("preview/<int:page_id>/", admin_views.PreviewAsView.as_view(), name="preview_as"),
+    path(
+        "preview/<int:page_id>/render/",
+        admin_views.PreviewRenderView.as_view(),
+        name="preview_render",
+    ),
 ]

@@ -6,6 +6,7 @@ from django.urls import include, path
 from django.utils.translation import gettext_lazy as _
 from wagtail import hooks
 from wagtail.admin.panels import FieldPanel, ObjectList
+from wagtail.admin.ui.menus.pages import PageMenuItem
 from wagtail.log_actions import LogFormatter, log
 from wagtail.snippets.models import register_snippet
 from wagtail.snippets.views.snippets import CreateView, EditView, SnippetViewSet
@@ -13,7 +14,10 @@ from wagtail.snippets.views.snippets import CreateView, EditView, SnippetViewSet
 from segments.api import segment_model
 
 from . import admin_urls
+from .admin_views import SHARE_ACTION
 from .forms import SegmentForm
+from .permissions import can_preview_page
+from .preview import supports_segment_preview
 from .rule_text import describe
 
 CHANGE_ACTION = "cms_blocks.segment.change"
@@ -87,6 +91,20 @@ register_snippet(SegmentViewSet)
 
 @hooks.register("register_log_actions")
 def register_log_actions(actions):
+    @actions.register_action(SHARE_ACTION)
+    class ShareLinkCreated(LogFormatter):
+        label = _("Share preview link")
+
+        def format_message(self, log_entry):
+            data = log_entry.data or {}
+            who = ", ".join(data.get("segments") or []) or _("no segment")
+            consent = _("with consent") if data.get("consented") else _("without consent")
+            return _("Preview link shared (as %(who)s, %(consent)s, until %(until)s)") % {
+                "who": who,
+                "consent": consent,
+                "until": data.get("expires_at", "?"),
+            }
+
     @actions.register_action(CHANGE_ACTION)
     class SegmentChange(LogFormatter):
         label = _("Change segment")
@@ -100,6 +118,25 @@ def register_log_actions(actions):
                     f"to “{change.get('after', '')}”"
                 )
             return _("Changed %(changes)s") % {"changes": "; ".join(parts)} if parts else ""
+
+
+class PreviewAsSegmentsButton(PageMenuItem):
+    label = _("Preview as segments")
+    icon_name = "view"
+    url_name = "cms_blocks_admin:preview_as"
+
+    def is_shown(self, user):
+        return supports_segment_preview(self.page) and can_preview_page(user, self.page)
+
+
+@hooks.register("register_page_header_buttons")
+def page_header_buttons(page, user, view_name, next_url=None):
+    yield PreviewAsSegmentsButton(page=page, priority=66)
+
+
+@hooks.register("register_page_listing_more_buttons")
+def page_listing_more_buttons(page, user, next_url=None):
+    yield PreviewAsSegmentsButton(page=page, priority=5)
 
 
 @hooks.register("register_admin_urls")

@@ -11,6 +11,7 @@ urlpatterns = [
     path("documents/", include(wagtaildocs_urls)),
     path("consent/", include("consent.urls")),
     path("api/", include("segments.urls")),
+    path("tailored/", include("cms_blocks.urls")),
 ]
 
 if settings.DEBUG:

@@ -5,6 +5,7 @@ from wagtail.fields import StreamField
 from wagtail.models import Page
 
 from cms_blocks.blocks import PersonalisedBlock
+from cms_blocks.preview import SegmentPreviewMixin
 
 
 class BodyBlock(blocks.StreamBlock):
@@ -13,7 +14,7 @@ class BodyBlock(blocks.StreamBlock):
     personalised = PersonalisedBlock()
 
 
-class HomePage(Page):
+class HomePage(SegmentPreviewMixin, Page):
     intro = models.CharField(max_length=255, blank=True)
     body = StreamField(BodyBlock(), blank=True)
 
@@ -21,7 +22,7 @@ class HomePage(Page):
     subpage_types = ["home.ContentPage", "home.ProductPage"]
 
 
-class ContentPage(Page):
+class ContentPage(SegmentPreviewMixin, Page):
     body = StreamField(BodyBlock(), blank=True)
 
     content_panels = [*Page.content_panels, FieldPanel("body")]
@@ -29,7 +30,7 @@ class ContentPage(Page):
     subpage_types = []
 
 
-class ProductPage(Page):
+class ProductPage(SegmentPreviewMixin, Page):
     price = models.DecimalField(max_digits=8, decimal_places=2)
     category = models.CharField(max_length=64, blank=True)
     body = StreamField(BodyBlock(), blank=True)

@@ -10,4 +10,11 @@ urlpatterns = [
         admin_views.PreviewRenderView.as_view(),
         name="preview_render",
     ),
+    path("results/", admin_views.SegmentResultsIndexView.as_view(), name="results"),
+    path(
+        "results/segment/<slug:slug>/",
+        admin_views.SegmentResultsDetailView.as_view(),
+        name="results_segment",
+    ),
+    path("results/blocks/", admin_views.BlockReportView.as_view(), name="results_blocks"),
 ]

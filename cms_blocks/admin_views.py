@@ -4,17 +4,21 @@ reports, CSV). Each view checks its permission (see :mod:`cms_blocks.permissions
 input, calls one function and shapes the output.
 """
 
+import csv
 import json
 import logging
+import re
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 from django import forms
-from django.http import Http404, HttpResponseBadRequest, JsonResponse
+from django.http import Http404, HttpResponse, HttpResponseBadRequest, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.cache import add_never_cache_headers
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _l
@@ -23,13 +27,23 @@ from django.views import View
 from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.generic import TemplateView
 from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
+from wagtail.admin.widgets import AdminDateInput
 from wagtail.log_actions import log
 from wagtail.models import Page
 
-from segments.api import BackendUnavailable, estimate_rule_size, rule_problems, segment_choices
+from consent.privacy import csv_safe_cell
+from segments.api import (
+    BackendUnavailable,
+    estimate_rule_size,
+    report,
+    rule_problems,
+    segment_choices,
+)
 
+from .charts import bar_chart, line_chart
+from .conf import get_setting
 from .forms import readable_path
-from .permissions import can_edit_segments, can_preview_page
+from .permissions import can_edit_segments, can_preview_page, can_view_results
 from .preview import (
     PreviewAs,
     ShareLink,
@@ -43,6 +57,7 @@ logger = logging.getLogger(__name__)
 
 MAX_RULE_BYTES = 64 * 1024
 SHARE_ACTION = "cms_blocks.preview.share"
+EVENT_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
 def forbidden(request) -> TemplateResponse:
@@ -227,3 +242,290 @@ class PreviewRenderView(PagePreviewMixin, View):
             return HttpResponseBadRequest(_("Choose existing segments and a version."))
         obj = self.version(form.cleaned_data["version"])
         return protect(obj.make_preview_request(request, form.who().mode))
+
+
+# -- results -------------------------------------------------------------------------------------
+MAX_PERIOD_DAYS = 366
+
+
+class PeriodForm(forms.Form):
+    start = forms.DateField(label=_l("From"), required=False, widget=AdminDateInput)
+    end = forms.DateField(label=_l("To"), required=False, widget=AdminDateInput)
+    conversions = forms.CharField(
+        label=_l("Conversion events"),
+        required=False,
+        max_length=300,
+        help_text=_l("Event names, separated by commas (e.g. purchase, signup)."),
+    )
+
+    def clean_conversions(self):
+        raw = self.cleaned_data.get("conversions") or ""
+        names = [n.strip() for n in raw.split(",") if n.strip()]
+        if not names:
+            return list(get_setting("CMS_BLOCKS_CONVERSION_EVENTS"))
+        for name in names:
+            if not EVENT_NAME_RE.fullmatch(name):
+                raise forms.ValidationError(
+                    _("“%(name)s” is not an event name (lowercase letters, digits, _)."),
+                    params={"name": name},
+                )
+        return names[:10]
+
+    def clean(self):
+        data = super().clean()
+        today = timezone.localdate()
+        end = data.get("end") or today
+        start = data.get("start") or end - timedelta(days=29)
+        if start > end:
+            raise forms.ValidationError(_("The period must start before it ends."))
+        if (end - start).days >= MAX_PERIOD_DAYS:
+            raise forms.ValidationError(
+                _("The period can be at most %(n)d days."), params={"n": MAX_PERIOD_DAYS}
+            )
+        data["start"], data["end"] = start, end
+        return data
+
+
+def _percent(value) -> str:
+    return "n/a" if value is None else f"{value * 100:.1f}%"
+
+
+def csv_response(filename: str, header: list[str], rows) -> HttpResponse:
+    response = HttpResponse(content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    add_never_cache_headers(response)
+    writer = csv.writer(response)
+    writer.writerow(header)
+    for row in rows:
+        writer.writerow([csv_safe_cell(v) for v in row])
+    return response
+
+
+class ResultsView(WagtailAdminTemplateMixin, TemplateView):
+    """Base of the results screens: permission ``cms_blocks.view_results`` and a period."""
+
+    header_icon = "table"
+
+    def dispatch(self, request, *args, **kwargs):
+        if not can_view_results(request.user):
+            return forbidden(request)
+        return super().dispatch(request, *args, **kwargs)
+
+    def get(self, request, *args, **kwargs):
+        self.form = PeriodForm(request.GET or None)
+        if self.form.is_bound and not self.form.is_valid():
+            return self.render_to_response(self.get_context_data(invalid=True), status=400)
+        if not self.form.is_bound:
+            self.form = PeriodForm({})
+            self.form.is_valid()
+        self.period = self.form.cleaned_data
+        if request.GET.get("export") == "csv":
+            return self.export()
+        return super().get(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["form"] = self.form
+        context["csv_url"] = "?" + urlencode({**self.request.GET.dict(), "export": "csv"})
+        return context
+
+    def get_breadcrumbs_items(self):
+        return [*self.breadcrumbs_items, {"url": "", "label": self.get_page_title()}]
+
+
+class SegmentResultsIndexView(ResultsView):
+    """Every segment: size now, members, entries, exits and conversion rate in the period."""
+
+    template_name = "cms_blocks/admin/results_index.html"
+    page_title = _l("Segment results")
+
+    def rows(self) -> list[dict]:
+        reports = report()
+        start, end = self.period["start"], self.period["end"]
+        sizes = reports.current_sizes()
+        rows = []
+        for slug, name in segment_choices():
+            flows = reports.entries_and_exits(slug, start, end)
+            conv = reports.conversion_rate(slug, start, end, self.period["conversions"])
+            rows.append(
+                {
+                    "slug": slug,
+                    "name": name,
+                    "size": None if sizes is None else sizes.get(slug, 0),
+                    "members": conv["members"],
+                    "entries": sum(f[1] for f in flows),
+                    "exits": sum(f[2] for f in flows),
+                    "converted": conv["converted"],
+                    "rate": conv["rate"],
+                    "rate_shown": _percent(conv["rate"]),
+                }
+            )
+        return rows
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        if not kwargs.get("invalid"):
+            rows = self.rows()
+            context["rows"] = rows
+            context["chart"] = bar_chart(
+                [(r["name"], r["rate"] or 0, r["rate_shown"]) for r in rows]
+            )
+            context["query"] = self.request.GET.urlencode()
+        return context
+
+    def export(self):
+        header = ["segment", "name", "size_now", "members", "entries", "exits"]
+        header += ["converted", "conversion_rate", "start", "end"]
+        rows = (
+            [
+                r["slug"],
+                r["name"],
+                "" if r["size"] is None else r["size"],
+                r["members"],
+                r["entries"],
+                r["exits"],
+                r["converted"],
+                "" if r["rate"] is None else f"{r['rate']:.4f}",
+                self.period["start"].isoformat(),
+                self.period["end"].isoformat(),
+            ]
+            for r in self.rows()
+        )
+        return csv_response(f"segment-results-{self.period['end']}.csv", header, rows)
+
+
+class SegmentResultsDetailView(ResultsView):
+    """One segment: size over time, entries and exits, top pages, conversion rate."""
+
+    template_name = "cms_blocks/admin/results_segment.html"
+
+    def dispatch(self, request, slug, *args, **kwargs):
+        names = dict(segment_choices())
+        if slug not in names:
+            raise Http404
+        self.slug, self.name = slug, names[slug]
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_page_title(self):
+        return _("Results: %(name)s") % {"name": self.name}
+
+    def series(self):
+        reports = report()
+        start, end = self.period["start"], self.period["end"]
+        sizes = reports.size_over_time(self.slug, start, end)
+        flows = reports.entries_and_exits(self.slug, start, end)
+        return [
+            (day, size, entries, exits)
+            for (day, size), (_d, entries, exits) in zip(sizes, flows, strict=True)
+        ]
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        if kwargs.get("invalid"):
+            return context
+        reports = report()
+        start, end = self.period["start"], self.period["end"]
+        series = self.series()
+        labels = [d.strftime("%m-%d") for d, *_rest in series]
+        context.update(
+            segment_name=self.name,
+            series=series,
+            size_chart=line_chart(labels, {_("Members"): [s[1] for s in series]}),
+            flow_chart=line_chart(
+                labels,
+                {_("Entries"): [s[2] for s in series], _("Exits"): [s[3] for s in series]},
+            ),
+            top_pages=reports.top_pages(self.slug, start, end),
+            conversion=reports.conversion_rate(self.slug, start, end, self.period["conversions"]),
+            conversions=", ".join(self.period["conversions"]),
+        )
+        context["conversion"]["rate_shown"] = _percent(context["conversion"]["rate"])
+        return context
+
+    def export(self):
+        rows = ([d.isoformat(), size, entries, exits] for d, size, entries, exits in self.series())
+        return csv_response(
+            f"segment-{self.slug}-{self.period['end']}.csv",
+            ["day", "members", "entries", "exits"],
+            rows,
+        )
+
+
+class BlockReportView(ResultsView):
+    """Impressions, clicks and conversions per block, variant and segment."""
+
+    template_name = "cms_blocks/admin/results_blocks.html"
+    page_title = _l("Block and variant results")
+
+    def rows(self):
+        return report().block_report(
+            self.period["start"],
+            self.period["end"],
+            self.period["conversions"],
+            window=float(get_setting("CMS_BLOCKS_ATTRIBUTION_DAYS")) * 86400,
+            page=self.request.GET.get("page") or None,
+        )
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        if kwargs.get("invalid"):
+            return context
+        names = dict(segment_choices())
+        pages = {}
+        rows = self.rows()
+        for r in rows:
+            if r.page.isdigit() and r.page not in pages:
+                found = Page.objects.filter(pk=int(r.page)).first()
+                pages[r.page] = found.get_admin_display_title() if found else r.page
+        table = [
+            {
+                "page": pages.get(r.page, r.page),
+                "block": r.block,
+                "variant": r.variant,
+                "segment": names.get(r.segment, r.segment) if r.segment else _("All visitors"),
+                "all": not r.segment,
+                "impressions": r.impressions,
+                "clicks": r.clicks,
+                "conversions": r.conversions,
+                "visitors": len(r.visitors),
+                "click_rate": _percent(r.click_rate),
+                "conversion_rate": _percent(r.conversion_rate),
+            }
+            for r in rows
+        ]
+        context["rows"] = table
+        context["chart"] = bar_chart(
+            [
+                (
+                    f"{t['page']} · {t['block'][:8]} · {t['variant'][:12]}",
+                    r.click_rate or 0,
+                    t["click_rate"],
+                )
+                for t, r in zip(table, rows, strict=True)
+                if t["all"]
+            ]
+        )
+        context["conversions"] = ", ".join(self.period["conversions"])
+        return context
+
+    def export(self):
+        header = ["page", "block", "variant", "segment", "impressions", "clicks", "click_rate"]
+        header += ["visitors", "converted_visitors", "conversion_rate", "start", "end"]
+        rows = (
+            [
+                r.page,
+                r.block,
+                r.variant,
+                r.segment or "(all visitors)",
+                r.impressions,
+                r.clicks,
+                "" if r.click_rate is None else f"{r.click_rate:.4f}",
+                len(r.visitors),
+                r.conversions,
+                "" if r.conversion_rate is None else f"{r.conversion_rate:.4f}",
+                self.period["start"].isoformat(),
+                self.period["end"].isoformat(),
+            ]
+            for r in self.rows()
+        )
+        return csv_response(f"block-results-{self.period['end']}.csv", header, rows)

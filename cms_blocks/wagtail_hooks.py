@@ -2,9 +2,10 @@
 editors' screens: rule checks, previews as segments, share links and results."""
 
 from django.contrib.auth.models import Permission
-from django.urls import include, path
+from django.urls import include, path, reverse
 from django.utils.translation import gettext_lazy as _
 from wagtail import hooks
+from wagtail.admin.menu import Menu, MenuItem, SubmenuMenuItem
 from wagtail.admin.panels import FieldPanel, ObjectList
 from wagtail.admin.ui.menus.pages import PageMenuItem
 from wagtail.log_actions import LogFormatter, log
@@ -16,7 +17,7 @@ from segments.api import segment_model
 from . import admin_urls
 from .admin_views import SHARE_ACTION
 from .forms import SegmentForm
-from .permissions import can_preview_page
+from .permissions import can_preview_page, can_view_results
 from .preview import supports_segment_preview
 from .rule_text import describe
 
@@ -137,6 +138,39 @@ def page_header_buttons(page, user, view_name, next_url=None):
 @hooks.register("register_page_listing_more_buttons")
 def page_listing_more_buttons(page, user, next_url=None):
     yield PreviewAsSegmentsButton(page=page, priority=5)
+
+
+class ResultsMenuItem(MenuItem):
+    def is_shown(self, request):
+        return can_view_results(request.user)
+
+
+@hooks.register("register_admin_menu_item")
+def register_results_menu():
+    items = [
+        ResultsMenuItem(
+            _("Segments"),
+            reverse("cms_blocks_admin:results"),
+            name="results-segments",
+            icon_name="group",
+            order=0,
+        ),
+        ResultsMenuItem(
+            _("Blocks and variants"),
+            reverse("cms_blocks_admin:results_blocks"),
+            name="results-blocks",
+            icon_name="table",
+            order=1,
+        ),
+    ]
+    return ResultsSubmenu(
+        _("Results"), Menu(items=items), name="results", icon_name="table", order=260
+    )
+
+
+class ResultsSubmenu(SubmenuMenuItem):
+    def is_shown(self, request):
+        return can_view_results(request.user)
 
 
 @hooks.register("register_admin_urls")

@@ -24,12 +24,12 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy as _l
 from django.utils.translation import ngettext_lazy
 from django.views import View
-from django.views.decorators.clickjacking import xframe_options_sameorigin
 from django.views.generic import TemplateView
 from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
 from wagtail.admin.widgets import AdminDateInput
 from wagtail.log_actions import log
 from wagtail.models import Page
+from wagtail.utils.decorators import xframe_options_sameorigin_override
 
 from consent.privacy import csv_safe_cell
 from segments.api import (
@@ -182,7 +182,7 @@ class PreviewAsView(PagePreviewMixin, WagtailAdminTemplateMixin, TemplateView):
         form = kwargs.pop("form", None) or PreviewAsForm(self.request.GET or None)
         context = super().get_context_data(**kwargs)
         context.update(
-            page=self.page,
+            preview_page=self.page,
             form=form,
             supported=supports_segment_preview(self.page),
             frame_url=None,
@@ -230,7 +230,7 @@ class PreviewAsView(PagePreviewMixin, WagtailAdminTemplateMixin, TemplateView):
         return self.render_to_response(context)
 
 
-@method_decorator(xframe_options_sameorigin, name="get")
+@method_decorator(xframe_options_sameorigin_override, name="get")
 class PreviewRenderView(PagePreviewMixin, View):
     """The page, drafted or live, as the chosen visitor sees it (shown in the frame)."""
 

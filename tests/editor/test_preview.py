@@ -100,6 +100,7 @@ def test_preview_as_segments_shows_their_variant(editor, page, backend, segments
     assert sum(t in html for t in ("DEFAULT-", "BOTH-", "ENGAGED-", "MOBILE-")) == 1
     assert response["Content-Security-Policy"] == "connect-src 'none'"
     assert "no-store" in response["Cache-Control"]
+    assert response["X-Frame-Options"] == "SAMEORIGIN"  # shown in the admin's frame
     assert _stored(backend) == before  # no event, no key touched
 
 

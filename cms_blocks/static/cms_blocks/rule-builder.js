@@ -116,7 +116,7 @@
   Builder.prototype.fromText = function (initial) {
     var text = this.textarea.value.trim();
     var tree;
-    if (!text) { tree = { type: "all", conditions: [defaults("event_count", this.catalog)] }; }
+    if (!text || text === "null") { text = ""; tree = { type: "all", conditions: [defaults("event_count", this.catalog)] }; }
     else {
       try { tree = JSON.parse(text); }
       catch (e) {

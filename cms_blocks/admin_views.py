@@ -326,6 +326,8 @@ class ResultsView(WagtailAdminTemplateMixin, TemplateView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["form"] = self.form
+        if getattr(self, "period", None):
+            context["conversions"] = ", ".join(self.period["conversions"])
         context["csv_url"] = "?" + urlencode({**self.request.GET.dict(), "export": "csv"})
         return context
 
@@ -437,7 +439,6 @@ class SegmentResultsDetailView(ResultsView):
             ),
             top_pages=reports.top_pages(self.slug, start, end),
             conversion=reports.conversion_rate(self.slug, start, end, self.period["conversions"]),
-            conversions=", ".join(self.period["conversions"]),
         )
         context["conversion"]["rate_shown"] = _percent(context["conversion"]["rate"])
         return context
@@ -505,7 +506,6 @@ class BlockReportView(ResultsView):
                 if t["all"]
             ]
         )
-        context["conversions"] = ", ".join(self.period["conversions"])
         return context
 
     def export(self):

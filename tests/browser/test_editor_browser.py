@@ -36,6 +36,7 @@ MOBILE_UA = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
     "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"
 )
+OPTION = "//div[contains(@class, 'w-combobox__option')][normalize-space()='{label}']"
 TEXTS = ("DEFAULT-CONTENT", "MOBILE-VARIANT", "ENGAGED-VARIANT")
 
 
@@ -157,7 +158,7 @@ def insert_block(driver, scope, contentpath: str, label: str):
         EC.element_to_be_clickable(
             (
                 By.XPATH,
-                f"//div[contains(@class, 'w-combobox__option')][normalize-space()='{label}']",
+                OPTION.format(label=label),
             )
         )
     )
@@ -180,7 +181,7 @@ def add_personalised_block(driver, base, page, screenshot):
         EC.element_to_be_clickable(
             (
                 By.XPATH,
-                "//div[contains(@class, 'w-combobox__option')][normalize-space()='Personalised content']",
+                OPTION.format(label="Personalised content"),
             )
         )
     ).click()
@@ -288,11 +289,6 @@ def test_editor_builds_a_segment_personalises_a_page_previews_it_and_visitors_ge
     no_consent = preview_as(driver, base, page, screenshot, ["engaged"], consent="0")
     assert shown(no_consent) == ["DEFAULT-CONTENT"]
 
-    driver.get(base + "/admin/tailored/results/")
-    screenshot(driver, "results-segments")
-    driver.get(base + "/admin/tailored/results/blocks/")
-    screenshot(driver, "results-blocks")
-
     # Real visitors: a phone (no consent needed: a context-only segment)...
     assert shown(visitor(driver, base, "/about-us/", MOBILE_UA)) == ["MOBILE-VARIANT"]
     # ...a desktop visitor who has not consented...
@@ -311,3 +307,14 @@ def test_editor_builds_a_segment_personalises_a_page_previews_it_and_visitors_ge
     driver.get(base + "/about-us/")
     assert shown(driver.find_element(By.TAG_NAME, "main").text) == ["ENGAGED-VARIANT"]
     screenshot(driver, "visitor-engaged")
+
+    # The results, as the editor sees them afterwards (the engaged visitor entered a segment).
+    log_in(driver, base)
+    driver.get(base + "/admin/tailored/results/")
+    row = driver.find_element(By.CSS_SELECTOR, "tr[data-segment=engaged]")
+    assert row.find_elements(By.TAG_NAME, "td")[2].text == "1"  # entries
+    screenshot(driver, "results-segments")
+    driver.get(base + "/admin/tailored/results/segment/engaged/")
+    screenshot(driver, "results-segment-engaged")
+    driver.get(base + "/admin/tailored/results/blocks/")
+    screenshot(driver, "results-blocks")

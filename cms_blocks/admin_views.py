@@ -143,6 +143,10 @@ class PreviewAsForm(forms.Form):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["segments"].choices = segment_choices()
+        longest = int(get_setting("CMS_BLOCKS_SHARE_MAX_DAYS"))
+        self.fields["days"].choices = [
+            (d, label) for d, label in self.fields["days"].choices if d <= longest
+        ] or [(longest, ngettext_lazy("%(n)d day", "%(n)d days", longest) % {"n": longest})]
 
     def who(self) -> PreviewAs:
         data = self.cleaned_data

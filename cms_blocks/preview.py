@@ -105,6 +105,14 @@ class SegmentPreviewMixin(PreviewableMixin):
         modes.append((NO_CONSENT, _("A visitor without consent")))
         return modes
 
+    # Listings ask every page these; answering without the segment query keeps them cheap.
+    def is_previewable(self):
+        return True
+
+    @property
+    def default_preview_mode(self):
+        return ""
+
     def serve_preview(self, request, mode_name):
         apply(request, PreviewAs.from_mode(mode_name).known())
         return protect(super().serve_preview(request, mode_name))

@@ -240,10 +240,12 @@ def preview_as(driver, base, page, screenshot, segments_: list[str], consent: st
         if (box.get_attribute("value") in segments_) != box.is_selected():
             click(driver, box)
     click(driver, driver.find_element(By.CSS_SELECTOR, f"input[name=consent][value='{consent}']"))
+    before = driver.find_element(By.CSS_SELECTOR, "[data-testid=preview-frame]")
     click(
         driver,
         driver.find_element(By.CSS_SELECTOR, "[data-testid=preview-form] button[type=submit]"),
     )
+    wait(driver).until(EC.staleness_of(before))  # the screen reloaded with the choice
     frame = wait(driver).until(
         EC.presence_of_element_located((By.CSS_SELECTOR, "[data-testid=preview-frame]"))
     )

@@ -17,7 +17,7 @@ from tests.builders import BROWSER_UA, demo_site
 from tests.conftest import IN_CI
 
 try:
-    from selenium.common.exceptions import ElementClickInterceptedException
+    from selenium.common.exceptions import ElementClickInterceptedException, WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as EC
@@ -262,6 +262,26 @@ def preview_as(driver, base, page, screenshot, segments_: list[str], consent: st
     return text
 
 
+def preview_panel(driver, base, page, mode_label: str) -> None:
+    """Open Wagtail's own preview panel in the page editor and choose a mode."""
+    if f"/admin/pages/{page.pk}/edit/" not in driver.current_url:
+        driver.get(f"{base}/admin/pages/{page.pk}/edit/")
+        click(driver, driver.find_element(By.CSS_SELECTOR, "[data-side-panel-toggle=preview]"))
+    mode = wait(driver).until(EC.visibility_of_element_located((By.ID, "id_preview_mode")))
+    Select(mode).select_by_visible_text(mode_label)
+
+
+def panel_text(driver) -> str:
+    """The text of the preview panel's page ("" while the panel swaps in a fresh frame)."""
+    try:
+        driver.switch_to.frame(driver.find_element(By.ID, "w-preview-iframe"))
+        return driver.find_element(By.TAG_NAME, "main").text
+    except WebDriverException:
+        return ""
+    finally:
+        driver.switch_to.default_content()
+
+
 def shown(text: str) -> list[str]:
     return [t for t in TEXTS if t in text]
 
@@ -290,6 +310,16 @@ def test_editor_builds_a_segment_personalises_a_page_previews_it_and_visitors_ge
     assert shown(both) == ["MOBILE-VARIANT"]  # the first matching variant wins
     no_consent = preview_as(driver, base, page, screenshot, ["engaged"], consent="0")
     assert shown(no_consent) == ["DEFAULT-CONTENT"]
+
+    # Wagtail's preview panel in the page editor offers the same, one segment per mode; an editor
+    # without superuser rights can use it.
+    preview_panel(driver, base, page, "As “Mobile visitors”")
+    wait(driver).until(lambda d: shown(panel_text(d)) == ["MOBILE-VARIANT"])
+    screenshot(driver, "preview-panel-mobile")
+    preview_panel(driver, base, page, "As “Engaged”")
+    wait(driver).until(lambda d: shown(panel_text(d)) == ["ENGAGED-VARIANT"])
+    preview_panel(driver, base, page, "A visitor without consent")
+    wait(driver).until(lambda d: shown(panel_text(d)) == ["DEFAULT-CONTENT"])
 
     # Real visitors: a phone (no consent needed: a context-only segment)...
     assert shown(visitor(driver, base, "/about-us/", MOBILE_UA)) == ["MOBILE-VARIANT"]

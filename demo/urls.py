@@ -16,6 +16,7 @@ urlpatterns = [
     path("api/personalization/", include("personalization.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("sitemap.xml", sitemap),
+    path("tailored/", include("cms_blocks.urls")),
 ]
 
 if settings.DEBUG:

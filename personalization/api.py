@@ -7,7 +7,15 @@ from django.http import HttpRequest
 
 from .decisions import Candidate, choose
 
-__all__ = ["Candidate", "cache_safe", "choose", "choose_for", "in_segments", "segments_for"]
+__all__ = [
+    "Candidate",
+    "cache_safe",
+    "choose",
+    "choose_for",
+    "in_segments",
+    "preview_as",
+    "segments_for",
+]
 
 T = TypeVar("T")
 
@@ -52,3 +60,47 @@ def cache_safe(request: HttpRequest | None) -> bool:
     """Whether this response may be stored in a shared cache by the cache-safe middleware
     (personalization.cache): then templates must not list the visitor's segments."""
     return getattr(request, "_tailored_cache", None) is not None
+
+
+class _PreviewVisitor:
+    """Stands in for the request's visitor state during a preview: fixed segments, nothing
+    read from or written to the fast store."""
+
+    __slots__ = ("_segments",)
+
+    def __init__(self, segments: frozenset[str]):
+        self._segments = segments
+
+    def segments(self) -> frozenset[str]:
+        return self._segments
+
+    def context(self) -> dict[str, str]:
+        return {}
+
+    def finish(self, response) -> None:
+        return None
+
+
+def preview_as(request: HttpRequest, segments, *, consented: bool = True) -> frozenset[str]:
+    """Make ``request`` render as a visitor in ``segments`` (a preview), without recording
+    anything or touching anyone's stored memberships.
+
+    With ``consented`` the visitor has granted every purpose but has no identifier (so nothing
+    can be recorded under one); without it they have not decided yet (the banner shows) and
+    only context-only segments can apply, as for a real visitor without consent. Returns the
+    segments the request now has. Call it before anything reads ``request.segments``.
+    """
+    from consent.api import UNDECIDED, ConsentState, purposes
+    from segments.api import context_only_slugs
+
+    chosen = frozenset(segments)
+    if consented:
+        request.consent = ConsentState(
+            decided=True, purposes=frozenset(purposes()), notice_version=None
+        )
+    else:
+        request.consent = UNDECIDED
+        chosen &= context_only_slugs()
+    request.segments = chosen
+    request.personalization = _PreviewVisitor(chosen)
+    return chosen

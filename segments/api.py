@@ -21,14 +21,19 @@ __all__ = [
     "Event",
     "EventError",
     "Exchange",
+    "context_only_slugs",
     "context_segments",
+    "estimate_rule_size",
     "exchange",
     "get_backend",
     "is_page_view",
     "mirror_consent",
     "page_view",
     "record_events",
+    "report",
     "request_context",
+    "rule_catalog",
+    "rule_problems",
     "schedule_drain",
     "segment_choices",
     "segment_model",
@@ -244,3 +249,70 @@ def variant_counts(page: int | None = None, since=None) -> list[dict]:
         {**row, "page_id": int(row["page_id"]) if row["page_id"] not in (None, "") else None}
         for row in rows
     ]
+
+
+# -- for the editor's tools (rule builder, reports): admin code paths only ---------------------
+
+
+def rule_problems(tree) -> list[tuple[str, str]]:
+    """What is wrong with a rule, as ``(path, message)`` pairs (empty when it is valid).
+
+    ``path`` locates the offending condition or field (``conditions[1].window``; ``""`` for the
+    whole rule) and ``message`` says how to fix it, e.g. "a window is a number followed by s, m,
+    h or d, such as '10m'."
+    """
+    from .rules import RuleError, compile_rule
+
+    try:
+        compile_rule(tree)
+    except RuleError as exc:
+        message = str(exc)
+        prefix = f"{exc.path}: "
+        if exc.path and message.startswith(prefix):
+            message = message[len(prefix) :]
+        return [(exc.path, message)]
+    return []
+
+
+def rule_catalog() -> dict:
+    """What rules can say, as plain data for the rule builder: condition types, the feature
+    catalog (name, kind, unit, description, parameter), context attributes with their kinds,
+    the operators of each kind and the dimensions an event count can be filtered on."""
+    from . import catalog, rules
+    from .features import DIMENSIONS
+
+    return {
+        "types": sorted(rules._COMPILERS),
+        "features": catalog.describe(),
+        "context_attributes": dict(rules._CONTEXT_ATTRIBUTES),
+        "operators": {
+            "number": sorted(rules._NUMBER_OPS),
+            "string": sorted(rules._STRING_OPS),
+        },
+        "dimensions": list(DIMENSIONS),
+        "max_conditions": rules.MAX_NODES,
+        "max_depth": rules.MAX_DEPTH,
+    }
+
+
+def estimate_rule_size(rule, sample: int = 2000) -> dict:
+    """How many stored profiles a rule (not yet saved) would match, estimated from a sample
+    (see :func:`segments.insights.estimate_size`). Raises ``RuleError`` for an invalid rule and
+    :class:`BackendUnavailable` when the fast store cannot be reached."""
+    from .insights import estimate_size
+
+    return estimate_size(rule, sample=sample)
+
+
+def context_only_slugs() -> frozenset[str]:
+    """Slugs of the enabled segments decided from the request alone (no consent needed)."""
+    return frozenset(s.slug for s in context_only_segments())
+
+
+def report():
+    """The reporting queries (:mod:`segments.reports`): sizes over time, entries and exits,
+    top pages, conversions, and impressions/clicks/conversions per block, variant and
+    segment. Imported on use: reports are admin code paths."""
+    from . import reports
+
+    return reports

@@ -6,6 +6,7 @@ from wagtail.models import Page
 
 from cms_blocks.blocks import PersonalisedBlock
 from cms_blocks.models import PageVariantMixin
+from cms_blocks.preview import SegmentPreviewMixin
 
 
 class BodyBlock(blocks.StreamBlock):
@@ -14,7 +15,7 @@ class BodyBlock(blocks.StreamBlock):
     personalised = PersonalisedBlock()
 
 
-class HomePage(Page):
+class HomePage(SegmentPreviewMixin, Page):
     intro = models.CharField(max_length=255, blank=True)
     body = StreamField(BodyBlock(), blank=True)
 
@@ -22,7 +23,7 @@ class HomePage(Page):
     subpage_types = ["home.ContentPage", "home.ProductPage"]
 
 
-class ContentPage(PageVariantMixin, Page):
+class ContentPage(PageVariantMixin, SegmentPreviewMixin, Page):
     """A page of text; it can have whole-page variants for segments (see cms_blocks.models)."""
 
     body = StreamField(BodyBlock(), blank=True)
@@ -33,7 +34,7 @@ class ContentPage(PageVariantMixin, Page):
     subpage_types = []
 
 
-class ProductPage(Page):
+class ProductPage(SegmentPreviewMixin, Page):
     price = models.DecimalField(max_digits=8, decimal_places=2)
     category = models.CharField(max_length=64, blank=True)
     body = StreamField(BodyBlock(), blank=True)

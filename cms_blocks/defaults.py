@@ -1,0 +1,8 @@
+"""Defaults of every ``CMS_BLOCKS_*`` setting (read with :func:`cms_blocks.conf.get_setting`)."""
+
+# Events that count as conversions in the results (editors can change them per report).
+CMS_BLOCKS_CONVERSION_EVENTS = ["purchase", "signup"]
+# A conversion counts for the variant of a block the visitor saw last, at most this long before.
+CMS_BLOCKS_ATTRIBUTION_DAYS = 7
+# The longest a share link may be valid, in days.
+CMS_BLOCKS_SHARE_MAX_DAYS = 30

@@ -1,0 +1,352 @@
+"""The editor's journey in a real browser (headless Chromium against the live demo site):
+build a segment with the rule builder (clicks, no JSON), add a personalised block with two
+variants in Wagtail's page editor, preview the page as each segment, and check that visitors in
+each segment get their variant. Screenshots of the admin screens go to test-artifacts/.
+"""
+
+import json
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group, Permission
+from wagtail.models import GroupPagePermission, Page
+
+import segments.registry
+from segments.models import Segment
+from tests.builders import BROWSER_UA, demo_site
+from tests.conftest import IN_CI
+
+try:
+    from selenium.common.exceptions import ElementClickInterceptedException, WebDriverException
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support import expected_conditions as EC
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+except ImportError:
+    if IN_CI:
+        raise
+    pytest.skip("selenium is not installed (pip install -e '.[dev]')", allow_module_level=True)
+
+pytestmark = [
+    pytest.mark.services,
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
+
+MOBILE_UA = (
+    "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
+    "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"
+)
+OPTION = "//div[contains(@class, 'w-combobox__option')][normalize-space()='{label}']"
+TEXTS = ("DEFAULT-CONTENT", "MOBILE-VARIANT", "ENGAGED-VARIANT")
+
+
+def wait(driver, timeout: float = 15):
+    return WebDriverWait(driver, timeout)
+
+
+def click(driver, element):
+    """Click like a person would; when Wagtail's sticky footer covers the element after
+    scrolling, click it with a script instead (the same event for the page's handlers)."""
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+    wait(driver).until(EC.element_to_be_clickable(element))
+    try:
+        element.click()
+    except ElementClickInterceptedException:
+        driver.execute_script("arguments[0].focus(); arguments[0].click()", element)
+
+
+@pytest.fixture
+def editor():
+    """Not a superuser: admin access, segments, results, and edit/publish below the home page."""
+    demo_site()
+    user = get_user_model().objects.create_user("editor", password="editor-pass", is_staff=True)
+    group = Group.objects.create(name="Segment editors")
+    codenames = [
+        ("wagtailadmin", "access_admin"),
+        ("segments", "add_segment"),
+        ("segments", "change_segment"),
+        ("segments", "view_segment"),
+        ("cms_blocks", "view_results"),
+    ]
+    group.permissions.add(
+        *(Permission.objects.get(content_type__app_label=a, codename=c) for a, c in codenames)
+    )
+    home = Page.objects.get(slug="welcome")
+    for kind in ("add", "change", "publish"):
+        GroupPagePermission.objects.create(group=group, page=home, permission_type=kind)
+    user.groups.add(group)
+    return user
+
+
+def log_in(driver, base):
+    driver.get(base + "/admin/login/")
+    driver.find_element(By.NAME, "username").send_keys("editor")
+    driver.find_element(By.NAME, "password").send_keys("editor-pass")
+    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    wait(driver).until(EC.url_to_be(base + "/admin/"))
+
+
+def builder_settled(driver):
+    """Wait for the builder's debounced check to come back."""
+    root = driver.find_element(By.CSS_SELECTOR, "[data-rule-builder]")
+    wait(driver).until(lambda d: root.get_attribute("data-checking") is None)
+    return root
+
+
+def build_segment(driver, base, screenshot):
+    driver.get(base + "/admin/snippets/segments/segment/add/")
+    driver.find_element(By.ID, "id_name").send_keys("Mobile visitors")
+    slug = driver.find_element(By.ID, "id_slug")
+    slug.clear()
+    slug.send_keys("mobile")
+    root = wait(driver).until(
+        EC.presence_of_element_located((By.CSS_SELECTOR, "[data-rule-builder].rule-builder--ready"))
+    )
+    # The builder starts with a group holding "3 page views in 10 minutes"; its JSON is hidden.
+    assert not driver.find_element(By.ID, "id_rule").is_displayed()
+    first = root.find_element(By.CSS_SELECTOR, "[data-path='conditions[0]']")
+    # A mistake first: "at least 0" is explained next to the condition.
+    minimum = first.find_element(By.CSS_SELECTOR, "[data-field=min]")
+    click(driver, minimum)
+    minimum.send_keys(Keys.CONTROL, "a")
+    minimum.send_keys("0")
+    wait(driver).until(
+        lambda d: (
+            "'min' must be a whole number"
+            in first.find_element(By.CSS_SELECTOR, ".rule-builder__problem").text
+        )
+    )
+    screenshot(driver, "rule-builder-problem")
+    # Replace it with a context condition, by clicks.
+    Select(root.find_element(By.CSS_SELECTOR, "[data-add-condition]")).select_by_visible_text(
+        "Request context"
+    )
+    # (the builder redraws the tree after each structural change)
+    remove = "[data-path='conditions[0]'] > .rule-builder__head .rule-builder__remove"
+    click(driver, root.find_element(By.CSS_SELECTOR, remove))
+    condition = root.find_element(By.CSS_SELECTOR, "[data-path='conditions[0]']")
+    assert condition.get_attribute("data-type") == "context"
+    Select(condition.find_element(By.CSS_SELECTOR, "[data-field=op]")).select_by_visible_text("is")
+    description = root.find_element(By.CSS_SELECTOR, "[data-rule-builder-description]")
+    wait(driver).until(lambda d: "the device is “mobile”" in description.text)
+    wait(driver).until(
+        lambda d: (
+            "Estimated size"
+            in root.find_element(By.CSS_SELECTOR, "[data-rule-builder-estimate]").text
+        )
+    )
+    builder_settled(driver)
+    assert root.find_elements(By.CSS_SELECTOR, ".rule-builder__problem") == []
+    screenshot(driver, "rule-builder")
+    click(driver, driver.find_element(By.CSS_SELECTOR, "button[type=submit].action-save"))
+    wait(driver).until(EC.url_contains("/admin/snippets/segments/segment/"))
+    seg = Segment.objects.get(slug="mobile")
+    assert seg.rule == {
+        "type": "all",
+        "conditions": [{"type": "context", "attribute": "device", "op": "eq", "value": "mobile"}],
+    }
+    segments.registry.forget_definitions()  # the live server shares this process
+
+
+def insert_block(driver, scope, contentpath: str, label: str):
+    button = scope.find_element(
+        By.XPATH,
+        f".//*[@data-contentpath='{contentpath}']//button[@title='Insert a block']",
+    )
+    click(driver, button)
+    option = wait(driver).until(
+        EC.element_to_be_clickable(
+            (
+                By.XPATH,
+                OPTION.format(label=label),
+            )
+        )
+    )
+    option.click()
+
+
+def fill(driver, name: str, text: str):
+    field = wait(driver).until(EC.presence_of_element_located((By.NAME, name)))
+    click(driver, field)
+    field.send_keys(text)
+
+
+def add_personalised_block(driver, base, page, screenshot):
+    driver.get(f"{base}/admin/pages/{page.pk}/edit/")
+    body = wait(driver).until(
+        EC.presence_of_element_located((By.CSS_SELECTOR, "[data-contentpath='body']"))
+    )
+    click(driver, body.find_elements(By.CSS_SELECTOR, "button.c-sf-add-button")[-1])
+    wait(driver).until(
+        EC.element_to_be_clickable(
+            (
+                By.XPATH,
+                OPTION.format(label="Personalised content"),
+            )
+        )
+    ).click()
+    types = driver.find_elements(
+        By.CSS_SELECTOR, "input[name^=body-][name$=-type][value=personalised]"
+    )
+    prefix = types[-1].get_attribute("name").removesuffix("-type")
+    block_id = driver.find_element(By.NAME, f"{prefix}-id").get_attribute("value")
+    block = driver.find_element(By.CSS_SELECTOR, f"[data-contentpath='{block_id}']")
+
+    insert_block(driver, block, "default", "Heading")
+    fill(driver, f"{prefix}-value-default-0-value", "DEFAULT-CONTENT")
+
+    variant = f"{prefix}-value-variants-0"
+    Select(driver.find_element(By.NAME, f"{variant}-value-segments")).select_by_value("mobile")
+    first_id = driver.find_element(By.NAME, f"{variant}-id").get_attribute("value")
+    insert_block(
+        driver,
+        block.find_element(By.CSS_SELECTOR, f"[data-contentpath='{first_id}']"),
+        "content",
+        "Heading",
+    )
+    fill(driver, f"{variant}-value-content-0-value", "MOBILE-VARIANT")
+
+    adds = block.find_elements(By.XPATH, ".//*[@data-contentpath='variants']//button[@title='Add']")
+    click(driver, adds[-1])
+    variant = f"{prefix}-value-variants-1"
+    Select(
+        wait(driver).until(EC.presence_of_element_located((By.NAME, f"{variant}-value-segments")))
+    ).select_by_value("engaged")
+    second_id = driver.find_element(By.NAME, f"{variant}-id").get_attribute("value")
+    insert_block(
+        driver,
+        block.find_element(By.CSS_SELECTOR, f"[data-contentpath='{second_id}']"),
+        "content",
+        "Heading",
+    )
+    fill(driver, f"{variant}-value-content-0-value", "ENGAGED-VARIANT")
+    screenshot(driver, "page-editor-variants")
+
+    toggle = driver.find_element(
+        By.CSS_SELECTOR, "footer .w-dropdown__toggle, footer [data-w-dropdown-target=toggle]"
+    )
+    click(driver, toggle)
+    click(driver, wait(driver).until(EC.element_to_be_clickable((By.NAME, "action-publish"))))
+    wait(driver).until(EC.url_contains("/admin/pages/"))
+    wait(driver).until(lambda d: "/edit/" not in d.current_url)
+    page.refresh_from_db()
+    body = json.dumps(list(page.specific.body.raw_data))
+    assert all(text in body for text in TEXTS)
+
+
+def preview_as(driver, base, page, screenshot, segments_: list[str], consent: str = "1") -> str:
+    driver.get(f"{base}/admin/tailored/preview/{page.pk}/")
+    for box in driver.find_elements(By.CSS_SELECTOR, "input[name=segments]"):
+        if (box.get_attribute("value") in segments_) != box.is_selected():
+            click(driver, box)
+    click(driver, driver.find_element(By.CSS_SELECTOR, f"input[name=consent][value='{consent}']"))
+    before = driver.find_element(By.CSS_SELECTOR, "[data-testid=preview-frame]")
+    click(
+        driver,
+        driver.find_element(By.CSS_SELECTOR, "[data-testid=preview-form] button[type=submit]"),
+    )
+    wait(driver).until(EC.staleness_of(before))  # the screen reloaded with the choice
+    frame = wait(driver).until(
+        EC.presence_of_element_located((By.CSS_SELECTOR, "[data-testid=preview-frame]"))
+    )
+    driver.execute_script("arguments[0].scrollIntoView({block: 'start'})", frame)
+    driver.switch_to.frame(frame)
+    text = wait(driver).until(EC.presence_of_element_located((By.TAG_NAME, "main"))).text
+    driver.switch_to.default_content()
+    screenshot(
+        driver,
+        "preview-as-"
+        + ("-".join(segments_) or "nobody")
+        + ("" if consent == "1" else "-no-consent"),
+    )
+    return text
+
+
+def preview_panel(driver, base, page, mode_label: str) -> None:
+    """Open Wagtail's own preview panel in the page editor and choose a mode."""
+    if f"/admin/pages/{page.pk}/edit/" not in driver.current_url:
+        driver.get(f"{base}/admin/pages/{page.pk}/edit/")
+        click(driver, driver.find_element(By.CSS_SELECTOR, "[data-side-panel-toggle=preview]"))
+    mode = wait(driver).until(EC.visibility_of_element_located((By.ID, "id_preview_mode")))
+    Select(mode).select_by_visible_text(mode_label)
+
+
+def panel_text(driver) -> str:
+    """The text of the preview panel's page ("" while the panel swaps in a fresh frame)."""
+    try:
+        driver.switch_to.frame(driver.find_element(By.ID, "w-preview-iframe"))
+        return driver.find_element(By.TAG_NAME, "main").text
+    except WebDriverException:
+        return ""
+    finally:
+        driver.switch_to.default_content()
+
+
+def shown(text: str) -> list[str]:
+    return [t for t in TEXTS if t in text]
+
+
+def visitor(driver, base, path: str, user_agent: str = BROWSER_UA) -> str:
+    driver.get(base + "/consent/preferences/")  # any page of the site, to reach its cookies
+    driver.delete_all_cookies()
+    driver.execute_cdp_cmd("Network.setUserAgentOverride", {"userAgent": user_agent})
+    driver.get(base + path)
+    return driver.find_element(By.TAG_NAME, "main").text
+
+
+def test_editor_builds_a_segment_personalises_a_page_previews_it_and_visitors_get_it(
+    editor, live_server, driver, screenshot, backend
+):
+    base = live_server.url
+    page = Page.objects.get(slug="about-us")
+    log_in(driver, base)
+    build_segment(driver, base, screenshot)
+    add_personalised_block(driver, base, page, screenshot)
+
+    assert shown(preview_as(driver, base, page, screenshot, [])) == ["DEFAULT-CONTENT"]
+    assert shown(preview_as(driver, base, page, screenshot, ["mobile"])) == ["MOBILE-VARIANT"]
+    assert shown(preview_as(driver, base, page, screenshot, ["engaged"])) == ["ENGAGED-VARIANT"]
+    both = preview_as(driver, base, page, screenshot, ["engaged", "mobile"])
+    assert shown(both) == ["MOBILE-VARIANT"]  # the first matching variant wins
+    no_consent = preview_as(driver, base, page, screenshot, ["engaged"], consent="0")
+    assert shown(no_consent) == ["DEFAULT-CONTENT"]
+
+    # Wagtail's preview panel in the page editor offers the same, one segment per mode; an editor
+    # without superuser rights can use it.
+    preview_panel(driver, base, page, "As “Mobile visitors”")
+    wait(driver).until(lambda d: shown(panel_text(d)) == ["MOBILE-VARIANT"])
+    screenshot(driver, "preview-panel-mobile")
+    preview_panel(driver, base, page, "As “Engaged”")
+    wait(driver).until(lambda d: shown(panel_text(d)) == ["ENGAGED-VARIANT"])
+    preview_panel(driver, base, page, "A visitor without consent")
+    wait(driver).until(lambda d: shown(panel_text(d)) == ["DEFAULT-CONTENT"])
+
+    # Real visitors: a phone (no consent needed: a context-only segment)...
+    assert shown(visitor(driver, base, "/about-us/", MOBILE_UA)) == ["MOBILE-VARIANT"]
+    # ...a desktop visitor who has not consented...
+    assert shown(visitor(driver, base, "/about-us/")) == ["DEFAULT-CONTENT"]
+    # ...and an engaged one: accepts, views three pages.
+    visitor(driver, base, "/")
+    accept = wait(driver).until(
+        EC.element_to_be_clickable(
+            (By.CSS_SELECTOR, "section.consent-banner button[name=action][value=accept_all]")
+        )
+    )
+    accept.click()
+    wait(driver).until(EC.staleness_of(accept))
+    for path in ("/guides/", "/ceramic-mug/"):
+        driver.get(base + path)
+    driver.get(base + "/about-us/")
+    assert shown(driver.find_element(By.TAG_NAME, "main").text) == ["ENGAGED-VARIANT"]
+    screenshot(driver, "visitor-engaged")
+
+    # The results, as the editor sees them afterwards (the engaged visitor entered a segment).
+    log_in(driver, base)
+    driver.get(base + "/admin/tailored/results/")
+    row = driver.find_element(By.CSS_SELECTOR, "tr[data-segment=engaged]")
+    assert row.find_elements(By.TAG_NAME, "td")[2].text == "1"  # entries
+    screenshot(driver, "results-segments")
+    driver.get(base + "/admin/tailored/results/segment/engaged/")
+    screenshot(driver, "results-segment-engaged")
+    driver.get(base + "/admin/tailored/results/blocks/")
+    screenshot(driver, "results-blocks")

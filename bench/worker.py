@@ -27,6 +27,7 @@ from time import perf_counter_ns, process_time_ns
 BROWSER_UA = "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0"
 PAGE_SLUG = "guides"
 SEGMENT_COUNT = 50
+PLUGIN_MODULES = ("consent.", "segments.", "personalization.", "cms_blocks.")
 PLUGIN_DIRS = tuple(
     os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), app) + os.sep
     for app in ("consent", "segments", "personalization", "cms_blocks")
@@ -549,7 +550,7 @@ def breakdown(scenario: Scenario, n: int) -> dict:
 
         def render(self, context, _original=original_render):
             func = self.func
-            if not func.__module__.startswith(("consent.", "segments.", "personalization.")):
+            if not func.__module__.startswith(PLUGIN_MODULES):
                 return _original(self, context)
             return timers.time(f"template tag {{% {func.__name__} %}}", _original, self, context)
 

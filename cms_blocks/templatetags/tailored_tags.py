@@ -8,6 +8,7 @@ variables. The tag never raises while rendering.
 """
 
 import logging
+from functools import lru_cache
 
 from django import template
 from django.template.base import FilterExpression
@@ -82,10 +83,16 @@ def visitor_segments(context: template.Context) -> str:
     if cache_safe(request):
         return mark_safe('<span data-tailored-visitor-segments="">…</span>')
     try:
-        slugs = sorted(segments_for(request))
+        slugs = segments_for(request)
     except Exception as exc:
         logger.warning("Could not list segments: %s", type(exc).__name__)
-        slugs = []
+        slugs = frozenset()
+    return _segment_list(slugs)
+
+
+@lru_cache(maxsize=4096)
+def _segment_list(slugs: frozenset[str]) -> str:
+    # A visitor's set of segments repeats from page to page: escaped and joined once per set.
     if not slugs:
         return "none"
-    return format_html_join(" ", "<b>{}</b>", ((s,) for s in slugs))
+    return format_html_join(" ", "<b>{}</b>", ((s,) for s in sorted(slugs)))

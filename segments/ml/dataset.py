@@ -226,9 +226,12 @@ def feature_matrix(profiles: list[Profile], now: float, names: list[str]) -> np.
     for j, n in enumerate(names):
         if (window := MODEL_FEATURES[n].window) is not None:
             windows.setdefault(window[0], []).append((j, now - window[1] * DAY))
-    out = np.zeros((len(profiles), len(names)), dtype=np.float64)
-    for i, p in enumerate(profiles):
-        row = out[i]
+    width = len(names)
+    rows = []
+    for p in profiles:
+        # Rows as Python lists, turned into one array at the end: cheaper than assigning
+        # numpy elements one by one.
+        row = [0.0] * width
         for j, f in plain:
             row[j] = f(p, now)
         for event, starts in windows.items():
@@ -243,7 +246,8 @@ def feature_matrix(profiles: list[Profile], now: float, names: list[str]) -> np.
                 for j, start in starts:
                     if end > start:
                         row[j] += n
-    return out
+        rows.append(row)
+    return np.array(rows, dtype=np.float64).reshape(len(profiles), width)
 
 
 @dataclass(frozen=True, slots=True)

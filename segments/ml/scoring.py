@@ -64,9 +64,18 @@ class ActiveModels:
         that are no longer active (``known``: the slugs of all models, active or not)."""
         if not profiles:
             return
-        for scorer in self.scorers:
+        # Every feature any active model uses, computed once for the batch; each model takes
+        # its columns.
+        names = list(dict.fromkeys(n for s in self.scorers for n in s.features))
+        column = {n: j for j, n in enumerate(names)}
+        try:
+            everything = feature_matrix(profiles, now, names) if names else None
+        except Exception:
+            logger.exception("Could not compute model features; outputs are left as they were")
+            everything = None
+        for scorer in self.scorers if everything is not None else ():
             try:
-                X = feature_matrix(profiles, now, scorer.features)
+                X = everything[:, [column[n] for n in scorer.features]]
                 for profile, value in zip(profiles, scorer.outputs(X), strict=True):
                     profile.scores[scorer.slug] = value
             except Exception:

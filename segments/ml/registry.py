@@ -123,6 +123,7 @@ def deactivate(model: MLModel, *, user: str = "") -> None:
     with transaction.atomic():
         active = model.versions.select_for_update().filter(is_active=True).first()
         if active is not None:
+            _active_set_changed()
             active.is_active = False
             active.save(update_fields=["is_active"])
             ModelActivation.objects.create(
@@ -130,7 +131,16 @@ def deactivate(model: MLModel, *, user: str = "") -> None:
             )
 
 
+def _active_set_changed() -> None:
+    """This process's scorers see the change at once (other workers within
+    scoring.CHECK_SECONDS)."""
+    from . import scoring
+
+    scoring.forget()  # harmless if the transaction rolls back: the next batch asks again
+
+
 def _switch(version, active, action, user, override, note) -> ModelActivation:
+    _active_set_changed()
     if active is not None:
         active.is_active = False
         active.save(update_fields=["is_active"])

@@ -9,7 +9,9 @@ against the scores of the population it was validated on), or the stable cluster
 """
 
 import logging
+import math
 import threading
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -94,12 +96,22 @@ _cache: ActiveModels | None = None
 NONE = ActiveModels((), [])
 
 
+_checked_at = -math.inf
+CHECK_SECONDS = 2.0  # how soon an activation or rollback reaches a busy worker
+
+
 def active_models() -> ActiveModels:
     """The active versions, ready to score (reloaded when the set of active versions changes).
-    A version whose artifact fails verification is skipped and logged, never loaded."""
-    global _cache
+    A version whose artifact fails verification is skipped and logged, never loaded. The
+    database is asked at most every CHECK_SECONDS (not once per batch: a busy worker drains
+    dozens of batches a second)."""
+    global _cache, _checked_at
     from ..models import ModelVersion
 
+    cached = _cache
+    if cached is not None and time.monotonic() - _checked_at < CHECK_SECONDS:
+        return cached
+    _checked_at = time.monotonic()
     rows = tuple(
         ModelVersion.objects.filter(is_active=True, status=ModelVersion.Status.READY)
         .order_by("pk")
@@ -144,8 +156,9 @@ def _load(version) -> Scorer:
 
 
 def forget() -> None:
-    global _cache
+    global _cache, _checked_at
     _cache = None
+    _checked_at = -math.inf
 
 
 def score_profiles(profiles: list[Profile], now: float) -> None:

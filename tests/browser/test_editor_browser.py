@@ -271,10 +271,17 @@ def panel_shows(driver, base, page, mode_label: str, expected: list[str]) -> Non
     (choosing again once if the panel missed the change while it was still loading)."""
     preview_panel(driver, base, page, mode_label)
     try:
-        wait(driver).until(lambda d: shown(panel_text(d)) == expected)
+        wait(driver, 30).until(lambda d: shown(panel_text(d)) == expected)
     except TimeoutException:
+        # Reload the editor; Wagtail remembers the open panel, so open it only if it is shut.
         driver.get(f"{base}/admin/pages/{page.pk}/edit/")
-        click(driver, driver.find_element(By.CSS_SELECTOR, "[data-side-panel-toggle=preview]"))
+        try:
+            WebDriverWait(driver, 5).until(
+                EC.visibility_of_element_located((By.ID, "id_preview_mode"))
+            )
+        except TimeoutException:
+            toggle = driver.find_element(By.CSS_SELECTOR, "[data-side-panel-toggle=preview]")
+            click(driver, toggle)
         preview_panel(driver, base, page, mode_label)
         wait(driver, 30).until(lambda d: shown(panel_text(d)) == expected)
 

@@ -133,7 +133,8 @@ def pipeline_overhead(model, quantiles, fitted, quick: bool) -> dict:
     """Per-event cost of process_batch with no model active and with a propensity model and a
     clustering active (same events, same segments, alternating), in this process with the
     embedded backend and the durable log in PostgreSQL."""
-    import math
+    import gc
+    import statistics
 
     from consent.api import notice_version
     from segments import events, pipeline
@@ -149,8 +150,14 @@ def pipeline_overhead(model, quantiles, fitted, quick: bool) -> dict:
     backend = get_backend()
     backend.flush()
     rng = random.Random(3)
-    keys = [uuid.UUID(int=rng.getrandbits(128)).hex for _ in range(500)]
-    for key in keys:
+    # Two populations of 500 visitors with the same behaviour: one always processed with the
+    # models active, one always without, so that neither pays for memberships flipping when
+    # the models are switched between batches.
+    population = {
+        active: [uuid.UUID(int=rng.getrandbits(128)).hex for _ in range(500)]
+        for active in (False, True)
+    }
+    for key in population[False] + population[True]:
         mirror_consent(key, frozenset({"personalization"}), notice_version(), time.time() + 86400)
     Segment.objects.create(
         name="Engaged",
@@ -189,7 +196,8 @@ def pipeline_overhead(model, quantiles, fitted, quick: bool) -> dict:
     seq = [0]
     base_ms = int(time.time() * 1000) - 3_600_000
 
-    def batch(size: int = 2000) -> list[StreamEntry]:
+    def batch(active: bool, size: int = 2000) -> list[StreamEntry]:
+        keys = population[active]
         out = []
         for _ in range(size):
             seq[0] += 1
@@ -206,37 +214,53 @@ def pipeline_overhead(model, quantiles, fitted, quick: bool) -> dict:
             out.append(StreamEntry(f"{base_ms + seq[0]}-0", events.encode(event)))
         return out
 
-    def run(active: bool, batches: int) -> float:
+    def switch(active: bool) -> None:
         for m in (prop, clus):
+            m.refresh_from_db()
             if active and m.active_version is None:
                 registry.activate(m.versions.get())
             if not active:
                 registry.deactivate(m)
-        scoring.forget()
-        pipeline.process_batch(backend, 0, batch(), segments)  # warm: load the models
-        elapsed, n = 0.0, 0
-        for _ in range(batches):
-            entries = batch()
-            t0 = time.perf_counter()
-            pipeline.process_batch(backend, 0, entries, segments)
-            elapsed += time.perf_counter() - t0
-            n += len(entries)
-        return elapsed / n * 1e6  # µs per event
+        scoring.active_models()  # load the models now, outside the timed batch
 
-    rounds = 2 if quick else 5
-    off, on = [], []
-    for _ in range(rounds):
-        off.append(run(False, 3))
-        on.append(run(True, 3))
-    off_us, on_us = sorted(off)[len(off) // 2], sorted(on)[len(on) // 2]
-    profile = Profile.from_dict(json.loads(backend.visitor_data(keys[0]).profile))
-    with_scores = len(_pack(json.dumps(profile.to_dict(), separators=(",", ":"))))
-    profile.scores = {}
-    without = len(_pack(json.dumps(profile.to_dict(), separators=(",", ":"))))
+    def timed_batch(active: bool) -> float:
+        entries = batch(active)
+        gc.collect()  # both sides start from the same garbage-collector state
+        t0 = time.perf_counter()
+        pipeline.process_batch(backend, 0, entries, segments)
+        return (time.perf_counter() - t0) / len(entries) * 1e6  # µs per event
+
+    # Warm up both ways, then pairs of adjacent batches, one without and one with the models
+    # (alternating which goes first), so that both sides see the same machine: this 2-core
+    # machine's speed drifts by up to 2x over seconds, which a figure from whole runs one after
+    # the other mistakes for model cost.
+    for active in (False, True, False, True):
+        switch(active)
+        pipeline.process_batch(backend, 0, batch(active), segments)
+    pairs = 8 if quick else 30
+    off, on, ratios = [], [], []
+    for i in range(pairs):
+        times = {}
+        for active in (False, True) if i % 2 == 0 else (True, False):
+            switch(active)
+            times[active] = timed_batch(active)
+        off.append(times[False])
+        on.append(times[True])
+        ratios.append(times[True] / times[False])
+    off_us, on_us = statistics.median(off), statistics.median(on)
+    switch(True)  # the stored profile below, with the models' outputs
+    pipeline.process_batch(backend, 0, batch(True), segments)
+    scored = Profile.from_dict(json.loads(backend.visitor_data(population[True][0]).profile))
+    if set(scored.scores) != {"p", "c"}:
+        raise RuntimeError(f"the models did not score: {scored.scores}")
+    with_scores = len(_pack(json.dumps(scored.to_dict(), separators=(",", ":"))))
+    scored.scores = {}
+    without = len(_pack(json.dumps(scored.to_dict(), separators=(",", ":"))))
     return {
         "off_us": off_us,
         "on_us": on_us,
-        "ratio": on_us / off_us if off_us else math.nan,
+        "ratio": statistics.median(ratios),
+        "pairs": pairs,
         "profile_bytes": with_scores,
         "profile_bytes_without_scores": without,
     }

@@ -41,15 +41,36 @@ class ModelFeature:
     log: bool = False
     window: tuple[str, int] | None = None  # (event, days) of a windowed count
 
+    def values(self, profiles: list[Profile], now: float) -> list[float]:
+        """The values of many profiles at once (the workers' hot path): the same numbers as
+        ``value``, but for the clamp to MAX_VALUE that :func:`feature_matrix` applies."""
+        column = getattr(self.value, "column", None)
+        if column is not None:
+            return column(profiles, now)
+        value = self.value
+        return [value(p, now) for p in profiles]
 
-def _catalog(name: str, missing: float = 0.0, param: str | None = None):
-    feature = CATALOG[name]
 
-    def value(profile: Profile, now: float) -> float:
-        v = feature.value(profile, now, param)
-        return missing if v is None else min(float(v), 1e12)
+MAX_VALUE = 1e12  # no feature is larger (money in absurd currencies, overflowing ratios)
 
-    return value
+
+class _catalog:
+    """A model feature read from the catalog (``missing`` where the catalog has no value,
+    such as the days since the last purchase of someone who never bought)."""
+
+    def __init__(self, name: str, missing: float = 0.0, param: str | None = None):
+        self.get, self.missing, self.param = CATALOG[name].value, missing, param
+
+    def __call__(self, profile: Profile, now: float) -> float:
+        v = self.get(profile, now, self.param)
+        return self.missing if v is None else min(float(v), MAX_VALUE)
+
+    def column(self, profiles: list[Profile], now: float) -> list[float]:
+        get, param, missing = self.get, self.param, self.missing
+        values = [get(p, now, param) for p in profiles]
+        if None in values:
+            values = [missing if v is None else v for v in values]
+        return values
 
 
 def _window(event: str, days: int):
@@ -217,37 +238,44 @@ def feature_row(profile: Profile, now: float, names: list[str]) -> list[float]:
 
 
 def feature_matrix(profiles: list[Profile], now: float, names: list[str]) -> np.ndarray:
-    """Features of many profiles at ``now`` (rows in the profiles' order). Windowed counts of
-    one event are read in a single pass over its daily buckets (the workers' hot path)."""
-    plain = [
-        (j, MODEL_FEATURES[n].value) for j, n in enumerate(names) if not MODEL_FEATURES[n].window
-    ]
-    windows: dict[str, list[tuple[int, float]]] = {}
+    """Features of many profiles at ``now`` (rows in the profiles' order), the same numbers as
+    :func:`feature_row`: computed a column at a time, and windowed counts of one event read in
+    a single pass over its daily buckets (the workers' hot path)."""
+    X = np.empty((len(profiles), len(names)), dtype=np.float64)
+    windows: dict[str, list[tuple[int, float]]] = {}  # event -> (column among them, start)
+    window_columns: list[int] = []
     for j, n in enumerate(names):
-        if (window := MODEL_FEATURES[n].window) is not None:
-            windows.setdefault(window[0], []).append((j, now - window[1] * DAY))
-    width = len(names)
-    rows = []
-    for p in profiles:
-        # Rows as Python lists, turned into one array at the end: cheaper than assigning
-        # numpy elements one by one.
-        row = [0.0] * width
-        for j, f in plain:
-            row[j] = f(p, now)
-        for event, starts in windows.items():
-            counts = p.buckets.get(event)
-            days = counts.get("d") if counts else None
-            if not days:
-                continue
-            for b, n in days.items():
-                if b * DAY > now:
+        feature = MODEL_FEATURES[n]
+        if feature.window is None:
+            X[:, j] = feature.values(profiles, now)
+        else:
+            start = now - feature.window[1] * DAY
+            windows.setdefault(feature.window[0], []).append((len(window_columns), start))
+            window_columns.append(j)
+    if windows:
+        width = len(window_columns)
+        rows = []
+        for p in profiles:
+            # Python lists, turned into one array at the end: cheaper than adding to numpy
+            # elements one by one.
+            row = [0.0] * width
+            buckets = p.buckets
+            for event, starts in windows.items():
+                counts = buckets.get(event)
+                days = counts.get("d") if counts else None
+                if not days:
                     continue
-                end = (b + 1) * DAY
-                for j, start in starts:
-                    if end > start:
-                        row[j] += n
-        rows.append(row)
-    return np.array(rows, dtype=np.float64).reshape(len(profiles), width)
+                for b, n in days.items():
+                    if b * DAY > now:
+                        continue
+                    end = (b + 1) * DAY
+                    for k, start in starts:
+                        if end > start:
+                            row[k] += n
+            rows.append(row)
+        X[:, window_columns] = np.array(rows, dtype=np.float64).reshape(len(profiles), width)
+    np.minimum(X, MAX_VALUE, out=X)
+    return X
 
 
 @dataclass(frozen=True, slots=True)

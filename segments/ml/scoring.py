@@ -12,6 +12,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,14 +36,18 @@ class Scorer:
     centers: np.ndarray | None = None
     keys: list[str] = field(default_factory=list)
     background: np.ndarray | None = None  # training rows, for explanations
+    probability: Callable[[np.ndarray], np.ndarray] | None = None  # X -> P(target)
 
     def outputs(self, X: np.ndarray) -> list:
         if self.kind == "propensity":
-            scores = self.estimator.predict_proba(np.nan_to_num(X))[:, 1]
-            ranks = np.searchsorted(self.quantiles, scores, side="right") - 1
-            ranks = np.clip(ranks, 0, 100)
+            X = np.nan_to_num(X)
+            if self.probability is not None:
+                scores = self.probability(X)
+            else:
+                scores = self.estimator.predict_proba(X)[:, 1]
+            ranks = np.clip(np.searchsorted(self.quantiles, scores, side="right") - 1, 0, 100)
             return [
-                [round(float(s), 3), int(r)] for s, r in zip(scores, ranks.tolist(), strict=True)
+                [s, r] for s, r in zip(np.round(scores, 3).tolist(), ranks.tolist(), strict=True)
             ]
         Z = self.transform(X)
         if self.estimator is not None:  # a Gaussian mixture: its own posterior
@@ -86,7 +91,7 @@ class ActiveModels:
                 )
         active = self.slugs
         for profile in profiles:
-            if profile.scores:
+            if profile.scores and not profile.scores.keys() <= active:
                 for slug in [s for s in profile.scores if s not in active]:
                     del profile.scores[slug]
 
@@ -145,6 +150,7 @@ def _load(version) -> Scorer:
         scorer.estimator = load_artifact(version)
         scorer.quantiles = np.asarray(details["quantiles"], dtype=np.float64)
         scorer.background = np.asarray(details.get("background") or [], dtype=np.float64)
+        scorer.probability = platt_shortcut(scorer.estimator, scorer.background, scorer.features)
     else:
         clusters = details["clusters"]
         scorer.transform = Transform.from_dict(details["transform"])
@@ -153,6 +159,35 @@ def _load(version) -> Scorer:
         if version.params.get("algorithm") == "gmm":
             scorer.estimator = load_artifact(version)
     return scorer
+
+
+def platt_shortcut(estimator, rows: np.ndarray, features: list[str]):
+    """For a classifier calibrated by scikit-learn's CalibratedClassifierCV with one sigmoid
+    (propensity.fit's models), the probability computed directly: the fitted classifier's
+    decision function through the fitted sigmoid ``1 / (1 + exp(a * d + b))``, without the wrapper's
+    per-call checks (a quarter of the scoring time of a batch). Used only if it gives the same
+    probabilities as ``predict_proba`` on the model's own training rows; otherwise None."""
+    try:
+        (calibrated,) = estimator.calibrated_classifiers_
+        (sigmoid,) = calibrated.calibrators
+        decision = calibrated.estimator.decision_function
+        a, b = float(sigmoid.a_), float(sigmoid.b_)
+    except (AttributeError, TypeError, ValueError):
+        return None
+
+    from scipy.special import expit  # loaded with scikit-learn already
+
+    def probability(X: np.ndarray) -> np.ndarray:
+        return expit(-(a * decision(X) + b))
+
+    check = rows[:200] if rows.ndim == 2 and len(rows) else np.zeros((1, len(features)))
+    try:
+        check = np.nan_to_num(check)
+        same = np.allclose(probability(check), estimator.predict_proba(check)[:, 1], atol=1e-9)
+    except Exception:
+        logger.exception("Could not check the calibrated shortcut; predict_proba is used")
+        return None
+    return probability if same else None
 
 
 def forget() -> None:

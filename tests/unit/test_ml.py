@@ -220,9 +220,56 @@ def test_scores_round_trip_in_the_compact_profile():
 
 def test_the_batch_feature_matrix_equals_feature_by_feature():
     source = customers(20, 20, NOW, seed=6)
-    profiles = [p for _, p in ds.profiles_at(source, NOW)]
+    profiles = [p for _, p in ds.profiles_at(source, NOW)] + [Profile()]  # and no history
     names = list(ds.MODEL_FEATURES)
     fast = ds.feature_matrix(profiles, NOW, names)
     slow = np.array([ds.feature_row(p, NOW, names) for p in profiles])
     assert np.allclose(fast, slow)
     assert fast[:, names.index("purchases_180d")].sum() > 0
+    assert fast[-1, names.index("days_since_last_purchase")] == ds.MAX_DAYS
+    assert ds.feature_matrix([], NOW, names).shape == (0, len(names))
+
+
+def synthetic_training(n=600, seed=3):
+    rng = np.random.default_rng(seed)
+    features = ds.DEFAULT_PROPENSITY_FEATURES
+    X = rng.lognormal(1.0, 1.0, (n, len(features)))
+    y = (np.log1p(X[:, 1]) - 0.02 * X[:, 0] + rng.normal(0, 0.5, n) > 1.0).astype(np.int8)
+    return ds.Dataset(features, X, y, np.zeros(n), [f"v{i}" for i in range(n)])
+
+
+@pytest.mark.parametrize("algorithm", ["hgb", "logistic"])
+def test_the_calibrated_shortcut_scores_like_predict_proba(algorithm):
+    from segments.ml import propensity, scoring
+
+    data = synthetic_training()
+    model = propensity.fit(data, algorithm)
+    shortcut = scoring.platt_shortcut(model, data.X, data.features)
+    assert shortcut is not None
+    fresh = synthetic_training(200, seed=4).X
+    fresh[0, 0] = np.nan  # outputs() cleans missing values first, both ways
+    slow = scoring.Scorer("p", "propensity", 1, data.features, estimator=model)
+    slow.quantiles = np.linspace(0, 1, 101)
+    fast = scoring.Scorer("p", "propensity", 1, data.features, estimator=model)
+    fast.quantiles, fast.probability = slow.quantiles, shortcut
+    assert fast.outputs(fresh) == slow.outputs(fresh)
+    assert np.allclose(
+        shortcut(np.nan_to_num(fresh)), model.predict_proba(np.nan_to_num(fresh))[:, 1]
+    )
+
+
+def test_the_shortcut_is_refused_when_it_disagrees_with_the_model():
+    from segments.ml import propensity, scoring
+
+    data = synthetic_training()
+    model = propensity.fit(data, "hgb")
+
+    class Other:  # same inner parts, different probabilities: the shortcut would lie
+        calibrated_classifiers_ = model.calibrated_classifiers_
+
+        def predict_proba(self, X):
+            p = model.predict_proba(X)
+            return np.column_stack([1 - p[:, 1] / 2, p[:, 1] / 2])
+
+    assert scoring.platt_shortcut(Other(), data.X, data.features) is None
+    assert scoring.platt_shortcut(object(), data.X, data.features) is None  # not calibrated

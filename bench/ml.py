@@ -138,6 +138,7 @@ def details(result: dict) -> str:
         f"visitor. Pipeline: process_batch of 2,000 events over 500 visitors, embedded fast "
         f"store (no network: the conservative ratio), durable log in PostgreSQL, 3 segments "
         f"(one rule, one model score, one cluster); {pipe['pairs']} pairs of adjacent batches "
-        f"without and with the models (alternating which goes first, garbage collected before "
-        f"each): the ratio is the median of the pairs' ratios, the µs their medians."
+        f"without and with the models over two like populations of 500 visitors (alternating "
+        f"which goes first, garbage collected before each): the ratio is the median over "
+        f"consecutive two pairs of the geometric mean of their ratios, the µs are medians."
     )

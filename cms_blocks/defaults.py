@@ -6,3 +6,6 @@ CMS_BLOCKS_CONVERSION_EVENTS = ["purchase", "signup"]
 CMS_BLOCKS_ATTRIBUTION_DAYS = 7
 # The longest a share link may be valid, in days.
 CMS_BLOCKS_SHARE_MAX_DAYS = 30
+# How long a process trusts its list of the pages that have whole-page variants, in seconds
+# (a process that saves or deletes a page refreshes it at once; others within this time).
+CMS_BLOCKS_VARIANT_INDEX_SECONDS = 10

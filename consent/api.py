@@ -53,7 +53,7 @@ def notice_version() -> str:
     """The version of the notice in force (consent under another one does not count)."""
     from . import notices
 
-    return str(notices.current().version)
+    return notices.current_version()
 
 
 def purposes() -> list[str]:

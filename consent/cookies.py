@@ -45,7 +45,7 @@ def read(request: HttpRequest) -> ConsentState:
     state, signed_at = hit
     if state is None or time.time() - signed_at > get_setting("CONSENT_MAX_AGE"):
         return UNDECIDED
-    if state.notice_version != str(notices.current().version):
+    if state.notice_version != notices.current_version():
         return UNDECIDED  # decided under another notice: ask again
     return state
 

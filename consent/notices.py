@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from .conf import get_setting
 from .models import Notice
 
-_cache: tuple[float, Notice] | None = None
+_cache: tuple[float, Notice, str] | None = None  # (good until, notice, its version)
 _lock = threading.Lock()
 
 
@@ -80,15 +80,25 @@ def publish(banner_text: str | None = None, policy_text: str | None = None) -> N
 def current() -> Notice:
     """The notice in force. Another process's publication is seen within
     CONSENT_NOTICE_CACHE_SECONDS."""
+    return _current()[1]
+
+
+def current_version() -> str:
+    """The version of the notice in force, as consent states record it (every request with a
+    consent cookie asks: the cached string, no work)."""
+    return _current()[2]
+
+
+def _current() -> tuple[float, Notice, str]:
     global _cache
     cached = _cache
-    ttl = float(get_setting("CONSENT_NOTICE_CACHE_SECONDS"))
-    if cached is not None and time.monotonic() - cached[0] < ttl:
-        return cached[1]
+    if cached is not None and time.monotonic() < cached[0]:
+        return cached
     with _lock:
         notice = Notice.objects.order_by("-version").first() or publish()
-        _cache = (time.monotonic(), notice)
-        return notice
+        ttl = float(get_setting("CONSENT_NOTICE_CACHE_SECONDS"))
+        _cache = (time.monotonic() + ttl, notice, str(notice.version))
+        return _cache
 
 
 def forget_cache() -> None:

@@ -1,9 +1,8 @@
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
-from django.utils.functional import SimpleLazyObject
 
-from .visitor import VisitorContext
+from .visitor import LazySegments, VisitorContext
 
 
 class PersonalizationMiddleware:
@@ -20,7 +19,7 @@ class PersonalizationMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         visitor = VisitorContext(request)
         request.personalization = visitor
-        request.segments = SimpleLazyObject(visitor.segments)
+        request.segments = LazySegments(visitor)
         response = self.get_response(request)
         visitor.finish(response)
         return response

@@ -74,3 +74,78 @@ class VisitorContext:
             self._run(record=True)
         if self._exchange is not None and self._exchange.drain_needed:
             schedule_drain(self._trackable())
+
+
+class LazySegments:
+    """``request.segments``: the visitor's segments (a frozenset of slugs), computed on first
+    use, and behaving as that frozenset (``in``, iteration, ``len``, comparisons, set
+    operators, its methods). Lighter than Django's SimpleLazyObject on the request path."""
+
+    __slots__ = ("_visitor",)
+
+    def __init__(self, visitor: VisitorContext):
+        self._visitor = visitor
+
+    def _set(self) -> frozenset[str]:
+        return self._visitor.segments()
+
+    def __contains__(self, slug) -> bool:
+        return slug in self._visitor.segments()
+
+    def __iter__(self):
+        return iter(self._visitor.segments())
+
+    def __len__(self) -> int:
+        return len(self._visitor.segments())
+
+    def __bool__(self) -> bool:
+        return bool(self._visitor.segments())
+
+    def __eq__(self, other) -> bool:
+        return self._set() == (other._set() if isinstance(other, LazySegments) else other)
+
+    __hash__ = None  # like a set that is not computed yet: not a dictionary key
+
+    def __and__(self, other):
+        return self._set() & other
+
+    def __or__(self, other):
+        return self._set() | other
+
+    def __sub__(self, other):
+        return self._set() - other
+
+    def __xor__(self, other):
+        return self._set() ^ other
+
+    def __rand__(self, other):
+        return other & self._set()
+
+    def __ror__(self, other):
+        return other | self._set()
+
+    def __rsub__(self, other):
+        return other - self._set()
+
+    def __rxor__(self, other):
+        return other ^ self._set()
+
+    def __le__(self, other):
+        return self._set() <= other
+
+    def __lt__(self, other):
+        return self._set() < other
+
+    def __ge__(self, other):
+        return self._set() >= other
+
+    def __gt__(self, other):
+        return self._set() > other
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):  # (never for the slot itself: no recursion half-built)
+            raise AttributeError(name)
+        return getattr(self._set(), name)  # issubset, union, copy...
+
+    def __repr__(self) -> str:
+        return repr(self._set())

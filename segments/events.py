@@ -1,11 +1,16 @@
-"""Events: validation and the compact wire format used on the stream (pure: no Django)."""
+"""Events: validation and the compact wire format used on the stream (pure: no Django).
 
-import json
+The wire format is compact JSON, written and read with orjson (a page view is encoded on every
+consented request and decoded once in a worker: the standard library takes five times longer).
+"""
+
 import math
 import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
+
+import orjson
 
 NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
 PROP_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
@@ -36,9 +41,6 @@ def new_event_id() -> str:
     raw[6] = (raw[6] & 0x0F) | 0x40
     raw[8] = (raw[8] & 0x3F) | 0x80
     return raw.hex()
-
-
-_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 
 
 def validate(name: object, properties: object) -> dict[str, Any]:
@@ -102,18 +104,21 @@ def _check_variant_event(name: str, clean: dict[str, Any]) -> None:
 
 def encode(event: Event) -> dict[str, str]:
     """Stream entry fields for an event (visitor key kept apart for routing and tombstones)."""
-    body = _ENCODER.encode(
-        {"n": event.name, "t": round(event.ts, 3), "i": event.event_id, "p": event.properties}
-    )
-    if len(body) * 4 > MAX_ENCODED and len(body.encode()) > MAX_ENCODED:
+    try:
+        body = orjson.dumps(
+            {"n": event.name, "t": round(event.ts, 3), "i": event.event_id, "p": event.properties}
+        )
+    except TypeError as exc:  # only validated properties get here; say so if one did not
+        raise EventError(f"Event cannot be encoded: {exc}") from None
+    if len(body) > MAX_ENCODED:
         raise EventError(f"Event is larger than {MAX_ENCODED} bytes once encoded.")
-    return {"k": event.visitor_key, "d": body}
+    return {"k": event.visitor_key, "d": body.decode()}
 
 
 def decode(fields: dict[str, str]) -> Event | None:
     """Parse stream entry fields; ``None`` for an entry that cannot be an event of ours."""
     try:
-        body = json.loads(fields["d"])
+        body = orjson.loads(fields["d"])
         name, ts, event_id = body["n"], float(body["t"]), body["i"]
         properties = body.get("p") or {}
     except (KeyError, TypeError, ValueError, RecursionError, AttributeError):

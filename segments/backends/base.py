@@ -8,8 +8,9 @@ every method below; :class:`segments.backends.redis.RedisBackend` is the product
 Keys are pseudonymous visitor keys (keyed hashes), never raw identifiers.
 """
 
+import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 # Fields of the per-visitor membership hash. Segment memberships are "s:<slug>" -> until (epoch
 # seconds, "inf" for open-ended); consent grants mirrored from the consent app are
@@ -23,22 +24,57 @@ class BackendUnavailable(Exception):
     """The fast store cannot be reached; callers degrade to default content."""
 
 
-@dataclass(frozen=True, slots=True)
 class Exchange:
     """What one request-path round trip returned.
 
     ``consented`` is None when the store holds no consent state for the visitor (it was lost or
     expired: the caller rebuilds it from the durable consent record), else whether the purpose
-    is currently granted. ``memberships`` maps segment slug to the time membership ends.
-    ``drain_needed`` is True when this call appended an event and no drain was scheduled.
+    is currently granted. The memberships are those current at ``now`` (the time the call was
+    made with): ``flat`` holds ``slug, end`` pairs as the store returned them, read into
+    ``memberships`` (slug -> end, epoch seconds) only when asked. ``drain_needed`` is True when
+    this call appended an event and no drain was scheduled.
     """
 
-    consented: bool | None
-    memberships: dict[str, float] = field(default_factory=dict)
-    drain_needed: bool = False
+    __slots__ = ("_current", "_flat", "_memberships", "consented", "drain_needed", "now")
+
+    def __init__(
+        self,
+        consented: bool | None,
+        *,
+        now: float = -math.inf,
+        flat: Sequence[str] = (),
+        drain_needed: bool = False,
+    ):
+        self.consented = consented
+        self.drain_needed = drain_needed
+        self.now = now
+        self._flat = flat
+        self._current: frozenset[str] | None = None
+        self._memberships: dict[str, float] | None = None
+
+    @property
+    def memberships(self) -> dict[str, float]:
+        if self._memberships is None:
+            flat = self._flat
+            self._memberships = dict(zip(flat[::2], map(_until, flat[1::2]), strict=True))
+        return self._memberships
 
     def segments_at(self, now: float) -> frozenset[str]:
+        if now <= self.now:  # every membership returned ends after self.now (the usual case)
+            if self._current is None:
+                self._current = frozenset(self._flat[::2])
+            return self._current
         return frozenset(slug for slug, until in self.memberships.items() if until > now)
+
+    def __repr__(self) -> str:
+        return f"Exchange(consented={self.consented!r}, memberships={self.memberships!r})"
+
+
+def _until(value) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        return 0.0
 
 
 @dataclass(slots=True)

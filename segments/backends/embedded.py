@@ -20,6 +20,7 @@ from .base import (
     StreamEntry,
     VisitorState,
     VisitorUpdate,
+    _until,
 )
 
 
@@ -74,12 +75,11 @@ class EmbeddedBackend(BaseBackend):
                         "d": fields["d"],
                     }
                 drain = self._flag(f"drain:{partition}", self.drain_flag_ttl_ms)
-            memberships = {
-                k[len(SEGMENT_PREFIX) :]: float(v)
-                for k, v in h.items()
-                if k.startswith(SEGMENT_PREFIX)
-            }
-            return Exchange(consented=True, memberships=memberships, drain_needed=drain)
+            flat = []
+            for k, v in h.items():
+                if k.startswith(SEGMENT_PREFIX) and _until(v) > now:
+                    flat += (k[len(SEGMENT_PREFIX) :], v)
+            return Exchange(True, now=now, flat=flat, drain_needed=drain)
 
     def append_events(self, partition, events):
         with self._lock:

@@ -31,21 +31,26 @@ GROUP = "segments"
 
 # KEYS: membership hash, stream, drain flag. ARGV: consent field, now, notice version,
 # drain flag ttl (ms), then for each event its "k" and "d" field values (none: read only).
-# Returns {-1} (no consent state), {0} (not consented) or {1, drain scheduled?, [slug, until...]}.
+# Returns {-1} (no consent state), {0} (not consented) or {1, drain scheduled?, [slug, until...]}
+# with the memberships that end after now only (an unreadable end counts as ended).
 _EXCHANGE = """
 local h = redis.call('HGETALL', KEYS[1])
 if #h == 0 then return {-1} end
+local now = tonumber(ARGV[2])
 local exp, nv
 local memberships = {}
 for i = 1, #h, 2 do
   local f = h[i]
   if string.sub(f, 1, 2) == 's:' then
-    memberships[#memberships + 1] = string.sub(f, 3)
-    memberships[#memberships + 1] = h[i + 1]
+    local untilv = tonumber(h[i + 1])
+    if untilv and untilv > now then
+      memberships[#memberships + 1] = string.sub(f, 3)
+      memberships[#memberships + 1] = h[i + 1]
+    end
   elseif f == ARGV[1] then exp = h[i + 1]
   elseif f == '_nv' then nv = h[i + 1] end
 end
-if (not exp) or tonumber(exp) <= tonumber(ARGV[2]) or nv ~= ARGV[3] then return {0} end
+if (not exp) or tonumber(exp) <= now or nv ~= ARGV[3] then return {0} end
 local drain = 0
 if #ARGV > 4 then
   for i = 5, #ARGV, 2 do
@@ -72,13 +77,6 @@ _UNLOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
-
-
-def _until(value: str) -> float:
-    try:
-        return float(value)
-    except ValueError:
-        return 0.0
 
 
 def _connect(options: dict, *, decode_responses: bool) -> redis.Redis:
@@ -138,9 +136,7 @@ class RedisBackend(BaseBackend):
             return Exchange(consented=None)
         if status == 0:
             return Exchange(consented=False)
-        flat = result[2]
-        memberships = dict(zip(flat[::2], map(_until, flat[1::2]), strict=True))
-        return Exchange(consented=True, memberships=memberships, drain_needed=bool(result[1]))
+        return Exchange(True, now=now, flat=result[2], drain_needed=bool(result[1]))
 
     def _call_exchange(self, keys: list[str], args: list[str]) -> list:
         if self._fast is None:

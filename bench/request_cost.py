@@ -443,6 +443,11 @@ def figures(result: dict) -> dict:
     # The same in a tight loop of the two middleware around a bare view (warm caches).
     if "warm_added_cpu_ms" in costs:
         out["python_warm_ms"] = costs["warm_added_cpu_ms"] - bare
+    # The request path's Python alone: the same loop with the round trip answered from memory.
+    if "warm_answered_added_cpu_ms" in costs:
+        out["python_answered_ms"] = costs["warm_answered_added_cpu_ms"]
+    # Inside page views: the plugin's pieces as timed there, less the round trip they contain.
+    out["python_pieces_ms"] = result["breakdown"]["plugin_cpu_ms"] - trip["cpu_ms"]
     return out
 
 

@@ -6,9 +6,9 @@ event id already logged, as after a worker crash, is skipped). Other databases u
 ``bulk_create(ignore_conflicts=True)``.
 """
 
-import json
 from datetime import datetime
 
+import orjson
 from django.db import IntegrityError, connection, transaction
 
 from .models import Event
@@ -56,8 +56,6 @@ def _copy(rows: list[Row], table: str) -> None:
             f"COPY {table} (event_id, visitor_key, name, occurred_at, properties) FROM STDIN"
         ) as copy,
     ):
-        dumps = json.dumps
+        dumps = orjson.dumps
         for event_id, key, name, occurred_at, properties in rows:
-            copy.write_row(
-                (event_id, key, name, occurred_at, dumps(properties, separators=(",", ":")))
-            )
+            copy.write_row((event_id, key, name, occurred_at, dumps(properties).decode()))

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # (tier name, bucket size in seconds, how many buckets are kept)
-TIERS = (("m", 60, 60), ("h", 3600, 48), ("d", 86400, 400))
+TIERS = (("m", 60, 60), ("h", 3600, 48), ("d", 86400, 400))  # (Profile._count spells them out)
 MAX_WINDOW = TIERS[-1][1] * TIERS[-1][2]
 
 SESSION_GAP = 30 * 60
@@ -166,9 +166,9 @@ class Profile:
     def _count(self, key: str, ts: float) -> None:
         tiers = self.buckets.get(key)
         if tiers is None:
-            tiers = self.buckets[key] = {}
-        for tier, size, _keep in TIERS:
-            b = int(ts // size)
+            tiers = self.buckets[key] = {"m": {}, "h": {}, "d": {}}
+        # The three tiers of TIERS, written out: this runs once or twice for every event.
+        for tier, b in (("m", int(ts // 60)), ("h", int(ts // 3600)), ("d", int(ts // 86400))):
             counts = tiers.get(tier)
             if counts is None:
                 counts = tiers[tier] = {}

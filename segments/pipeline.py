@@ -6,7 +6,6 @@ its entries are acknowledged, and applying an entry twice changes nothing, so a 
 mid-batch loses no event and double-counts none: the next drain reclaims what it left pending.
 """
 
-import json
 import logging
 import math
 import os
@@ -16,6 +15,8 @@ import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+import orjson
 
 from consent.api import notice_version
 
@@ -122,7 +123,7 @@ def settle(
     due = min((o.until for o in outcomes.values() if o.until > now), default=math.inf)
     return VisitorUpdate(
         visitor_key=key,
-        profile=json.dumps(profile.to_dict(), separators=(",", ":")),
+        profile=orjson.dumps(profile.to_dict()).decode(),
         set_memberships=current,
         removed_memberships=sorted(previous.keys() - current.keys()),
         due=due,
@@ -155,7 +156,7 @@ def process_batch(
         state = states[key]
         if not _consented(state.fields, purpose, version, now):
             continue  # withdrawn (or erased) since the event was recorded: drop it
-        profile = Profile.from_dict(json.loads(state.profile) if state.profile else None)
+        profile = Profile.from_dict(orjson.loads(state.profile) if state.profile else None)
         for stream_id, event in items:
             if profile.apply(event.name, event.ts, stream_id, event.properties, event.event_id):
                 rows.append(
@@ -221,7 +222,7 @@ def reevaluate(keys: list[str], now: float, *, rescore: bool = False) -> int:
             states = backend.load_visitors(partition_keys)
             changes = _Changes()
             profiles = [
-                (key, Profile.from_dict(json.loads(p) if (p := states[key].profile) else None))
+                (key, Profile.from_dict(orjson.loads(p) if (p := states[key].profile) else None))
                 for key in partition_keys
             ]
             if rescore:

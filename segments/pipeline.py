@@ -140,13 +140,16 @@ def process_batch(
     """Apply one batch of stream entries; returns how many events took effect."""
     now = time.time()
     purpose, version = get_setting("SEGMENTS_PURPOSE"), notice_version()
-    by_visitor: dict[str, list[tuple[tuple[int, int], _events.Event]]] = defaultdict(list)
+    # visitor key -> [(stream id, name, time, event id, properties)], in stream order
+    by_visitor: dict[str, list[tuple]] = defaultdict(list)
+    decode = _events.decode_entry
     for entry in entries:
-        event = _events.decode(entry.fields)
+        event = decode(entry.fields)
         if event is None:
             logger.warning("Dropping a malformed stream entry %s", entry.entry_id)
             continue
-        by_visitor[event.visitor_key].append((parse_stream_id(entry.entry_id), event))
+        key, name, ts, event_id, properties = event
+        by_visitor[key].append((parse_stream_id(entry.entry_id), name, ts, event_id, properties))
 
     states = backend.load_visitors(list(by_visitor))
     rows: list[eventlog.Row] = []
@@ -157,17 +160,10 @@ def process_batch(
         if not _consented(state.fields, purpose, version, now):
             continue  # withdrawn (or erased) since the event was recorded: drop it
         profile = Profile.from_dict(orjson.loads(state.profile) if state.profile else None)
-        for stream_id, event in items:
-            if profile.apply(event.name, event.ts, stream_id, event.properties, event.event_id):
-                rows.append(
-                    (
-                        event.event_id,
-                        key,
-                        event.name,
-                        datetime.fromtimestamp(event.ts, tz=UTC),
-                        event.properties,
-                    )
-                )
+        apply = profile.apply
+        for stream_id, name, ts, event_id, properties in items:
+            if apply(name, ts, stream_id, properties, event_id):
+                rows.append((event_id, key, name, datetime.fromtimestamp(ts, tz=UTC), properties))
         profile.prune(now)
         touched.append((key, profile))
     score(touched, now)

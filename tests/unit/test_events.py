@@ -307,3 +307,25 @@ def test_generated_event_ids_are_random_version_4_uuids():
     for value in list(ids)[:200]:
         parsed = uuid.UUID(value)
         assert parsed.hex == value and parsed.version == 4 and parsed.variant == uuid.RFC_4122
+
+
+def test_a_string_that_is_not_unicode_text_is_refused_not_crashed_on():
+    # A lone surrogate passes validation (it is a Python str) but has no UTF-8 form.
+    props = validate("page_view", {"label": "bad \ud800 text"})
+    with pytest.raises(EventError, match="cannot be encoded"):
+        encode(Event(visitor_key="k", name="page_view", ts=T, properties=props))
+
+
+def test_decode_refuses_what_is_not_one_of_our_events():
+    ok = encode(Event(visitor_key="k", name="a", ts=T, event_id="x"))
+    assert decode(ok) is not None
+    for broken in (
+        {"k": "k", "d": "not json"},
+        {"k": "k", "d": "[1, 2]"},
+        {"k": "k", "d": '{"n":"a","t":NaN,"i":"x"}'},
+        {"k": "k", "d": '{"n":"A","t":1,"i":"x"}'},
+        {"k": "k", "d": '{"n":"a","t":1,"i":"x","p":[1]}'},
+        {"k": 1, "d": ok["d"]},
+        {"d": ok["d"]},
+    ):
+        assert decode(broken) is None, broken

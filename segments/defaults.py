@@ -59,3 +59,7 @@ SEGMENTS_ML_DRIFT_SAMPLE = 5000
 # The admin warns about propensity models below this ROC AUC and clusters below this share.
 SEGMENTS_ML_WEAK_AUC = 0.6
 SEGMENTS_ML_MIN_CLUSTER_SHARE = 0.02
+# A Celery worker's parent process imports scikit-learn and the scoring code before it forks
+# its pool, and freezes them out of the garbage collector: the pool processes share those pages
+# and none pays the import (about 2 s) on its first batch with a model.
+SEGMENTS_ML_PRELOAD = True

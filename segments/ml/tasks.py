@@ -5,8 +5,13 @@ import logging
 import time
 
 from celery import shared_task
+from celery.signals import worker_init
+
+from .preload import preload_for_workers
 
 logger = logging.getLogger(__name__)
+
+worker_init.connect(preload_for_workers, weak=False, dispatch_uid="segments.ml.preload")
 
 
 @shared_task(name="segments.ml.train", acks_late=True, ignore_result=True)

@@ -15,7 +15,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_worker(
-    db_name: str, *, name: str, log_path: Path, extra_env: dict | None = None
+    db_name: str,
+    *,
+    name: str,
+    log_path: Path,
+    extra_env: dict | None = None,
+    pool: tuple[str, ...] = ("--pool=solo", "--concurrency=1"),
 ) -> subprocess.Popen:
     env = dict(os.environ)
     env.update(extra_env or {})
@@ -35,8 +40,7 @@ def start_worker(
             "-A",
             "demo",
             "worker",
-            "--pool=solo",
-            "--concurrency=1",
+            *pool,
             "--without-gossip",
             "--without-mingle",
             "--without-heartbeat",

@@ -73,3 +73,62 @@ def test_a_worker_trained_model_puts_a_visitor_in_a_model_segment(celery_worker,
     change = MembershipChange.objects.get(visitor_key=KEY, segment="likely")
     assert change.entered and "buys again score" in change.reason
     assert "segments.drain" in celery_worker.log_path.read_text()
+
+
+def _mapped_files(pid: int) -> str:
+    with open(f"/proc/{pid}/maps") as f:
+        return f.read()
+
+
+def test_a_prefork_worker_loads_the_model_code_once_before_forking(transactional_db, tmp_path):
+    """The pool processes start with scikit-learn already mapped from the parent (no 2 s import
+    on their first batch with a model), before any task has run."""
+    from django.db import connection
+
+    from .conftest import start_worker, stop_worker
+
+    log_path = tmp_path / "worker.log"
+    proc = start_worker(
+        connection.settings_dict["NAME"],
+        name="preload",
+        log_path=log_path,
+        pool=("--pool=prefork", "--concurrency=2"),
+    )
+    try:
+
+        def children() -> list[int]:
+            with open(f"/proc/{proc.pid}/task/{proc.pid}/children") as f:
+                return [int(p) for p in f.read().split()]
+
+        pool = wait_for(lambda: len(children()) >= 2 and children(), timeout=30)
+        assert pool, log_path.read_text()[-3000:]
+        native = "sklearn/ensemble/_hist_gradient_boosting"
+        assert native in _mapped_files(proc.pid)
+        for child in pool:
+            assert native in _mapped_files(child), f"pool process {child} did not inherit it"
+        assert "Could not preload" not in log_path.read_text()
+    finally:
+        stop_worker(proc)
+
+
+def test_preloading_can_be_turned_off(tmp_path):
+    import subprocess
+    import sys
+
+    script = (
+        "import django, gc; django.setup();"
+        "from django.test import override_settings;"
+        "from segments.ml.preload import preload_for_workers as p;"
+        "off = override_settings(SEGMENTS_ML_PRELOAD=False);"
+        "off.enable(); a = p(); off.disable();"
+        "import sys; b = 'sklearn.ensemble' in sys.modules;"
+        "c = p(); print(a, b, c, 'sklearn.ensemble' in sys.modules, gc.get_freeze_count() > 0)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**__import__("os").environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
+    )
+    assert out.stdout.split() == ["False", "False", "True", "True", "True"], out.stderr[-2000:]

@@ -16,6 +16,8 @@ try:
     from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
+
+    from tests.browser.waits import gone
 except ImportError:
     if IN_CI:
         raise  # the dev extra installs selenium: a CI run without it is broken
@@ -59,7 +61,7 @@ def decide(driver, button_locator) -> None:
     """Click a banner button and wait for the redirected page, without the banner."""
     button = wait(driver).until(EC.element_to_be_clickable(button_locator))
     button.click()
-    wait(driver).until(EC.staleness_of(button))
+    wait(driver).until(gone(button))
     wait(driver).until(EC.presence_of_element_located(SEGMENTS))
     assert driver.find_elements(*BANNER) == []
 
@@ -177,7 +179,7 @@ def test_withdrawal_on_the_preferences_page_stops_tracking_on_the_next_page(
     screenshot(driver, "preferences")
 
     withdraw.click()
-    wait(driver).until(EC.staleness_of(withdraw))
+    wait(driver).until(gone(withdraw))
     wait(driver).until(EC.url_contains("/consent/preferences/"))
     assert driver.find_elements(By.CSS_SELECTOR, "button[value=withdraw]") == []
     boxes = driver.find_elements(By.CSS_SELECTOR, "input[type=checkbox][name=purposes]")

@@ -255,23 +255,11 @@ def variant_counts(page: int | None = None, since=None) -> list[dict]:
 
 
 def rule_problems(tree) -> list[tuple[str, str]]:
-    """What is wrong with a rule, as ``(path, message)`` pairs (empty when it is valid).
+    """What is wrong with a rule, as ``(path, message)`` pairs (empty when it is valid): see
+    :func:`segments.rules.validate_rule`."""
+    from .rules import validate_rule
 
-    ``path`` locates the offending condition or field (``conditions[1].window``; ``""`` for the
-    whole rule) and ``message`` says how to fix it, e.g. "a window is a number followed by s, m,
-    h or d, such as '10m'."
-    """
-    from .rules import RuleError, compile_rule
-
-    try:
-        compile_rule(tree)
-    except RuleError as exc:
-        message = str(exc)
-        prefix = f"{exc.path}: "
-        if exc.path and message.startswith(prefix):
-            message = message[len(prefix) :]
-        return [(exc.path, message)]
-    return []
+    return validate_rule(tree)
 
 
 def rule_catalog() -> dict:

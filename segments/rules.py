@@ -59,6 +59,7 @@ class RuleError(ValueError):
 
     def __init__(self, message: str, path: str = ""):
         self.path = path
+        self.message = message  # without the path
         super().__init__(f"{path}: {message}" if path else message)
 
 
@@ -130,12 +131,17 @@ def is_context_only(tree: Any) -> bool:
     return options.context_only
 
 
-def validate_rule(tree: Any) -> list[str]:
-    """All problems of a rule as messages (empty when valid)."""
+def validate_rule(tree: Any) -> list[tuple[str, str]]:
+    """What is wrong with a rule, as ``(path, message)`` pairs (empty when it is valid).
+
+    ``path`` locates the offending condition or field (``conditions[1].window``; ``""`` for the
+    whole rule) and ``message`` says how to fix it, e.g. "a window is a number followed by s, m,
+    h or d, such as '10m'."
+    """
     try:
         compile_rule(tree)
     except RuleError as exc:
-        return [str(exc)]
+        return [(exc.path, exc.message)]
     return []
 
 

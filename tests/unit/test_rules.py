@@ -138,11 +138,14 @@ def test_validate_rule_valid_returns_empty_list():
     assert validate_rule({"type": "not", "condition": count_rule()}) == []
 
 
-def test_validate_rule_invalid_returns_message_with_path():
+def test_validate_rule_invalid_returns_the_path_and_the_message_apart():
     tree = {"type": "all", "conditions": [count_rule(), count_rule(window="10x")]}
     problems = validate_rule(tree)
     assert len(problems) == 1
-    assert problems[0].startswith("conditions[1].window: ")
+    path, message = problems[0]
+    assert path == "conditions[1].window"
+    assert message.startswith("a window is") and "conditions" not in message
+    assert validate_rule(None) == [("", "each condition must be an object with a 'type'.")]
 
 
 # -- invalid trees ------------------------------------------------------------------------

@@ -26,6 +26,8 @@ import sys
 import time
 from pathlib import Path
 
+from .report import verdict
+
 ROOT = Path(__file__).resolve().parent.parent
 TARGET_RENDER = 1.25
 TARGET_CACHED = 1.10
@@ -70,10 +72,6 @@ def run(options) -> dict:
     return result
 
 
-def _verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
 def rows(result: dict) -> list[tuple[str, str, str, str, str, str]]:
     out = []
     for visitor in ("consented", "refused"):
@@ -85,7 +83,7 @@ def rows(result: dict) -> list[tuple[str, str, str, str, str, str]]:
                 f"{r['base_ms']:.2f} ms",
                 f"{r['ratio']:.2f}x",
                 f"<= {TARGET_RENDER:.2f}x",
-                _verdict(r["ratio"] <= TARGET_RENDER),
+                verdict(r["ratio"] <= TARGET_RENDER),
             )
         )
     for visitor in ("consented", "refused"):
@@ -97,7 +95,7 @@ def rows(result: dict) -> list[tuple[str, str, str, str, str, str]]:
                 f"{c['base_ms']:.2f} ms",
                 f"{c['ratio']:.2f}x",
                 f"<= {TARGET_CACHED:.2f}x",
-                _verdict(c["ratio"] <= TARGET_CACHED),
+                verdict(c["ratio"] <= TARGET_CACHED),
             )
         )
         out.append(

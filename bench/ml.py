@@ -14,6 +14,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from .report import verdict
+
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
 
@@ -73,10 +75,6 @@ def run(options) -> dict:
             conn.execute(f'DROP DATABASE IF EXISTS "{db}"')
 
 
-def _verdict(ok: bool) -> str:
-    return "PASS" if ok else "FAIL"
-
-
 def rows(result: dict) -> list[tuple]:
     c, p, s, pipe = result["cluster"], result["propensity"], result["scoring"], result["pipeline"]
     per_million = s["seconds"] / s["visitors"] * 1_000_000
@@ -88,7 +86,7 @@ def rows(result: dict) -> list[tuple]:
             "",
             "",
             f"<= {TARGET_CLUSTER_SECONDS} per 1M",
-            _verdict(cluster_million <= TARGET_CLUSTER_SECONDS),
+            verdict(cluster_million <= TARGET_CLUSTER_SECONDS),
         ),
         (
             f"Propensity (HGB, calibrated) on {p['rows']:,} rows (s)",
@@ -104,7 +102,7 @@ def rows(result: dict) -> list[tuple]:
             "",
             "",
             f"<= {TARGET_SCORE_SECONDS}",
-            _verdict(per_million <= TARGET_SCORE_SECONDS),
+            verdict(per_million <= TARGET_SCORE_SECONDS),
         ),
         (
             "Pipeline per-event cost with 2 active models (µs)",
@@ -112,7 +110,7 @@ def rows(result: dict) -> list[tuple]:
             f"{pipe['off_us']:.1f} (no model)",
             f"{pipe['ratio']:.2f}x",
             f"<= {TARGET_OVERHEAD:.2f}x",
-            _verdict(pipe["ratio"] <= TARGET_OVERHEAD),
+            verdict(pipe["ratio"] <= TARGET_OVERHEAD),
         ),
         (
             "Stored profile with model outputs (bytes, compressed)",
@@ -120,7 +118,7 @@ def rows(result: dict) -> list[tuple]:
             f"{pipe['profile_bytes_without_scores']} (without)",
             "",
             f"<= {TARGET_BYTES}",
-            _verdict(pipe["profile_bytes"] <= TARGET_BYTES),
+            verdict(pipe["profile_bytes"] <= TARGET_BYTES),
         ),
     ]
 

@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+from .report import verdict
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "online_retail" / "online_retail.csv.gz"
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
@@ -221,7 +223,7 @@ def rows(result: dict) -> list[tuple]:
             "",
             "",
             f">= {TARGET_RATE:,}",
-            "PASS" if rate and rate >= TARGET_RATE else "FAIL",
+            verdict(bool(rate and rate >= TARGET_RATE)),
         ),
         ("One task per event (baseline, events/s)", _fmt(base), "", "", "", ""),
         (
@@ -230,7 +232,7 @@ def rows(result: dict) -> list[tuple]:
             _fmt(base),
             "",
             f">= {TARGET_RATIO}x",
-            "PASS" if ratio and ratio >= TARGET_RATIO else "FAIL",
+            verdict(bool(ratio and ratio >= TARGET_RATIO)),
         ),
         (
             f"All {t['rows']:,} lines imported + processed (s)",
@@ -238,7 +240,7 @@ def rows(result: dict) -> list[tuple]:
             f"import {t['import_seconds']:.1f} s",
             "",
             f"< {TARGET_TOTAL_SECONDS} s",
-            "PASS" if total < TARGET_TOTAL_SECONDS else "FAIL",
+            verdict(total < TARGET_TOTAL_SECONDS),
         ),
         (
             f"Freshness p50 at {f['rate']:.0f} events/s",
@@ -246,7 +248,7 @@ def rows(result: dict) -> list[tuple]:
             "",
             "",
             f"<= {TARGET_P50_MS} ms",
-            "PASS" if f["p50_ms"] and f["p50_ms"] <= TARGET_P50_MS else "FAIL",
+            verdict(bool(f["p50_ms"] and f["p50_ms"] <= TARGET_P50_MS)),
         ),
         (
             "Freshness p99",
@@ -254,7 +256,7 @@ def rows(result: dict) -> list[tuple]:
             "",
             "",
             f"<= {TARGET_P99_MS} ms",
-            "PASS" if f["p99_ms"] and f["p99_ms"] <= TARGET_P99_MS else "FAIL",
+            verdict(bool(f["p99_ms"] and f["p99_ms"] <= TARGET_P99_MS)),
         ),
     ]
     first = result["scaling"][0]
@@ -267,7 +269,7 @@ def rows(result: dict) -> list[tuple]:
                 "",
                 "",
                 f"<= {TARGET_BYTES}",
-                "PASS" if s["bytes_per_visitor"] <= TARGET_BYTES else "FAIL",
+                verdict(s["bytes_per_visitor"] <= TARGET_BYTES),
             )
         )
         out.append(

@@ -9,7 +9,8 @@ def _ms(value: float | None) -> str:
     return "n/a" if value is None or math.isnan(value) else f"{value:.2f} ms"
 
 
-def _verdict(ok: bool | None) -> str:
+def verdict(ok: bool | None) -> str:
+    """PASS / FAIL against a target (empty for a figure without one), for every benchmark."""
     return "" if ok is None else ("PASS" if ok else "FAIL")
 
 
@@ -20,7 +21,7 @@ def _scenario(label: str, s: dict, target: str = "", ok: bool | None = None) -> 
         _ms(s["base_ms"]),
         f"{s['ratio']:.2f}x",
         target,
-        _verdict(ok),
+        verdict(ok),
     )
 
 
@@ -43,7 +44,7 @@ def rows(result: dict) -> list[tuple[str, str, str, str, str, str]]:
     ]
     trips = max(counts["undecided"]["redis_round_trips"], counts["refused"]["redis_round_trips"])
     out.append(
-        ("  Redis calls per request, no consent", f"{trips:.2f}", "", "", "0", _verdict(trips == 0))
+        ("  Redis calls per request, no consent", f"{trips:.2f}", "", "", "0", verdict(trips == 0))
     )
     c = wall["consented"]
     out.append(
@@ -63,7 +64,7 @@ def rows(result: dict) -> list[tuple[str, str, str, str, str, str]]:
             "",
             "",
             f"<= {rc.TARGET_ROUND_TRIPS}",
-            _verdict(trips <= rc.TARGET_ROUND_TRIPS),
+            verdict(trips <= rc.TARGET_ROUND_TRIPS),
         )
     )
     if "python_answered_ms" in f:
@@ -76,7 +77,7 @@ def rows(result: dict) -> list[tuple[str, str, str, str, str, str]]:
                 "",
                 "",
                 target,
-                _verdict(value <= rc.TARGET_PYTHON_MS),
+                verdict(value <= rc.TARGET_PYTHON_MS),
             )
         )
     info = []
@@ -104,7 +105,7 @@ def rows(result: dict) -> list[tuple[str, str, str, str, str, str]]:
                 "",
                 "",
                 f">= {rc.TARGET_VS_WP:.0f}x",
-                _verdict(ratio >= rc.TARGET_VS_WP),
+                verdict(ratio >= rc.TARGET_VS_WP),
             )
         )
         out.append(("  same, CPU time", f"{cpu['wp_vs_plugin']:.0f}x", "", "", "", ""))

@@ -22,9 +22,5 @@ def get_setting(name: str) -> Any:
 
 
 @receiver(setting_changed, dispatch_uid="consent.conf.forget")
-def _forget(setting: str = "", **kwargs) -> None:
+def _forget(**kwargs) -> None:
     _cache.clear()
-    if setting == "CONSENT_NOTICE_CACHE_SECONDS":
-        from . import notices
-
-        notices.forget_cache()

@@ -5,7 +5,9 @@ import json
 import threading
 import time
 
+from django.core.signals import setting_changed
 from django.db import IntegrityError, transaction
+from django.dispatch import receiver
 
 from .conf import get_setting
 from .models import Notice
@@ -99,6 +101,12 @@ def _current() -> tuple[float, Notice, str]:
         ttl = float(get_setting("CONSENT_NOTICE_CACHE_SECONDS"))
         _cache = (time.monotonic() + ttl, notice, str(notice.version))
         return _cache
+
+
+@receiver(setting_changed, dispatch_uid="consent.notices.forget")
+def _setting_changed(setting: str, **kwargs) -> None:
+    if setting == "CONSENT_NOTICE_CACHE_SECONDS":  # the cached notice keeps the old lifetime
+        forget_cache()
 
 
 def forget_cache() -> None:

@@ -19,6 +19,17 @@ def _fmt(value: float) -> str:
     return f"{value:.0f}" if abs(value) >= 10 else f"{value:.2f}".rstrip("0").rstrip(".")
 
 
+def _entry(scorer: Scorer, x: np.ndarray, j: int, effect: float, why: str) -> dict:
+    name = scorer.features[j]
+    value = float(x[0, j])
+    return {
+        "feature": name,
+        "value": round(value, 3),
+        "effect": round(float(effect), 3),
+        "words": f"{MODEL_FEATURES[name].label} is {_fmt(value)}: {why}",
+    }
+
+
 def contributions(scorer: Scorer, profile: Profile, now: float, top: int = 3) -> list[dict]:
     x = feature_matrix([profile], now, scorer.features)
     if scorer.kind == "propensity":
@@ -33,22 +44,17 @@ def contributions(scorer: Scorer, profile: Profile, now: float, top: int = 3) ->
         own = scores[0]
         effects = own - scores[1:].reshape(d, b).mean(axis=1)
         ranked = np.argsort(-np.abs(effects))[:top]
-        out = []
-        for j in ranked:
-            if abs(effects[j]) < 0.005:
-                continue
-            name = scorer.features[j]
-            verb = "raises" if effects[j] > 0 else "lowers"
-            out.append(
-                {
-                    "feature": name,
-                    "value": round(float(x[0, j]), 3),
-                    "effect": round(float(effects[j]), 3),
-                    "words": f"{MODEL_FEATURES[name].label} is {_fmt(float(x[0, j]))}: "
-                    f"{verb} the score by {abs(effects[j]):.2f}",
-                }
+        return [
+            _entry(
+                scorer,
+                x,
+                j,
+                effects[j],
+                f"{'raises' if effects[j] > 0 else 'lowers'} the score by {abs(effects[j]):.2f}",
             )
-        return out
+            for j in ranked
+            if abs(effects[j]) >= 0.005
+        ]
     z = scorer.transform(x)[0]
     distances = ((scorer.centers - z) ** 2).sum(axis=1)
     order = np.argsort(distances)
@@ -56,21 +62,8 @@ def contributions(scorer: Scorer, profile: Profile, now: float, top: int = 3) ->
         return []
     own, other = scorer.centers[order[0]], scorer.centers[order[1]]
     pull = (z - other) ** 2 - (z - own) ** 2
-    out = []
-    for j in np.argsort(-pull)[:top]:
-        if pull[j] <= 0.01:
-            continue
-        name = scorer.features[j]
-        out.append(
-            {
-                "feature": name,
-                "value": round(float(x[0, j]), 3),
-                "effect": round(float(pull[j]), 3),
-                "words": f"{MODEL_FEATURES[name].label} is {_fmt(float(x[0, j]))}: typical of "
-                f"{scorer.keys[order[0]]} rather than {scorer.keys[order[1]]}",
-            }
-        )
-    return out
+    why = f"typical of {scorer.keys[order[0]]} rather than {scorer.keys[order[1]]}"
+    return [_entry(scorer, x, j, pull[j], why) for j in np.argsort(-pull)[:top] if pull[j] > 0.01]
 
 
 def explain_models(profile: Profile, slugs: set[str], now: float) -> dict[str, list[dict]]:

@@ -3,19 +3,20 @@ preferences page, the API, a browser signal, an erasure or a key rotation."""
 
 import logging
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import chain, notices
+from . import notices
 from .conf import get_setting
 from .hashing import new_identifier
-from .identity import chain_key, previous_visitor_keys, visitor_key
-from .models import ChainHead, ConsentRecord, ConsentTally, ErasureRequest
+from .identity import previous_visitor_keys, visitor_key
+from .log import append_record, append_records, latest_grants
+from .models import ConsentRecord, ConsentTally, ErasureRequest
 from .policy import NECESSARY, ConsentState, resolve_choice
-from .signals import consent_changed
+from .registry import handlers
 
 logger = logging.getLogger(__name__)
 
@@ -39,56 +40,6 @@ class Decision:
     state: ConsentState
     record: ConsentRecord | None = None
     delete_cookies: list[tuple[str, str, str]] = field(default_factory=list)
-
-
-def _record_fields(record: ConsentRecord) -> dict:
-    return {
-        "seq": record.seq,
-        "visitor_key": record.visitor_key,
-        "created_at": record.created_at.isoformat(),
-        "expires_at": record.expires_at.isoformat(),
-        "granted": list(record.granted),
-        "denied": list(record.denied),
-        "notice_version": record.notice_version,
-        "notice_hash": record.notice_hash,
-        "method": record.method,
-        "language": record.language,
-        "gpc": record.gpc,
-        "prev_hash": record.prev_hash,
-        "record_hash": record.record_hash,
-    }
-
-
-def _locked_head() -> ChainHead:
-    head = ChainHead.objects.select_for_update().filter(pk=1).first()
-    if head is None:  # normally created after migrate; never two heads (primary key 1)
-        ChainHead.objects.get_or_create(pk=1)
-        head = ChainHead.objects.select_for_update().get(pk=1)
-    return head
-
-
-def append_record(
-    key: str,
-    *,
-    granted: frozenset[str],
-    denied: frozenset[str],
-    method: str,
-    language: str = "",
-    gpc: bool = False,
-    expires_at=None,
-) -> ConsentRecord:
-    """Append one record to the chain (serialised by a row lock on the chain head) and, once
-    committed, tell the other apps (``consent_changed``)."""
-    (record,) = append_records(
-        [key],
-        granted=granted,
-        denied=denied,
-        method=method,
-        language=language,
-        gpc=gpc,
-        expires_at=expires_at,
-    )
-    return record
 
 
 def tally(method: str) -> None:
@@ -210,23 +161,14 @@ def schedule_erasure(
             if reason == ErasureRequest.Reason.WITHDRAWAL
             else 0
         )
-    request = ErasureRequest.objects.create(
+    # The worker is told once this commits (consent.signal_handlers): queueing is not a
+    # decision's business, and the beat sweep runs due erasures whatever happens to the task.
+    return ErasureRequest.objects.create(
         visitor_key=key,
         reason=reason,
         purposes=sorted(purposes),
         due_at=timezone.now() + timedelta(seconds=delay),
     )
-
-    def enqueue():
-        from .tasks import process_erasure
-
-        try:
-            process_erasure.apply_async((request.pk,), countdown=delay)
-        except Exception as exc:  # the beat sweep runs due erasures anyway
-            logger.warning("Could not enqueue erasure %s: %s", request.pk, type(exc).__name__)
-
-    transaction.on_commit(enqueue)
-    return request
 
 
 def cancel_pending_erasures(key: str, granted: frozenset[str]) -> None:
@@ -258,75 +200,6 @@ def grant_imported(keys: list[str], granted: frozenset[str], *, language: str = 
         todo, granted=granted, denied=optional - granted, method=Method.API, language=language
     )
     return len(todo)
-
-
-def append_records(
-    keys: list[str],
-    *,
-    granted: frozenset[str],
-    denied: frozenset[str],
-    method: str,
-    language: str = "",
-    gpc: bool = False,
-    expires_at=None,
-) -> list[ConsentRecord]:
-    """The same decision for one or many visitors (imports): one lock on the chain head, one
-    insert, the chain computed in order; ``consent_changed`` is sent for each once committed."""
-    if not keys:
-        return []
-    notice = notices.current()
-    now = timezone.now()
-    expires_at = expires_at or now + timedelta(seconds=get_setting("CONSENT_MAX_AGE"))
-    key_bytes = chain_key()
-    with transaction.atomic():
-        head = _locked_head()
-        seq, prev = head.last_seq, head.last_hash or chain.GENESIS
-        records = []
-        for key in keys:
-            seq += 1
-            record = ConsentRecord(
-                seq=seq,
-                visitor_key=key,
-                created_at=now,
-                expires_at=expires_at,
-                granted=sorted(granted),
-                denied=sorted(denied),
-                notice_version=str(notice.version),
-                notice_hash=notice.text_hash,
-                method=method,
-                language=language[:16],
-                gpc=gpc,
-                prev_hash=prev,
-            )
-            record.record_hash = prev = chain.digest(key_bytes, _record_fields(record), prev)
-            records.append(record)
-        ConsentRecord.objects.bulk_create(records, batch_size=1000)
-        ChainHead.objects.filter(pk=1).update(last_seq=seq, last_hash=prev)
-
-        def announce():
-            for record in records:
-                consent_changed.send(
-                    sender=ConsentRecord,
-                    visitor_key=record.visitor_key,
-                    granted=frozenset(granted),
-                    denied=frozenset(denied),
-                    notice_version=record.notice_version,
-                    expires_at=expires_at,
-                )
-
-        transaction.on_commit(announce)
-    return records
-
-
-def latest_grants(key: str) -> tuple[frozenset[str], str, float] | None:
-    """The server's own record of ``key``'s current decision: (granted, notice version, expiry).
-
-    ``None`` when nothing is recorded. Used to rebuild the fast store's copy of consent state.
-    """
-    record = ConsentRecord.objects.filter(visitor_key=key).order_by("-seq").first()
-    if record is None:
-        return None
-    return frozenset(record.granted), record.notice_version, record.expires_at.timestamp()
 
 
 def consented_keys(keys: list[str], purpose: str) -> set[str]:
@@ -379,10 +252,6 @@ def rebuild_grants(key: str, visitor_id: str | None) -> tuple[frozenset[str], st
 
 
 def rekey(old_key: str, new_key: str, grants: tuple[frozenset[str], str, float]) -> None:
-    from datetime import UTC, datetime
-
-    from .registry import handlers
-
     granted, _version, expiry = grants
     optional = frozenset(p for p in get_setting("CONSENT_PURPOSES") if p != NECESSARY)
     with transaction.atomic():

@@ -2,15 +2,10 @@
 
 from django.http import HttpRequest
 
-from .actions import (
-    consented_keys,
-    grant_imported,
-    latest_grants,
-    rebuild_grants,
-    record_decision,
-)
+from .actions import consented_keys, grant_imported, rebuild_grants, record_decision
 from .conf import get_setting
 from .identity import external_key, user_key, visitor_key
+from .log import latest_grants
 from .policy import NECESSARY, UNDECIDED, ConsentState, InvalidChoice
 from .registry import (
     register_erasure_handler,

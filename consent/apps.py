@@ -13,7 +13,8 @@ class ConsentConfig(AppConfig):
         from cookie_consent.models import Cookie, CookieGroup
 
         from . import checks  # noqa: F401  (registers the system checks)
-        from .receivers import ensure_setup, link_user, purposes_changed
+        from .models import ErasureRequest
+        from .receivers import ensure_setup, erasure_requested, link_user, purposes_changed
 
         post_migrate.connect(ensure_setup, sender=self, dispatch_uid="consent.ensure_setup")
         for model in (CookieGroup, Cookie):
@@ -24,3 +25,6 @@ class ConsentConfig(AppConfig):
                 purposes_changed, sender=model, dispatch_uid=f"consent.{model.__name__}.d"
             )
         user_logged_in.connect(link_user, dispatch_uid="consent.link_user")
+        post_save.connect(
+            erasure_requested, sender=ErasureRequest, dispatch_uid="consent.erasure_requested"
+        )

@@ -9,9 +9,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from . import chain
-from .actions import _locked_head, _record_fields, append_record, schedule_erasure
+from .actions import schedule_erasure
 from .conf import get_setting
 from .identity import chain_key
+from .log import append_record, locked_head, record_fields
 from .models import ChainHead, ConsentRecord, ErasureRequest, IdentityLink, PurgeLog
 from .policy import NECESSARY
 from .registry import handlers
@@ -125,7 +126,7 @@ def purge_consent_records(now=None) -> int:
     now = now or timezone.now()
     cutoff = now - timedelta(days=get_setting("CONSENT_RECORD_RETENTION_DAYS"))
     with transaction.atomic():
-        head = _locked_head()
+        head = locked_head()
         candidates = ConsentRecord.objects.filter(seq__gte=head.first_seq).order_by("seq")
         last_purged = None
         for seq, expires_at, record_hash in candidates.values_list(
@@ -169,7 +170,7 @@ def verify_log() -> tuple[int, list[chain.Problem]]:
         chain_key(), head.first_seq, head.first_prev_hash
     ):
         problems.append(chain.Problem(None, "checkpoint", "the retention checkpoint was altered"))
-    records = (_record_fields(r) for r in ConsentRecord.objects.order_by("seq").iterator())
+    records = (record_fields(r) for r in ConsentRecord.objects.order_by("seq").iterator())
     checked, found = chain.verify(
         chain_key(),
         records,

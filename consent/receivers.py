@@ -61,13 +61,41 @@ def purposes_changed(sender, raw=False, **kwargs) -> None:
 
 def link_user(sender, request, user, **kwargs) -> None:
     """A consenting visitor logs in: link the account to their profile (both keyed hashes)."""
-    from .api import get_consent
     from .conf import get_setting
     from .identity import user_key
     from .models import IdentityLink
+    from .policy import UNDECIDED
 
-    state = get_consent(request)
+    state = getattr(request, "consent", UNDECIDED)  # what the middleware verified
     purpose = get_setting("CONSENT_LINK_PURPOSE")
     if state.visitor_key is None or not state.allows(purpose) or user is None:
         return
     IdentityLink.objects.get_or_create(user_key=user_key(user.pk), visitor_key=state.visitor_key)
+
+
+def erasure_requested(sender, instance, created: bool, raw: bool = False, **kwargs) -> None:
+    """A new erasure request: tell a worker once the request is committed (at its due time).
+    A broker failure is logged, not raised: the beat sweep runs due erasures anyway."""
+    if not created or raw:
+        return
+    from functools import partial
+
+    from django.db import transaction
+
+    transaction.on_commit(partial(_enqueue_erasure, instance.pk, instance.due_at))
+
+
+def _enqueue_erasure(pk: int, due_at) -> None:
+    import logging
+
+    from django.utils import timezone
+
+    from .tasks import process_erasure
+
+    countdown = max((due_at - timezone.now()).total_seconds(), 0.0)
+    try:
+        process_erasure.apply_async((pk,), countdown=countdown)
+    except Exception as exc:
+        logging.getLogger(__name__).warning(
+            "Could not enqueue erasure %s: %s", pk, type(exc).__name__
+        )

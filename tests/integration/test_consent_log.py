@@ -7,7 +7,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.db import connection
 
-from consent.actions import append_record, record_decision
+from consent.actions import record_decision
+from consent.log import append_record
 from consent.models import AppendOnlyError, ChainHead, ConsentRecord
 from consent.policy import UNDECIDED
 from consent.privacy import verify_log

@@ -12,7 +12,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from consent.actions import append_records
+from consent.log import append_records
 from consent.api import notice_version
 from consent.models import ConsentRecord, ErasureRequest
 from segments import events, insights, pipeline

@@ -1,0 +1,133 @@
+"""The consent log's store: records appended to the HMAC hash chain under a row lock on the
+chain head, and the latest decision read back. The one place that writes ConsentRecord rows;
+``actions`` (decisions) and ``privacy`` (erasure, retention, verification) both use it."""
+
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from . import chain, notices
+from .conf import get_setting
+from .identity import chain_key
+from .models import ChainHead, ConsentRecord
+from .signals import consent_changed
+
+
+def record_fields(record: ConsentRecord) -> dict:
+    return {
+        "seq": record.seq,
+        "visitor_key": record.visitor_key,
+        "created_at": record.created_at.isoformat(),
+        "expires_at": record.expires_at.isoformat(),
+        "granted": list(record.granted),
+        "denied": list(record.denied),
+        "notice_version": record.notice_version,
+        "notice_hash": record.notice_hash,
+        "method": record.method,
+        "language": record.language,
+        "gpc": record.gpc,
+        "prev_hash": record.prev_hash,
+        "record_hash": record.record_hash,
+    }
+
+
+def locked_head() -> ChainHead:
+    head = ChainHead.objects.select_for_update().filter(pk=1).first()
+    if head is None:  # normally created after migrate; never two heads (primary key 1)
+        ChainHead.objects.get_or_create(pk=1)
+        head = ChainHead.objects.select_for_update().get(pk=1)
+    return head
+
+
+def append_record(
+    key: str,
+    *,
+    granted: frozenset[str],
+    denied: frozenset[str],
+    method: str,
+    language: str = "",
+    gpc: bool = False,
+    expires_at=None,
+) -> ConsentRecord:
+    """Append one record to the chain (serialised by a row lock on the chain head) and, once
+    committed, tell the other apps (``consent_changed``)."""
+    (record,) = append_records(
+        [key],
+        granted=granted,
+        denied=denied,
+        method=method,
+        language=language,
+        gpc=gpc,
+        expires_at=expires_at,
+    )
+    return record
+
+
+def append_records(
+    keys: list[str],
+    *,
+    granted: frozenset[str],
+    denied: frozenset[str],
+    method: str,
+    language: str = "",
+    gpc: bool = False,
+    expires_at=None,
+) -> list[ConsentRecord]:
+    """The same decision for one or many visitors (imports): one lock on the chain head, one
+    insert, the chain computed in order; ``consent_changed`` is sent for each once committed."""
+    if not keys:
+        return []
+    notice = notices.current()
+    now = timezone.now()
+    expires_at = expires_at or now + timedelta(seconds=get_setting("CONSENT_MAX_AGE"))
+    key_bytes = chain_key()
+    with transaction.atomic():
+        head = locked_head()
+        seq, prev = head.last_seq, head.last_hash or chain.GENESIS
+        records = []
+        for key in keys:
+            seq += 1
+            record = ConsentRecord(
+                seq=seq,
+                visitor_key=key,
+                created_at=now,
+                expires_at=expires_at,
+                granted=sorted(granted),
+                denied=sorted(denied),
+                notice_version=str(notice.version),
+                notice_hash=notice.text_hash,
+                method=method,
+                language=language[:16],
+                gpc=gpc,
+                prev_hash=prev,
+            )
+            record.record_hash = prev = chain.digest(key_bytes, record_fields(record), prev)
+            records.append(record)
+        ConsentRecord.objects.bulk_create(records, batch_size=1000)
+        ChainHead.objects.filter(pk=1).update(last_seq=seq, last_hash=prev)
+
+        def announce():
+            for record in records:
+                consent_changed.send(
+                    sender=ConsentRecord,
+                    visitor_key=record.visitor_key,
+                    granted=frozenset(granted),
+                    denied=frozenset(denied),
+                    notice_version=record.notice_version,
+                    expires_at=expires_at,
+                )
+
+        transaction.on_commit(announce)
+    return records
+
+
+def latest_grants(key: str) -> tuple[frozenset[str], str, float] | None:
+    """The server's own record of ``key``'s current decision: (granted, notice version, expiry).
+
+    ``None`` when nothing is recorded. Used to rebuild the fast store's copy of consent state.
+    """
+    record = ConsentRecord.objects.filter(visitor_key=key).order_by("-seq").first()
+    if record is None:
+        return None
+    return frozenset(record.granted), record.notice_version, record.expires_at.timestamp()

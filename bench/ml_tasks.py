@@ -40,7 +40,7 @@ def synthetic_dataset(n: int, seed: int = 1):
 
 
 def profiles(n: int, now: float, seed: int = 2):
-    from segments.features import Profile
+    from segments.profiles.features import Profile
 
     rng = random.Random(seed)
     out = []
@@ -138,15 +138,17 @@ def pipeline_overhead(model, quantiles, fitted, quick: bool) -> dict:
     import statistics
 
     from consent.api import notice_version
-    from segments import events, pipeline
+    from segments import events
     from segments.api import mirror_consent
+    from segments.backends import get_backend
     from segments.backends.base import StreamEntry
     from segments.backends.redis import _pack
-    from segments.features import Profile
+    from segments.definitions import enabled_segments
     from segments.ml import registry, scoring
     from segments.ml.artifacts import save_artifact
     from segments.models import MLModel, ModelVersion, Segment
-    from segments.registry import enabled_segments, get_backend
+    from segments.profiles.features import Profile
+    from segments.stream import drain as pipeline
 
     backend = get_backend()
     backend.flush()

@@ -19,11 +19,13 @@ from celery import shared_task  # noqa: E402
 from django.db import connection  # noqa: E402
 
 from consent.api import notice_version  # noqa: E402
-from segments import events, pipeline  # noqa: E402
+from segments import events  # noqa: E402
+from segments.backends import get_backend  # noqa: E402
 from segments.backends.base import CONSENT_PREFIX, NOTICE_FIELD, StreamEntry  # noqa: E402
-from segments.features import Profile  # noqa: E402
+from segments.definitions import enabled_segments  # noqa: E402
 from segments.models import Event, Segment  # noqa: E402
-from segments.registry import enabled_segments, get_backend  # noqa: E402
+from segments.profiles.features import Profile  # noqa: E402
+from segments.stream import drain as pipeline  # noqa: E402
 
 EVENT_NAMES = ["page_view", "click", "add_to_cart", "purchase", "scroll", "signup"]
 

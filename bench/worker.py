@@ -326,7 +326,7 @@ class Scenario:
             for _ in range(12):
                 self.browser.get()
             from segments.api import get_backend
-            from segments.pipeline import drain_partition
+            from segments.stream.drain import drain_partition
 
             for partition in range(get_backend().partitions):
                 drain_partition(partition, max_seconds=10)

@@ -6,15 +6,17 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 
-from consent.api import get_consent, notice_version, rebuild_grants
+from consent.api import get_consent, notice_version
 
 from . import events as _events
+from .backends import get_backend
 from .backends.base import BackendUnavailable, Exchange
 from .conf import get_setting
+from .consent_mirror import mirror_consent, mirror_consent_from_record, tracking_purpose
+from .definitions import context_only_segments
 from .events import Event, EventError
-from .features import Profile
-from .intake import is_page_view, page_view, request_context
-from .registry import context_only_segments, get_backend
+from .events.request import is_page_view, page_view, request_context
+from .profiles.features import Profile
 
 __all__ = [
     "BackendUnavailable",
@@ -107,11 +109,6 @@ def context_segments(context: dict[str, str], now: float | None = None) -> froze
     return frozenset(s.slug for s in candidates if s.evaluate(_EMPTY, now, context).matched)
 
 
-def tracking_purpose() -> str:
-    """The consent purpose under which behaviour is recorded."""
-    return get_setting("SEGMENTS_PURPOSE")
-
-
 def schedule_drain(visitor_key: str) -> None:
     """Make sure a worker drains the partition that ``visitor_key``'s events go to.
 
@@ -172,26 +169,6 @@ def record_events(
     return len(batch) if result.consented else 0
 
 
-def mirror_consent(
-    visitor_key: str, granted: frozenset[str], version: str, expires_at: float
-) -> None:
-    """Copy a consent decision into the fast store, where the request path checks it."""
-    now = time.time()
-    ttl = max(int(expires_at - now), 3600)
-    grants = dict.fromkeys(granted, expires_at) if expires_at > now else {}
-    get_backend().set_consent(visitor_key, grants, version, ttl)
-
-
-def mirror_consent_from_record(visitor_key: str, visitor_id: str | None = None) -> None:
-    """Rebuild the fast store's copy of consent state from the durable record (re-keying the
-    visitor's data if it is only found under an earlier hashing key)."""
-    record = rebuild_grants(visitor_key, visitor_id)
-    if record is None:
-        get_backend().set_consent(visitor_key, {}, "", 3600)  # remember "nothing recorded"
-    else:
-        mirror_consent(visitor_key, *record)
-
-
 def segment_choices() -> list[tuple[str, str]]:
     """(slug, name) of every segment, for choosers and choice blocks."""
     from .models import Segment
@@ -209,7 +186,7 @@ def segment_model():
 def segment_priorities() -> dict[str, int]:
     """``{slug: priority}`` of the enabled segments (from the per-process definitions cache:
     no query on most calls)."""
-    from .registry import enabled_segments
+    from .definitions import enabled_segments
 
     return {s.slug: s.priority for s in enabled_segments()}
 
@@ -266,8 +243,9 @@ def rule_catalog() -> dict:
     """What rules can say, as plain data for the rule builder: condition types, the feature
     catalog (name, kind, unit, description, parameter), context attributes with their kinds,
     the operators of each kind and the dimensions an event count can be filtered on."""
-    from . import catalog, rules
-    from .features import DIMENSIONS
+    from . import rules
+    from .profiles import catalog
+    from .profiles.features import DIMENSIONS
 
     return {
         "types": sorted(rules._COMPILERS),
@@ -285,9 +263,9 @@ def rule_catalog() -> dict:
 
 def estimate_rule_size(rule, sample: int = 2000) -> dict:
     """How many stored profiles a rule (not yet saved) would match, estimated from a sample
-    (see :func:`segments.insights.estimate_size`). Raises ``RuleError`` for an invalid rule and
-    :class:`BackendUnavailable` when the fast store cannot be reached."""
-    from .insights import estimate_size
+    (see :func:`segments.reporting.insights.estimate_size`). Raises ``RuleError`` for an
+    invalid rule and :class:`BackendUnavailable` when the fast store cannot be reached."""
+    from .reporting.insights import estimate_size
 
     return estimate_size(rule, sample=sample)
 
@@ -298,9 +276,9 @@ def context_only_slugs() -> frozenset[str]:
 
 
 def report():
-    """The reporting queries (:mod:`segments.reports`): sizes over time, entries and exits,
-    top pages, conversions, and impressions/clicks/conversions per block, variant and
+    """The reporting queries (:mod:`segments.reporting.results`): sizes over time, entries
+    and exits, top pages, conversions, and impressions/clicks/conversions per block, variant and
     segment. Imported on use: reports are admin code paths."""
-    from . import reports
+    from .reporting import results as reports
 
     return reports

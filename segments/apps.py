@@ -25,8 +25,8 @@ class SegmentsConfig(AppConfig):
 
         from django.db.models.signals import post_delete, post_save
 
+        from .definitions import forget_definitions
         from .models import Segment
-        from .registry import forget_definitions
 
         for signal in (post_save, post_delete):
             signal.connect(

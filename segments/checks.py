@@ -26,7 +26,7 @@ def check_backend(app_configs=None, **kwargs):
                 id="segments.E002",
             )
         ]
-    from .registry import get_backend
+    from .backends import get_backend
 
     try:
         backend = get_backend()

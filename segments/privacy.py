@@ -5,11 +5,11 @@ import json
 import uuid
 from datetime import timedelta
 
+from .backends import get_backend
 from .backends.base import SEGMENT_PREFIX
 from .conf import get_setting
 from .models import Event
-from .pipeline import _acquire
-from .registry import get_backend
+from .stream.drain import _acquire
 
 
 def export(visitor_key: str) -> dict[str, list[dict]]:

@@ -2,8 +2,8 @@
 
 from contextlib import suppress
 
-from .api import mirror_consent
 from .backends.base import BackendUnavailable
+from .consent_mirror import mirror_consent
 
 
 def on_consent_changed(sender, visitor_key, granted, notice_version, expires_at, **kwargs):

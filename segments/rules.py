@@ -12,7 +12,7 @@ A rule is a tree of nodes, each a JSON object with a ``type``:
   did ``event`` within ``window`` and no ``without`` since; ``min_age`` (e.g. ``"30m"``)
   requires the event to be at least that old (a cart abandoned for 30 minutes).
 - ``{"type": "feature", "feature": "days_since_last_seen", "op": "lt", "value": 30}``:
-  a comparison on a feature of the catalog (:mod:`segments.catalog`); ``"param"`` for
+  a comparison on a feature of the catalog (:mod:`segments.profiles.catalog`); ``"param"`` for
   features that take one (``category_affinity``). Operators: eq, ne, lt, lte, gt, gte, in,
   not_in, contains, regex, exists.
 - ``{"type": "model", "model": "buys-again", "op": "gte", "value": 0.6}``: a propensity
@@ -42,9 +42,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from .catalog import FEATURES, Feature
 from .events import NAME_RE
-from .features import DIMENSIONS, MAX_WINDOW, Profile, counter_key
+from .profiles.catalog import FEATURES, Feature
+from .profiles.features import DIMENSIONS, MAX_WINDOW, Profile, counter_key
 
 NEVER = math.inf
 _WINDOW_RE = re.compile(r"([0-9]{1,6})([smhd])\Z")

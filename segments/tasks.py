@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from . import pipeline
+from .stream import drain as pipeline
 
 
 @shared_task(name="segments.drain", acks_late=True, ignore_result=True)
@@ -39,6 +39,6 @@ def reevaluate() -> int:
 @shared_task(name="segments.snapshot", ignore_result=True)
 def snapshot() -> int:
     """Celery beat (daily): record each segment's size with its rule version."""
-    from .insights import take_snapshots
+    from .reporting.insights import take_snapshots
 
     return len(take_snapshots())

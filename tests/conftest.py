@@ -58,11 +58,11 @@ def _reset_process_state():
 
     import consent.notices
     import segments.api
-    import segments.registry
+    import segments.definitions
 
     segments.api._down_until = 0.0
     consent.notices.forget_cache()
-    segments.registry.forget_definitions()
+    segments.definitions.forget_definitions()
     cache.clear()  # rate-limit counters
     yield
     segments.api._down_until = 0.0

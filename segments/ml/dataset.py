@@ -1,9 +1,9 @@
 """Training data from the durable event log, point-in-time correct.
 
 A visitor's features are computed the way the workers compute them: their events are applied
-to a :class:`segments.features.Profile` in time order, and the features of
-:data:`MODEL_FEATURES` (built on the catalog, :mod:`segments.catalog`) are read from it *as of a
-cut-off*, from the events before the cut-off only. A label comes from the period after the
+to a :class:`segments.profiles.features.Profile` in time order, and the features of
+:data:`MODEL_FEATURES` (built on the catalog, :mod:`segments.profiles.catalog`) are read from
+it *as of a cut-off*, from the events before the cut-off only. A label comes from the period after the
 cut-off (did the target event happen within N days, or not), so nothing of the future leaks into
 the features. One pass over each visitor's events yields rows at several cut-offs: earlier
 cut-offs train, the latest one is the held-out time (:class:`TimeSplit`).
@@ -19,8 +19,8 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from ..catalog import FEATURES as CATALOG
-from ..features import MAX_WINDOW, Profile
+from ..profiles.catalog import FEATURES as CATALOG
+from ..profiles.features import MAX_WINDOW, Profile
 
 DAY = 86400.0
 MAX_DAYS = MAX_WINDOW / DAY  # "never" for recency features: older than anything we keep
@@ -472,9 +472,9 @@ def event_log(
 
 
 def from_file(path, mapping) -> list[tuple[str, list[EventTuple]]]:
-    """Visitors' events from an export read by :mod:`segments.importer` (same validation and
+    """Visitors' events from an export read by :mod:`segments.events.importer` (same validation and
     keyed hashing as an import), for evaluating models on data not in the log."""
-    from ..importer import _Converter, open_rows
+    from ..events.importer import _Converter, open_rows
 
     convert = _Converter(mapping)
     by_visitor: dict[str, list[EventTuple]] = {}

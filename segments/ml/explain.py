@@ -10,7 +10,7 @@ nearest one (difference of squared standardised distances).
 
 import numpy as np
 
-from ..features import Profile
+from ..profiles.features import Profile
 from .dataset import MODEL_FEATURES, feature_matrix
 from .scoring import Scorer, active_models
 

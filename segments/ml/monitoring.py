@@ -3,10 +3,10 @@
 import json
 import time
 
+from ..backends import get_backend
 from ..conf import get_setting
-from ..features import Profile
 from ..models import DriftCheck, ModelVersion
-from ..registry import get_backend
+from ..profiles.features import Profile
 from .dataset import feature_matrix
 from .drift import psi
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..features import Profile
+from ..profiles.features import Profile
 from .dataset import feature_matrix
 from .transform import Transform, nearest
 

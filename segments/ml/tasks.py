@@ -68,8 +68,8 @@ def check_drift() -> dict[str, float]:
 def rescore() -> int:
     """Celery beat (nightly): every stored visitor scored again by the active models (scores
     move with time alone: recency grows), and their segments evaluated again."""
-    from ..pipeline import reevaluate
-    from ..registry import get_backend
+    from ..backends import get_backend
+    from ..stream.drain import reevaluate
 
     total = 0
     now = time.time()

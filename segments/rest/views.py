@@ -12,7 +12,7 @@ from rest_framework.views import APIView, exception_handler
 from consent.api import get_consent
 
 from ..api import EventError, record_events, tracking_purpose
-from ..intake import is_bot
+from ..events.request import is_bot
 from .parsers import MAX_BODY_BYTES, BeaconParser, JSONParser, RequestTooLarge
 from .permissions import SameOrigin
 from .serializers import EventBatchSerializer, first_error

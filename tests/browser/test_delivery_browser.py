@@ -6,7 +6,7 @@ Headless Chromium against the live demo site; real PostgreSQL and Redis, Celery 
 
 import pytest
 
-import segments.registry
+import segments.definitions
 from demo.home.models import ContentPage, HomePage
 from segments.models import Event
 from tests.builders import demo_site, segment
@@ -35,7 +35,7 @@ ACCEPT = (By.CSS_SELECTOR, "section.consent-banner button[name=action][value=acc
 def offers():
     demo_site()
     segment("spring", SPRING)
-    segments.registry.forget_definitions()
+    segments.definitions.forget_definitions()
     home = HomePage.objects.get()
     page = ContentPage(
         title="Offers",

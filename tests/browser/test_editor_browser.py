@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group, Permission
 from wagtail.models import GroupPagePermission, Page
 
-import segments.registry
+import segments.definitions
 from segments.models import Segment
 from tests.builders import BROWSER_UA, demo_site
 from tests.conftest import IN_CI
@@ -153,7 +153,7 @@ def build_segment(driver, base, screenshot):
         "type": "all",
         "conditions": [{"type": "context", "attribute": "device", "op": "eq", "value": "mobile"}],
     }
-    segments.registry.forget_definitions()  # the live server shares this process
+    segments.definitions.forget_definitions()  # the live server shares this process
 
 
 def insert_block(driver, scope, contentpath: str, label: str):

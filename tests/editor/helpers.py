@@ -8,8 +8,8 @@ from django.contrib.auth.models import Group, Permission
 from django.test import Client
 
 from consent.api import notice_version
-from segments import pipeline
 from segments.api import mirror_consent, record_events
+from segments.stream import drain as pipeline
 
 XSS = "<script>alert(1)</script>"
 

@@ -9,8 +9,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from django.urls import reverse
 
-from segments import reports
 from segments.models import Event, MembershipChange
+from segments.reporting import results as reports
 from tests.builders import segment
 
 from .helpers import XSS, consent, login, visit

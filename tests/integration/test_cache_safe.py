@@ -14,7 +14,7 @@ from django.conf import settings
 from django.test import override_settings
 
 import personalization.cache
-import segments.registry
+import segments.definitions
 from demo.home.models import ContentPage, HomePage
 from personalization.cache import CacheAwareSegments, CacheState
 from tests.builders import browser, consenting_browser, demo_site, segment
@@ -66,7 +66,7 @@ def shared_cache():
 def offers(shared_cache):
     demo_site()
     segment("french", FRENCH)
-    segments.registry.forget_definitions()
+    segments.definitions.forget_definitions()
     home = HomePage.objects.get()
     page = ContentPage(
         title="Offers",

@@ -4,7 +4,7 @@ shape of Wagtail's API v2, with an OpenAPI schema. Real PostgreSQL and Redis."""
 import pytest
 import yaml
 
-import segments.registry
+import segments.definitions
 from demo.home.models import ContentPage, HomePage
 from tests.builders import browser, consenting_browser, demo_site, segment
 
@@ -20,7 +20,7 @@ FRENCH = {"type": "context", "attribute": "language", "op": "eq", "value": "fr"}
 def site():
     demo_site()
     segment("french", FRENCH)
-    segments.registry.forget_definitions()
+    segments.definitions.forget_definitions()
     home = HomePage.objects.get()
     page = ContentPage(
         title="Offers",

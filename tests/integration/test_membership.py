@@ -6,9 +6,11 @@ import time
 import pytest
 
 from consent.api import notice_version
-from segments import events, insights, pipeline
+from segments import events
 from segments.api import exchange, mirror_consent
 from segments.models import MembershipChange, SegmentSnapshot
+from segments.reporting import insights
+from segments.stream import drain as pipeline
 from tests.builders import segment
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db]

@@ -12,17 +12,19 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.utils import timezone
 
-from consent.log import append_records
 from consent.api import notice_version
+from consent.log import append_records
 from consent.models import ConsentRecord, ErasureRequest
-from segments import events, insights, pipeline
+from segments import events
 from segments.api import exchange, mirror_consent
-from segments.features import Profile
 from segments.ml import dataset as ds
 from segments.ml import monitoring, registry, scoring, tasks
 from segments.ml.artifacts import ArtifactError, load_artifact
 from segments.ml.training import train_version
 from segments.models import DriftCheck, MembershipChange, MLModel, ModelVersion, Segment
+from segments.profiles.features import Profile
+from segments.reporting import insights
+from segments.stream import drain as pipeline
 from tests.builders import segment
 from tests.ml_builders import DAY, customers, store
 

@@ -7,7 +7,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from wagtail.models import PageViewRestriction
 
-import segments.registry
+import segments.definitions
 from demo.home.models import ContentPage, HomePage
 from tests.builders import browser, demo_site, segment
 
@@ -23,7 +23,7 @@ def guides():
     demo_site()
     segment("french", FRENCH, priority=1)
     segment("mobile", MOBILE, priority=5)
-    segments.registry.forget_definitions()
+    segments.definitions.forget_definitions()
     return ContentPage.objects.get(slug="guides")
 
 

@@ -6,9 +6,10 @@ import time
 import pytest
 
 from consent.api import notice_version
-from segments import events, pipeline
+from segments import events
 from segments.api import exchange, mirror_consent
 from segments.models import Event
+from segments.stream import drain as pipeline
 from tests.builders import segment
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db]

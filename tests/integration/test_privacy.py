@@ -81,14 +81,14 @@ def test_export_holds_everything_about_the_visitor(backend):
     data = export_visitor(key)
     assert [r["method"] for r in data["consent_records"]] == ["banner_accept_all"]
     assert len(data["segments.events"]) == 4
-    assert data["segments.features"][0]["t"] == {"page_view": 4}
+    assert data["segments.profiles.features"][0]["t"] == {"page_view": 4}
     assert [s["segment"] for s in data["segments.segments"]] == ["engaged"]
     csv_text = export_csv(data)
     assert csv_text.startswith("table,row,field,value")
     assert "segments.events" in csv_text
 
     call_command("privacy_export", key, "--format", "csv", "--output", "/tmp/tailored-export.csv")
-    assert "segments.features" in Path("/tmp/tailored-export.csv").read_text()
+    assert "segments.profiles.features" in Path("/tmp/tailored-export.csv").read_text()
 
 
 def test_a_visitor_downloads_their_own_data_with_their_cookie(backend):
@@ -118,7 +118,7 @@ def test_erasure_reaches_postgres_redis_and_the_stream_with_an_event_in_flight(b
         other.get(path)
     key, other_key = _key(client), _key(other)
     assert len(_stream_entries(backend, key)) == 2  # in flight: no worker consumed them
-    from segments import pipeline
+    from segments.stream import drain as pipeline
 
     # Some of the visitor's events were processed earlier: features and log rows exist.
     pipeline.drain_partition(backend.partition_for(key))

@@ -1,10 +1,10 @@
-"""Unit tests for visitor features (segments.features): pure logic, no Django database."""
+"""Unit tests for visitor features (segments.profiles.features): pure logic, no Django database."""
 
 import json
 
 import pytest
 
-from segments.features import MAX_WINDOW, TIERS, Profile, parse_stream_id, tier_for
+from segments.profiles.features import MAX_WINDOW, TIERS, Profile, parse_stream_id, tier_for
 
 T = 1_700_006_400.0  # aligned to a day (and so to an hour and a minute)
 assert T % 86400 == 0

@@ -4,10 +4,10 @@ drift, and the model and cluster rule nodes."""
 import numpy as np
 import pytest
 
-from segments.features import Profile
 from segments.ml import clustering, drift
 from segments.ml import dataset as ds
 from segments.ml.transform import Transform, nearest
+from segments.profiles.features import Profile
 from segments.rules import RuleError, compile_rule, model_references
 from tests.ml_builders import DAY, customers
 

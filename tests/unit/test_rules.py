@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from segments.features import MAX_WINDOW, Profile
+from segments.profiles.features import MAX_WINDOW, Profile
 from segments.rules import (
     MAX_DEPTH,
     MAX_NODES,

@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from segments.features import Profile
+from segments.profiles.features import Profile
 from segments.rules import NEVER, RuleError, compile_rule, is_context_only
 
 T = 1_700_000_000.0

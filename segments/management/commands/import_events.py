@@ -1,9 +1,9 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from segments import pipeline
+from segments.backends import get_backend
 from segments.events import EventError
-from segments.importer import ImportError_, Mapping, import_file
-from segments.registry import get_backend
+from segments.events.importer import ImportError_, Mapping, import_file
+from segments.stream import drain as pipeline
 
 
 class Command(BaseCommand):

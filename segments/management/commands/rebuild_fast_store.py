@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from segments.rebuild import rebuild
+from segments.stream.rebuild import rebuild
 
 
 class Command(BaseCommand):

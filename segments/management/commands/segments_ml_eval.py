@@ -1,6 +1,6 @@
 """Evaluate the model-driven segments on the public Online Retail data, through the product's
-own code path: rows are read and keyed like an import (segments.importer), events are applied to
-profiles like the workers do, features come from the catalog as of each cut-off
+own code path: rows are read and keyed like an import (segments.events.importer), events are
+applied to profiles like the workers do, features come from the catalog as of each cut-off
 (segments.ml.dataset.build), and the clustering and propensity code is the training code."""
 
 import time
@@ -33,7 +33,7 @@ class Command(BaseCommand):
         parser.add_argument("--windows", type=int, default=4, help="Training cut-offs.")
 
     def handle(self, *args, **options):
-        from segments.importer import Mapping
+        from segments.events.importer import Mapping
         from segments.ml import clustering
         from segments.ml import dataset as ds
         from segments.ml.training import fit_propensity

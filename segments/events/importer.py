@@ -21,10 +21,10 @@ from zoneinfo import ZoneInfo
 
 from consent.api import external_key, grant_imported, notice_version
 
-from . import events as _events
-from .api import mirror_consent_from_record, tracking_purpose
-from .backends.base import CONSENT_PREFIX, NOTICE_FIELD
-from .registry import get_backend
+from .. import events as _events
+from ..backends import get_backend
+from ..backends.base import CONSENT_PREFIX, NOTICE_FIELD
+from ..consent_mirror import mirror_consent_from_record, tracking_purpose
 
 
 class ImportError_(ValueError):

@@ -1,6 +1,5 @@
-"""Lazy resolution of the configured backend and of the enabled segments' compiled rules."""
+"""The enabled segments' compiled rules, cached per process (see :func:`enabled_segments`)."""
 
-import threading
 import time
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -8,36 +7,13 @@ from zoneinfo import ZoneInfo
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
-from django.utils.module_loading import import_string
 
-from .backends.base import BaseBackend
 from .conf import get_setting
 from .rules import Evaluator, compile_rule, is_context_only
 
-_lock = threading.Lock()
-_backend: tuple[str, BaseBackend] | None = None
-
-
-def get_backend() -> BaseBackend:
-    """The configured backend, created on first use and shared by the whole process."""
-    global _backend
-    current = _backend
-    if current is not None:  # forgotten when the setting changes (below)
-        return current[1]
-    with _lock:
-        config = get_setting("SEGMENTS_BACKEND")
-        fingerprint = repr(config)
-        if _backend is None or _backend[0] != fingerprint:
-            cls = import_string(config["BACKEND"])
-            _backend = (fingerprint, cls(dict(config.get("OPTIONS") or {})))
-        return _backend[1]
-
 
 @receiver(setting_changed)
-def _reset(setting: str, **kwargs) -> None:
-    global _backend
-    if setting == "SEGMENTS_BACKEND":
-        _backend = None
+def _forget_on_setting_change(**kwargs) -> None:
     forget_definitions()
 
 

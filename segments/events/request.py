@@ -12,8 +12,8 @@ from urllib.parse import urlsplit
 
 from django.http import HttpRequest
 
-from .conf import get_setting
-from .events import Event
+from ..conf import get_setting
+from . import Event
 
 _MOBILE = re.compile(r"Mobi|Android.+Mobile|iPhone|iPod|Windows Phone", re.IGNORECASE)
 _TABLET = re.compile(r"iPad|Tablet|Android(?!.*Mobile)|Silk|Kindle", re.IGNORECASE)

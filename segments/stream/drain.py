@@ -20,9 +20,9 @@ import orjson
 
 from consent.api import notice_version
 
-from . import eventlog
-from . import events as _events
-from .backends.base import (
+from .. import events as _events
+from ..backends import get_backend
+from ..backends.base import (
     CONSENT_PREFIX,
     NOTICE_FIELD,
     SEGMENT_PREFIX,
@@ -30,11 +30,12 @@ from .backends.base import (
     StreamEntry,
     VisitorUpdate,
 )
-from .conf import get_setting
-from .features import Profile, parse_stream_id
-from .models import MembershipChange
-from .registry import CompiledSegment, enabled_segments, get_backend
-from .rules import Outcome
+from ..conf import get_setting
+from ..definitions import CompiledSegment, enabled_segments
+from ..events import log as eventlog
+from ..models import MembershipChange
+from ..profiles.features import Profile, parse_stream_id
+from ..rules import Outcome
 
 logger = logging.getLogger(__name__)
 CONSUMER = f"{socket.gethostname()}-{os.getpid()}"
@@ -188,7 +189,7 @@ def process_batch(
 def score(profiles: list[tuple[str, Profile]], now: float) -> None:
     """Let the active models score the batch's visitors (segments.ml.scoring, loaded lazily:
     it needs numpy, and the active models' estimators)."""
-    from .ml.scoring import score_profiles
+    from ..ml.scoring import score_profiles
 
     score_profiles([p for _, p in profiles], now)
 

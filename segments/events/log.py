@@ -11,7 +11,7 @@ from datetime import datetime
 import orjson
 from django.db import IntegrityError, connection, transaction
 
-from .models import Event
+from ..models import Event
 
 Row = tuple[str, str, str, datetime, dict]  # event_id, visitor_key, name, occurred_at, properties
 

@@ -8,11 +8,12 @@ from datetime import UTC, datetime
 
 from django.utils import timezone
 
-from .conf import get_setting
-from .features import Profile
-from .models import MembershipChange, Segment, SegmentSnapshot
-from .registry import enabled_segments, get_backend, site_timezone
-from .rules import NEVER, compile_rule, model_references
+from ..backends import get_backend
+from ..conf import get_setting
+from ..definitions import enabled_segments, site_timezone
+from ..models import MembershipChange, Segment, SegmentSnapshot
+from ..profiles.features import Profile
+from ..rules import NEVER, compile_rule, model_references
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ def explain(visitor_key: str) -> list[dict]:
 def _model_factors(profile: Profile, now: float) -> dict[str, dict[str, list[dict]]]:
     """For model-driven segments: per model the rule uses, the visitor's top contributing
     features (only when some model is active; the ML code is loaded only then)."""
-    from .models import ModelVersion
+    from ..models import ModelVersion
 
     rules = {
         slug: refs
@@ -123,7 +124,7 @@ def _model_factors(profile: Profile, now: float) -> dict[str, dict[str, list[dic
     }
     if not rules or not ModelVersion.objects.filter(is_active=True).exists():
         return {}
-    from .ml.explain import explain_models
+    from ..ml.explain import explain_models
 
     by_model = explain_models(profile, set().union(*rules.values()), now)
     return {

@@ -26,7 +26,7 @@ from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from .models import Event, MembershipChange
+from ..models import Event, MembershipChange
 
 ALL = ""  # the "all visitors" row of a breakdown
 CHUNK = 1000
@@ -277,8 +277,8 @@ def block_report(
 
 def current_sizes() -> dict[str, int] | None:
     """Each segment's size now, from the fast store (None when it cannot be reached)."""
-    from .backends.base import BackendUnavailable
-    from .registry import get_backend
+    from ..backends import get_backend
+    from ..backends.base import BackendUnavailable
 
     try:
         return get_backend().segment_sizes()

@@ -4,12 +4,13 @@ import time
 
 from consent.api import rebuild_grants
 
-from .api import mirror_consent
-from .backends.base import VisitorUpdate
-from .features import Profile
-from .models import Event
-from .pipeline import _Changes, settle
-from .registry import enabled_segments, get_backend
+from ..backends import get_backend
+from ..backends.base import VisitorUpdate
+from ..consent_mirror import mirror_consent
+from ..definitions import enabled_segments
+from ..models import Event
+from ..profiles.features import Profile
+from .drain import _Changes, settle
 
 
 def rebuild(chunk: int = 2000) -> dict[str, int]:

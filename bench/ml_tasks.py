@@ -26,7 +26,7 @@ def synthetic_dataset(n: int, seed: int = 1):
     """Rows of the default propensity features and a label that depends on them."""
     import numpy as np
 
-    from segments.ml import dataset as ds
+    from segments_ml import dataset as ds
 
     rng = np.random.default_rng(seed)
     features = ds.DEFAULT_PROPENSITY_FEATURES
@@ -63,10 +63,10 @@ def main() -> None:
     django.setup()
     import numpy as np
 
-    from segments.ml import clustering, propensity
-    from segments.ml import dataset as ds
-    from segments.ml.scoring import Scorer
-    from segments.ml.transform import Transform
+    from segments_ml import clustering, propensity
+    from segments_ml import dataset as ds
+    from segments_ml.scoring import Scorer
+    from segments_ml.transform import Transform
 
     quick = "--quick" in sys.argv
     result: dict = {"quick": quick}
@@ -144,11 +144,13 @@ def pipeline_overhead(model, quantiles, fitted, quick: bool) -> dict:
     from segments.backends.base import StreamEntry
     from segments.backends.redis import _pack
     from segments.definitions import enabled_segments
-    from segments.ml import registry, scoring
-    from segments.ml.artifacts import save_artifact
-    from segments.models import MLModel, ModelVersion, Segment
+    from segments.models import Segment
     from segments.profiles.features import Profile
     from segments.stream import drain as pipeline
+    from segments_ml import scoring
+    from segments_ml import versions as registry
+    from segments_ml.artifacts import save_artifact
+    from segments_ml.models import MLModel, ModelVersion
 
     backend = get_backend()
     backend.flush()
@@ -177,7 +179,7 @@ def pipeline_overhead(model, quantiles, fitted, quick: bool) -> dict:
         name="p", slug="p", kind="propensity", target={"event": "purchase", "horizon_days": 90}
     )
     clus = MLModel.objects.create(name="c", slug="c", kind="clustering")
-    from segments.ml import dataset as ds
+    from segments_ml import dataset as ds
 
     versions = []
     for m, details, artifact, features in (

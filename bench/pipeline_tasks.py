@@ -23,7 +23,7 @@ from segments import events  # noqa: E402
 from segments.backends import get_backend  # noqa: E402
 from segments.backends.base import CONSENT_PREFIX, NOTICE_FIELD, StreamEntry  # noqa: E402
 from segments.definitions import enabled_segments  # noqa: E402
-from segments.models import Event, Segment  # noqa: E402
+from segments.models import LoggedEvent, Segment  # noqa: E402
 from segments.profiles.features import Profile  # noqa: E402
 from segments.stream import drain as pipeline  # noqa: E402
 
@@ -108,11 +108,11 @@ def process(expected: int, timeout: float = 600) -> dict:
     backend = get_backend()
     while time.perf_counter() - started < timeout:
         sweep.delay()
-        count = Event.objects.count()
+        count = LoggedEvent.objects.count()
         if count >= expected and not backend.pending_partitions():
             return {"events": count, "seconds": time.perf_counter() - started}
         time.sleep(0.25)
-    return {"events": Event.objects.count(), "seconds": None}
+    return {"events": LoggedEvent.objects.count(), "seconds": None}
 
 
 @shared_task(name="bench.one_event", ignore_result=True)

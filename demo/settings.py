@@ -7,6 +7,7 @@
 - ``DJANGO_SECRET_KEY``, ``DJANGO_DEBUG``, ``DJANGO_ALLOWED_HOSTS``.
 """
 
+import importlib.util
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -20,10 +21,15 @@ DEBUG = os.environ.get("DJANGO_DEBUG", "1") == "1"
 SECRET_KEY = os.environ.get("DJANGO_SECRET_KEY", "demo-only-insecure-secret-key-change-me")
 ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,testserver").split(",")
 
+# Model-driven segments need scikit-learn (pip install 'wagtail-tailored[ml]'); the demo runs
+# without them when it is not installed.
+ML_INSTALLED = importlib.util.find_spec("sklearn") is not None
+
 INSTALLED_APPS = [
     "demo.home",
     "cms_blocks",
     "personalization",
+    *(["segments_ml"] if ML_INSTALLED else []),  # the optional [ml] extra
     "segments",
     "consent",
     "cookie_consent",
@@ -163,8 +169,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(minutes=1),
     },
     "privacy-retention": {"task": "consent.retention", "schedule": timedelta(days=1)},
-    # Model-driven segments: retrain models due (weekly by default), check drift, re-score.
-    "segments-ml-retrain": {"task": "segments.ml.retrain_due", "schedule": timedelta(days=1)},
-    "segments-ml-drift": {"task": "segments.ml.check_drift", "schedule": timedelta(days=1)},
-    "segments-ml-rescore": {"task": "segments.ml.rescore", "schedule": timedelta(days=1)},
 }
+if ML_INSTALLED:  # model-driven segments: retrain models due (weekly by default), drift, re-score
+    CELERY_BEAT_SCHEDULE |= {
+        "segments-ml-retrain": {"task": "segments.ml.retrain_due", "schedule": timedelta(days=1)},
+        "segments-ml-drift": {"task": "segments.ml.check_drift", "schedule": timedelta(days=1)},
+        "segments-ml-rescore": {"task": "segments.ml.rescore", "schedule": timedelta(days=1)},
+    }

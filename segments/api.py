@@ -14,15 +14,44 @@ from .backends.base import BackendUnavailable, Exchange
 from .conf import get_setting
 from .consent_mirror import mirror_consent, mirror_consent_from_record, tracking_purpose
 from .definitions import context_only_segments
-from .events import Event, EventError
+from .events import NAME_RE, Event, EventError
+from .events.importer import Mapping
 from .events.request import is_page_view, page_view, request_context
-from .profiles.features import Profile
+from .extensions import (
+    register_explainer,
+    register_profile_scorer,
+    register_rule_reference_validator,
+)
+from .profiles.catalog import (
+    DAY,
+    DEFAULT_PROPENSITY_FEATURES,
+    MAX_DAYS,
+    MAX_VALUE,
+    MODEL_FEATURES,
+    RFM,
+    ModelFeature,
+    check_features,
+)
+from .profiles.features import MAX_WINDOW, Profile
+from .rules import model_references
 
 __all__ = [
+    "DAY",
+    "DEFAULT_PROPENSITY_FEATURES",
+    "MAX_DAYS",
+    "MAX_VALUE",
+    "MAX_WINDOW",
+    "MODEL_FEATURES",
+    "NAME_RE",
+    "RFM",
     "BackendUnavailable",
     "Event",
     "EventError",
     "Exchange",
+    "Mapping",
+    "ModelFeature",
+    "Profile",
+    "check_features",
     "context_only_slugs",
     "context_segments",
     "estimate_rule_size",
@@ -30,8 +59,14 @@ __all__ = [
     "get_backend",
     "is_page_view",
     "mirror_consent",
+    "model_references",
     "page_view",
+    "read_visitor_events",
     "record_events",
+    "reevaluate",
+    "register_explainer",
+    "register_profile_scorer",
+    "register_rule_reference_validator",
     "report",
     "request_context",
     "rule_catalog",
@@ -43,6 +78,7 @@ __all__ = [
     "track",
     "tracking_purpose",
     "variant_counts",
+    "visitor_histories",
 ]
 
 logger = logging.getLogger(__name__)
@@ -200,7 +236,7 @@ def variant_counts(page: int | None = None, since=None) -> list[dict]:
     from django.db.models import Count, Q
     from django.db.models.fields.json import KT
 
-    from .models import Event as LoggedEvent
+    from .models import LoggedEvent as LoggedEvent
 
     events = LoggedEvent.objects.filter(
         name__in=("impression", "click"), properties__has_key="block"
@@ -282,3 +318,30 @@ def report():
     from .reporting import results as reports
 
     return reports
+
+
+# -- for optional apps that extend the pipeline (model-driven segments): worker code paths ---
+
+
+def reevaluate(keys: list[str], now: float, *, rescore: bool = False) -> int:
+    """Evaluate ``keys``' segments again from their stored profiles (``rescore``: let the
+    registered scorers score them first); see :func:`segments.stream.drain.reevaluate`."""
+    from .stream.drain import reevaluate as _reevaluate
+
+    return _reevaluate(keys, now, rescore=rescore)
+
+
+def visitor_histories(*, since=None, until=None, purpose: str | None = None):
+    """Each consenting visitor's events from the durable log, streamed in time order: see
+    :func:`segments.events.log.visitor_histories`."""
+    from .events.log import visitor_histories as _histories
+
+    return _histories(since=since, until=until, purpose=purpose)
+
+
+def read_visitor_events(path, mapping: Mapping) -> list[tuple[str, list[tuple[str, float, dict]]]]:
+    """Each visitor's events from an export file, keyed and validated like an import but
+    stored nowhere: see :func:`segments.events.importer.read_visitor_events`."""
+    from .events.importer import read_visitor_events as _read
+
+    return _read(path, mapping)

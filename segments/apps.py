@@ -14,7 +14,6 @@ class SegmentsConfig(AppConfig):
             checks,  # noqa: F401  (registers the system checks)
             privacy,
         )
-        from .ml import tasks as ml_tasks  # noqa: F401  (registers the model tasks; no sklearn)
         from .receivers import on_consent_changed
 
         consent.consent_changed.connect(on_consent_changed, dispatch_uid="segments.mirror_consent")

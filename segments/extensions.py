@@ -64,4 +64,6 @@ def explain(profile, rules: dict[str, Any], now: float) -> dict[str, dict[str, l
 
 def reference_problems(rule) -> list[str]:
     """Problems every registered validator finds in what ``rule`` refers to."""
-    return [msg for validator in extensions.reference_validators.values() for msg in validator(rule)]
+    return [
+        msg for validator in extensions.reference_validators.values() for msg in validator(rule)
+    ]

@@ -8,7 +8,7 @@ from datetime import timedelta
 from .backends import get_backend
 from .backends.base import SEGMENT_PREFIX
 from .conf import get_setting
-from .models import Event
+from .models import LoggedEvent
 from .stream.drain import _acquire
 
 
@@ -22,7 +22,7 @@ def export(visitor_key: str) -> dict[str, list[dict]]:
                 "occurred_at": e.occurred_at.isoformat(),
                 "properties": e.properties,
             }
-            for e in Event.objects.filter(visitor_key=visitor_key).order_by("occurred_at")
+            for e in LoggedEvent.objects.filter(visitor_key=visitor_key).order_by("occurred_at")
         ],
         "features": [json.loads(state.profile)] if state.profile else [],
         "segments": [
@@ -48,13 +48,13 @@ def erase(visitor_key: str, purposes: frozenset[str]) -> int:
     finally:
         if locked:
             backend.unlock_partition(partition, token)
-    deleted, _ = Event.objects.filter(visitor_key=visitor_key).delete()
+    deleted, _ = LoggedEvent.objects.filter(visitor_key=visitor_key).delete()
     return removed + deleted
 
 
 def rekey(old_key: str, new_key: str) -> None:
     get_backend().rename_visitor(old_key, new_key)
-    Event.objects.filter(visitor_key=old_key).update(visitor_key=new_key)
+    LoggedEvent.objects.filter(visitor_key=old_key).update(visitor_key=new_key)
 
 
 def retention(now) -> dict[str, int]:
@@ -62,11 +62,11 @@ def retention(now) -> dict[str, int]:
     removed = 0
     while True:
         batch = list(
-            Event.objects.filter(occurred_at__lt=cutoff).values_list("pk", flat=True)[:5000]
+            LoggedEvent.objects.filter(occurred_at__lt=cutoff).values_list("pk", flat=True)[:5000]
         )
         if not batch:
             break
-        removed += Event.objects.filter(pk__in=batch).delete()[0]
+        removed += LoggedEvent.objects.filter(pk__in=batch).delete()[0]
     # Features and memberships expire in the fast store on their own (PROFILE_TTL).
     return {"events": removed}
 

@@ -42,9 +42,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from .events import NAME_RE
 from .profiles.catalog import FEATURES, Feature
-from .profiles.features import DIMENSIONS, MAX_WINDOW, Profile, counter_key
+from .profiles.features import DIMENSIONS, MAX_WINDOW, NAME_RE, Profile, counter_key
 
 NEVER = math.inf
 _WINDOW_RE = re.compile(r"([0-9]{1,6})([smhd])\Z")

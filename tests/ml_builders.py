@@ -53,11 +53,11 @@ def _order(rng, t, *, big):
 def store(source) -> list[str]:
     """Write the customers' events to the durable log and record their consent."""
     from consent.api import grant_imported
-    from segments.models import Event
+    from segments.models import LoggedEvent
 
-    Event.objects.bulk_create(
+    LoggedEvent.objects.bulk_create(
         [
-            Event(
+            LoggedEvent(
                 event_id=uuid.uuid4(),
                 visitor_key=k,
                 name=name,

@@ -9,9 +9,9 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 
-from segments.ml import registry
-from segments.ml.training import train_version
-from segments.models import MLModel, ModelVersion
+from segments_ml import versions as registry
+from segments_ml.models import MLModel, ModelVersion
+from segments_ml.training import train_version
 from tests.ml_builders import customers, store
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db]

@@ -19,7 +19,7 @@ from django.utils import timezone
 from consent.actions import record_decision
 from consent.models import ConsentRecord, ConsentTally, ErasureRequest
 from consent.policy import UNDECIDED
-from segments.models import Event
+from segments.models import LoggedEvent
 
 pytestmark = [pytest.mark.django_db]
 
@@ -281,8 +281,8 @@ def test_verify_needs_a_csrf_token():
 
 
 # -- data-subject requests -----------------------------------------------------------------
-def _event(key: str) -> Event:
-    return Event.objects.create(
+def _event(key: str) -> LoggedEvent:
+    return LoggedEvent.objects.create(
         event_id=uuid.uuid4().hex,
         visitor_key=key,
         name="page_view",
@@ -333,19 +333,19 @@ def test_erasure_is_confirmed_then_removes_the_data(officer, records):
     assert confirm.status_code == 200
     assert confirm.context["held"]["segments.events"] == 1
     assert "Yes, erase" in confirm.content.decode()
-    assert Event.objects.filter(pk=event.pk).exists()  # nothing happens before confirmation
+    assert LoggedEvent.objects.filter(pk=event.pk).exists()  # nothing happens before confirmation
     assert not ErasureRequest.objects.filter(visitor_key=records["a"], reason="request").exists()
 
     response = officer.post(
         _url("requests"), {"visitor_key": records["a"], "action": "confirm_erase"}
     )
     assert response.status_code == 302 and response["Location"] == _url("requests")
-    assert not Event.objects.filter(visitor_key=records["a"]).exists()
+    assert not LoggedEvent.objects.filter(visitor_key=records["a"]).exists()
     erasure = ErasureRequest.objects.get(visitor_key=records["a"], reason="request")
     assert erasure.completed_at is not None
     latest = ConsentRecord.objects.filter(visitor_key=records["a"]).order_by("-seq").first()
     assert latest.method == "erasure" and latest.granted == []
-    assert Event.objects.count() == 0
+    assert LoggedEvent.objects.count() == 0
     data = json.loads(
         officer.post(_url("requests"), {"visitor_key": records["a"], "action": "json"}).content
     )

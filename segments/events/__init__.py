@@ -12,7 +12,8 @@ from typing import Any
 
 import orjson
 
-NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
+from ..profiles.features import NAME_RE
+
 PROP_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 MAX_INT = 2**53  # integers JSON consumers can represent exactly
 EVENT_ID_RE = re.compile(r"[A-Za-z0-9_-]{8,64}\Z")

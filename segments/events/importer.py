@@ -155,6 +155,27 @@ class _Converter:
         )
 
 
+def read_visitor_events(path, mapping) -> list[tuple[str, list[tuple[str, float, dict]]]]:
+    """Each visitor's events from an export file, read with the same validation and keyed
+    hashing as an import but written nowhere (for evaluating models on data not in the log):
+    ``[(key, [(name, ts, properties), ...]), ...]``, each visitor's events in time order."""
+    convert = _Converter(mapping)
+    by_visitor: dict[str, list[tuple[str, float, dict]]] = {}
+    for n, row in enumerate(open_rows(path), start=1):
+        try:
+            event = convert(row, n)
+        except (ValueError, TypeError):
+            continue
+        if event is None:
+            continue
+        by_visitor.setdefault(event.visitor_key, []).append(
+            (event.name, event.ts, event.properties)
+        )
+    for events in by_visitor.values():
+        events.sort(key=lambda e: e[1])
+    return list(by_visitor.items())
+
+
 def import_file(
     path: str | Path,
     mapping: Mapping,

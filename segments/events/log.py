@@ -1,4 +1,4 @@
-"""Writing the durable event log in bulk.
+"""The durable event log: written in bulk by the drain, read back per visitor for training.
 
 On PostgreSQL rows are streamed with COPY into a temporary table and inserted from there with
 ON CONFLICT DO NOTHING, several times faster than an INSERT per batch and still idempotent (an
@@ -6,12 +6,16 @@ event id already logged, as after a worker crash, is skipped). Other databases u
 ``bulk_create(ignore_conflicts=True)``.
 """
 
+from collections.abc import Iterator
 from datetime import datetime
 
 import orjson
 from django.db import IntegrityError, connection, transaction
 
-from ..models import Event
+from consent.api import consented_keys
+
+from ..conf import get_setting
+from ..models import LoggedEvent
 
 Row = tuple[str, str, str, datetime, dict]  # event_id, visitor_key, name, occurred_at, properties
 
@@ -20,9 +24,9 @@ def write(rows: list[Row]) -> None:
     if not rows:
         return
     if connection.vendor != "postgresql":
-        Event.objects.bulk_create(
+        LoggedEvent.objects.bulk_create(
             [
-                Event(event_id=i, visitor_key=k, name=n, occurred_at=t, properties=p)
+                LoggedEvent(event_id=i, visitor_key=k, name=n, occurred_at=t, properties=p)
                 for i, k, n, t, p in rows
             ],
             ignore_conflicts=True,
@@ -31,7 +35,7 @@ def write(rows: list[Row]) -> None:
         return
     try:
         with transaction.atomic():
-            _copy(rows, Event._meta.db_table)  # the usual case: nothing logged yet
+            _copy(rows, LoggedEvent._meta.db_table)  # the usual case: nothing logged yet
     except IntegrityError:
         # Some were logged before (a batch delivered again after a crash): skip those.
         with transaction.atomic(), connection.cursor() as cursor:
@@ -59,3 +63,39 @@ def _copy(rows: list[Row], table: str) -> None:
         dumps = orjson.dumps
         for event_id, key, name, occurred_at, properties in rows:
             copy.write_row((event_id, key, name, occurred_at, dumps(properties).decode()))
+
+
+def visitor_histories(
+    *, since: datetime | None = None, until: datetime | None = None, purpose: str | None = None
+) -> Iterator[tuple[str, list[tuple[str, float, dict]]]]:
+    """Each visitor's events from the durable log as ``(key, [(name, ts, properties), ...])``,
+    in time order, streamed (what model training reads), leaving out visitors whose data may not
+    be used any more (see :func:`consent.api.consented_keys`)."""
+    purpose = purpose or get_setting("SEGMENTS_PURPOSE")
+    rows = LoggedEvent.objects.order_by("visitor_key", "occurred_at", "event_id")
+    if since is not None:
+        rows = rows.filter(occurred_at__gte=since)
+    if until is not None:
+        rows = rows.filter(occurred_at__lt=until)
+    pending: list[tuple[str, list[tuple[str, float, dict]]]] = []
+
+    def release() -> Iterator[tuple[str, list[tuple[str, float, dict]]]]:
+        allowed = consented_keys([k for k, _ in pending], purpose)
+        yield from (item for item in pending if item[0] in allowed)
+        pending.clear()
+
+    current: str | None = None
+    events: list[tuple[str, float, dict]] = []
+    for key, name, at, properties in rows.values_list(
+        "visitor_key", "name", "occurred_at", "properties"
+    ).iterator(chunk_size=20_000):
+        if key != current:
+            if current is not None:
+                pending.append((current, events))
+                if len(pending) >= 2000:
+                    yield from release()
+            current, events = key, []
+        events.append((name, at.timestamp(), properties or {}))
+    if current is not None:
+        pending.append((current, events))
+    yield from release()

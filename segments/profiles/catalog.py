@@ -9,11 +9,11 @@ which the value reaches a threshold, so membership can end (or start) exactly on
 """
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from .features import _DECAY, Profile
+from .features import _DECAY, MAX_WINDOW, Profile
 
 DAY = 86400.0
 
@@ -225,3 +225,215 @@ def describe() -> list[dict[str, str | None]]:
         }
         for f in FEATURES.values()
     ]
+
+
+# -- the numeric view models read -----------------------------------------------------------
+# The same features as numbers a model can take (no missing values, money and counts flagged
+# for a log transform), plus a few derived for models only. Pure, like the rest: model
+# validation and the rule builder read it without numpy.
+
+MAX_DAYS = MAX_WINDOW / DAY  # "never" for recency features: older than anything we keep
+
+
+@dataclass(frozen=True, slots=True)
+class ModelFeature:
+    """A numeric feature a model reads from a profile at a moment. ``log``: heavy-tailed
+    (counts, money), log-transformed for clustering and linear models."""
+
+    name: str
+    label: str  # plain words for editors ("days since the last purchase")
+    unit: str
+    value: Callable[[Profile, float], float]
+    log: bool = False
+    window: tuple[str, int] | None = None  # (event, days) of a windowed count
+
+    def values(self, profiles: list[Profile], now: float) -> list[float]:
+        """The values of many profiles at once (the workers' hot path): the same numbers as
+        ``value``, but for the clamp to MAX_VALUE that :func:`feature_matrix` applies."""
+        column = getattr(self.value, "column", None)
+        if column is not None:
+            return column(profiles, now)
+        value = self.value
+        return [value(p, now) for p in profiles]
+
+
+MAX_VALUE = 1e12  # no feature is larger (money in absurd currencies, overflowing ratios)
+
+
+class _catalog:
+    """A model feature read from the catalog (``missing`` where the catalog has no value,
+    such as the days since the last purchase of someone who never bought)."""
+
+    def __init__(self, name: str, missing: float = 0.0, param: str | None = None):
+        self.get, self.missing, self.param = FEATURES[name].value, missing, param
+
+    def __call__(self, profile: Profile, now: float) -> float:
+        v = self.get(profile, now, self.param)
+        return self.missing if v is None else min(float(v), MAX_VALUE)
+
+    def column(self, profiles: list[Profile], now: float) -> list[float]:
+        get, param, missing = self.get, self.param, self.missing
+        values = [get(p, now, param) for p in profiles]
+        if None in values:
+            values = [missing if v is None else v for v in values]
+        return values
+
+
+def _window(event: str, days: int):
+    seconds = days * DAY
+    return lambda p, now: float(p.count_within(event, seconds, now))
+
+
+def _order_rate(p: Profile, now: float) -> float:
+    if p.first_seen is None:
+        return 0.0
+    return p.orders / max((now - p.first_seen) / DAY, 1.0) * 30.0
+
+
+def _overdue(p: Profile, now: float) -> float:
+    """Days since the last purchase over the visitor's usual days between orders."""
+    last = p.last_ts.get("purchase")
+    if last is None or p.first_seen is None:
+        return 10.0
+    if p.orders > 1:
+        usual = max((last - p.first_seen) / DAY, 1.0) / (p.orders - 1)
+    else:
+        usual = max((now - p.first_seen) / DAY, 1.0)
+    return min((now - last) / DAY / usual, 100.0)
+
+
+MODEL_FEATURES: dict[str, ModelFeature] = {
+    f.name: f
+    for f in (
+        ModelFeature(
+            "days_since_last_purchase",
+            "days since the last purchase",
+            "days",
+            _catalog("days_since_last_purchase", MAX_DAYS),
+            log=True,
+        ),
+        ModelFeature(
+            "purchase_count", "number of orders", "orders", _catalog("purchase_count"), log=True
+        ),
+        ModelFeature(
+            "monetary_value",
+            "total spent",
+            "currency units",
+            _catalog("monetary_value"),
+            log=True,
+        ),
+        ModelFeature(
+            "average_order_value",
+            "average order value",
+            "currency units",
+            _catalog("average_order_value"),
+            log=True,
+        ),
+        ModelFeature(
+            "days_since_first_seen",
+            "days since the first visit (tenure)",
+            "days",
+            _catalog("days_since_first_seen", 0.0),
+            log=True,
+        ),
+        ModelFeature(
+            "days_since_last_seen",
+            "days since the last visit",
+            "days",
+            _catalog("days_since_last_seen", MAX_DAYS),
+            log=True,
+        ),
+        ModelFeature("sessions", "number of visits", "sessions", _catalog("sessions"), log=True),
+        ModelFeature(
+            "engagement_score",
+            "recent engagement",
+            "points",
+            _catalog("engagement_score"),
+            log=True,
+        ),
+        ModelFeature(
+            "purchases_30d",
+            "purchase lines in the last 30 days",
+            "events",
+            _window("purchase", 30),
+            log=True,
+            window=("purchase", 30),
+        ),
+        ModelFeature(
+            "purchases_90d",
+            "purchase lines in the last 90 days",
+            "events",
+            _window("purchase", 90),
+            log=True,
+            window=("purchase", 90),
+        ),
+        ModelFeature(
+            "purchases_180d",
+            "purchase lines in the last 180 days",
+            "events",
+            _window("purchase", 180),
+            log=True,
+            window=("purchase", 180),
+        ),
+        ModelFeature(
+            "page_views_7d",
+            "page views in the last 7 days",
+            "events",
+            _window("page_view", 7),
+            log=True,
+            window=("page_view", 7),
+        ),
+        ModelFeature(
+            "page_views_30d",
+            "page views in the last 30 days",
+            "events",
+            _window("page_view", 30),
+            log=True,
+            window=("page_view", 30),
+        ),
+        ModelFeature("cart_items", "items in the cart", "items", _catalog("cart_items"), log=True),
+        ModelFeature(
+            "order_rate",
+            "orders per 30 days since the first visit",
+            "orders",
+            _order_rate,
+            log=True,
+        ),
+        ModelFeature(
+            "purchase_overdue",
+            "time since the last purchase relative to the usual time between orders",
+            "ratio",
+            _overdue,
+            log=True,
+        ),
+    )
+}
+
+RFM = ["days_since_last_purchase", "purchase_count", "monetary_value"]
+DEFAULT_PROPENSITY_FEATURES = [
+    "days_since_last_purchase",
+    "purchase_count",
+    "monetary_value",
+    "average_order_value",
+    "days_since_first_seen",
+    "days_since_last_seen",
+    "sessions",
+    "engagement_score",
+    "purchases_30d",
+    "purchases_90d",
+    "purchases_180d",
+    "page_views_7d",
+    "page_views_30d",
+    "cart_items",
+    "order_rate",
+    "purchase_overdue",
+]
+
+
+def check_features(names: Iterable[str]) -> list[str]:
+    names = list(names)
+    unknown = [n for n in names if n not in MODEL_FEATURES]
+    if unknown or not names:
+        known = ", ".join(MODEL_FEATURES)
+        raise ValueError(f"unknown model feature(s) {unknown}; expected some of {known}.")
+    return names

@@ -14,10 +14,14 @@ the active models (a score and its percentile rank, or a cluster key).
 """
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 # (tier name, bucket size in seconds, how many buckets are kept)
+# What an event may be called: profiles count events by name, rules name them.
+NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,63}\Z")
+
 TIERS = (("m", 60, 60), ("h", 3600, 48), ("d", 86400, 400))  # (Profile._count spells them out)
 MAX_WINDOW = TIERS[-1][1] * TIERS[-1][2]
 

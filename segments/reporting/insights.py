@@ -8,12 +8,13 @@ from datetime import UTC, datetime
 
 from django.utils import timezone
 
+from .. import extensions
 from ..backends import get_backend
 from ..conf import get_setting
 from ..definitions import enabled_segments, site_timezone
 from ..models import MembershipChange, Segment, SegmentSnapshot
 from ..profiles.features import Profile
-from ..rules import NEVER, compile_rule, model_references
+from ..rules import NEVER, compile_rule
 
 logger = logging.getLogger(__name__)
 
@@ -113,21 +114,9 @@ def explain(visitor_key: str) -> list[dict]:
 
 
 def _model_factors(profile: Profile, now: float) -> dict[str, dict[str, list[dict]]]:
-    """For model-driven segments: per model the rule uses, the visitor's top contributing
-    features (only when some model is active; the ML code is loaded only then)."""
-    from ..models import ModelVersion
-
-    rules = {
-        slug: refs
-        for slug, rule in Segment.objects.filter(enabled=True).values_list("slug", "rule")
-        if (refs := {r["model"] for r in model_references(rule)})
-    }
-    if not rules or not ModelVersion.objects.filter(is_active=True).exists():
+    """Per segment, what the registered explainers add (model-driven segments: the visitor's
+    top contributing features for each model the rule uses)."""
+    if not extensions.extensions.explainers:
         return {}
-    from ..ml.explain import explain_models
-
-    by_model = explain_models(profile, set().union(*rules.values()), now)
-    return {
-        slug: {m: by_model[m] for m in sorted(models) if m in by_model}
-        for slug, models in rules.items()
-    }
+    rules = dict(Segment.objects.filter(enabled=True).values_list("slug", "rule"))
+    return extensions.explain(profile, rules, now)

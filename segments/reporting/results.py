@@ -1,9 +1,10 @@
 """Reports for editors: segment sizes over time, entries and exits, top pages, conversions, and
 impressions, clicks and conversions per block, variant and segment.
 
-Everything is read from the durable tables: the event log (:class:`~segments.models.Event`) and
-the membership history (:class:`~segments.models.MembershipChange`), so reports survive a lost
-fast store and cover any period the log still holds.
+Everything is read from the durable tables: the event log
+(:class:`~segments.models.LoggedEvent`) and the membership history
+(:class:`~segments.models.MembershipChange`), so reports survive a lost fast store and cover
+any period the log still holds.
 
 Attribution (documented in docs/editors.md): a visitor is in a segment from each "entered"
 change until the next "left" one. An impression, a click or a page view counts for the segments
@@ -26,7 +27,7 @@ from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from ..models import Event, MembershipChange
+from ..models import LoggedEvent, MembershipChange
 
 ALL = ""  # the "all visitors" row of a breakdown
 CHUNK = 1000
@@ -142,7 +143,7 @@ def top_pages(segment: str, start: date, end: date, limit: int = 10) -> list[tup
     members = _members(history, segment, t0.timestamp(), t1.timestamp())
     counts: Counter[str] = Counter()
     for chunk in _chunks(members):
-        views = Event.objects.filter(
+        views = LoggedEvent.objects.filter(
             visitor_key__in=chunk, name="page_view", occurred_at__gte=t0, occurred_at__lt=t1
         ).values_list("visitor_key", "occurred_at", "properties")
         for key, at, props in views.iterator(chunk_size=5000):
@@ -161,7 +162,7 @@ def conversion_rate(segment: str, start: date, end: date, conversions: Iterable[
     members = _members(history, segment, t0.timestamp(), t1.timestamp())
     converted = set()
     for chunk in _chunks(members):
-        events = Event.objects.filter(
+        events = LoggedEvent.objects.filter(
             visitor_key__in=chunk, name__in=names, occurred_at__gte=t0, occurred_at__lt=t1
         ).values_list("visitor_key", "occurred_at")
         for key, at in events.iterator(chunk_size=5000):
@@ -211,7 +212,7 @@ def block_report(
     events are attributed."""
     names = list(conversions)
     t0, t1 = _start(start), _start(end + timedelta(days=1))
-    query = Event.objects.filter(
+    query = LoggedEvent.objects.filter(
         name__in=["impression", "click"], occurred_at__gte=t0, occurred_at__lt=t1
     )
     if page:
@@ -257,7 +258,7 @@ def block_report(
         for k, pg, block in seen:
             by_visitor[k].append((pg, block))
         for chunk in _chunks(visitors):
-            events = Event.objects.filter(
+            events = LoggedEvent.objects.filter(
                 visitor_key__in=chunk, name__in=names, occurred_at__gte=t0, occurred_at__lt=conv_end
             ).values_list("visitor_key", "occurred_at")
             for key, at in events.iterator(chunk_size=5000):

@@ -11,7 +11,7 @@ from rest_framework.settings import api_settings
 from .. import events
 
 MAX_EVENTS = 50
-# The durable log's event_id column holds 32 characters (segments.models.Event); a longer
+# The durable log's event_id column holds 32 characters (segments.models.LoggedEvent); a longer
 # client id would be accepted by the schema and then fail in the worker, so it is refused here.
 MAX_EVENT_ID = 64  # stored as a UUID derived from (visitor, id): see segments.api.record_events
 

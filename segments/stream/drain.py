@@ -21,6 +21,7 @@ import orjson
 from consent.api import notice_version
 
 from .. import events as _events
+from .. import extensions
 from ..backends import get_backend
 from ..backends.base import (
     CONSENT_PREFIX,
@@ -187,11 +188,9 @@ def process_batch(
 
 
 def score(profiles: list[tuple[str, Profile]], now: float) -> None:
-    """Let the active models score the batch's visitors (segments.ml.scoring, loaded lazily:
-    it needs numpy, and the active models' estimators)."""
-    from ..ml.scoring import score_profiles
-
-    score_profiles([p for _, p in profiles], now)
+    """Let the registered scorers (model-driven segments, when installed) score the batch's
+    visitors before their rules are evaluated (:mod:`segments.extensions`)."""
+    extensions.score_profiles([p for _, p in profiles], now)
 
 
 def reevaluate_due(now: float | None = None, limit: int = 1000) -> int:

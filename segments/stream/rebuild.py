@@ -8,7 +8,7 @@ from ..backends import get_backend
 from ..backends.base import VisitorUpdate
 from ..consent_mirror import mirror_consent
 from ..definitions import enabled_segments
-from ..models import Event
+from ..models import LoggedEvent
 from ..profiles.features import Profile
 from .drain import _Changes, settle
 
@@ -20,11 +20,11 @@ def rebuild(chunk: int = 2000) -> dict[str, int]:
     now = time.time()
     stats = {"visitors": 0, "events": 0, "consents": 0}
     changes = _Changes()
-    keys = list(Event.objects.order_by().values_list("visitor_key", flat=True).distinct())
+    keys = list(LoggedEvent.objects.order_by().values_list("visitor_key", flat=True).distinct())
     for start in range(0, len(keys), chunk):
         part = keys[start : start + chunk]
         profiles: dict[str, Profile] = {k: Profile() for k in part}
-        rows = Event.objects.filter(visitor_key__in=part).order_by("occurred_at", "pk")
+        rows = LoggedEvent.objects.filter(visitor_key__in=part).order_by("occurred_at", "pk")
         values = rows.values_list("visitor_key", "name", "occurred_at", "properties", "event_id")
         for seq, (key, name, occurred_at, properties, event_id) in enumerate(
             values.iterator(chunk_size=5000), start=1

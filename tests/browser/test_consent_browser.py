@@ -7,7 +7,7 @@ seeded at the start of each test.
 import pytest
 
 from consent.models import ConsentRecord
-from segments.models import Event
+from segments.models import LoggedEvent
 from tests.builders import demo_site
 from tests.conftest import IN_CI
 
@@ -141,7 +141,7 @@ def test_reject_all_sets_no_identifier_and_stores_nothing(driver, site, backend)
     assert {c["name"] for c in driver.get_cookies()} <= {"csrftoken", COOKIE}
     assert consent_cookie(driver).split("|")[1] == "-"
     assert ConsentRecord.objects.count() == 0
-    assert Event.objects.count() == 0
+    assert LoggedEvent.objects.count() == 0
     assert redis_keys(backend) == []
 
 
@@ -157,7 +157,7 @@ def test_accept_all_then_three_page_views_shows_the_engaged_variant(driver, site
     assert "engaged" in driver.find_element(*SEGMENTS).text
     record = ConsentRecord.objects.get()
     assert record.method == "banner_accept_all"
-    assert Event.objects.filter(visitor_key=record.visitor_key, name="page_view").count() >= 3
+    assert LoggedEvent.objects.filter(visitor_key=record.visitor_key, name="page_view").count() >= 3
 
 
 def test_withdrawal_on_the_preferences_page_stops_tracking_on_the_next_page(
@@ -188,11 +188,11 @@ def test_withdrawal_on_the_preferences_page_stops_tracking_on_the_next_page(
     assert consent_cookie(driver).split("|")[1] == "-"
     assert ConsentRecord.objects.latest("seq").method == "withdraw"
 
-    events, streamed = Event.objects.count(), streams(backend)
+    events, streamed = LoggedEvent.objects.count(), streams(backend)
     assert events >= 4 and streamed, "nothing was recorded before the withdrawal"
     site("/about-us/")
     home = site("/")
     assert ENGAGED_TEXT not in home
     assert "Your segments: none" in home
-    assert Event.objects.count() == events
+    assert LoggedEvent.objects.count() == events
     assert streams(backend) == streamed

@@ -8,7 +8,7 @@ import pytest
 
 import segments.definitions
 from demo.home.models import ContentPage, HomePage
-from segments.models import Event
+from segments.models import LoggedEvent
 from tests.builders import demo_site, segment
 from tests.conftest import IN_CI
 
@@ -122,9 +122,11 @@ def test_visitors_in_two_segments_each_get_their_variant(
     # The tracker reports the impression of the engaged variant, then the click on its link.
     driver.execute_script("window.tailored.flush()")
     impression = wait_for_events(
-        lambda: Event.objects.filter(name="impression", properties__variant=engaged_variant).first()
+        lambda: LoggedEvent.objects.filter(
+            name="impression", properties__variant=engaged_variant
+        ).first()
     )
-    assert impression is not None, list(Event.objects.values_list("name", "properties"))
+    assert impression is not None, list(LoggedEvent.objects.values_list("name", "properties"))
     assert impression.properties == {
         "block": block.get_attribute("data-tailored-block"),
         "variant": engaged_variant,
@@ -132,9 +134,11 @@ def test_visitors_in_two_segments_each_get_their_variant(
     }
     block.find_element(By.LINK_TEXT, "claim").click()  # the page unloads: sent by beacon
     click = wait_for_events(
-        lambda: Event.objects.filter(name="click", properties__variant=engaged_variant).first()
+        lambda: LoggedEvent.objects.filter(
+            name="click", properties__variant=engaged_variant
+        ).first()
     )
     assert click is not None and click.properties["page"] == offers.pk
 
     # The campaign visitor's impression was never recorded: they had not consented.
-    assert not Event.objects.filter(properties__variant=spring_variant).exists()
+    assert not LoggedEvent.objects.filter(properties__variant=spring_variant).exists()

@@ -9,8 +9,10 @@ import pytest
 from consent.api import notice_version
 from segments import events
 from segments.api import exchange, mirror_consent, schedule_drain
-from segments.ml import registry
-from segments.models import MembershipChange, MLModel, ModelVersion, Segment
+from segments.models import MembershipChange, Segment
+from segments_ml import tasks
+from segments_ml import versions as registry
+from segments_ml.models import MLModel, ModelVersion
 from tests.ml_builders import DAY, customers, store
 
 from .conftest import wait_for
@@ -33,7 +35,7 @@ def test_a_worker_trained_model_puts_a_visitor_in_a_model_segment(celery_worker,
         target={"event": "purchase", "horizon_days": 30},
         population_event="purchase",
     )
-    version = registry.queue_training(model, user="editor")  # sent to the worker on commit
+    version = tasks.queue_training(model, user="editor")  # sent to the worker on commit
 
     def finished():
         v = ModelVersion.objects.get(pk=version.pk)
@@ -118,7 +120,7 @@ def test_preloading_can_be_turned_off(tmp_path):
     script = (
         "import django, gc; django.setup();"
         "from django.test import override_settings;"
-        "from segments.ml.preload import preload_for_workers as p;"
+        "from segments_ml.preload import preload_for_workers as p;"
         "off = override_settings(SEGMENTS_ML_PRELOAD=False);"
         "off.enable(); a = p(); off.disable();"
         "import sys; b = 'sklearn.ensemble' in sys.modules;"

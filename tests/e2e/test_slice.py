@@ -4,7 +4,7 @@ import pytest
 from django.conf import settings
 
 from consent.models import ConsentRecord
-from segments.models import Event
+from segments.models import LoggedEvent
 from tests.builders import browser, consenting_browser, demo_site
 
 from .conftest import wait_for
@@ -42,9 +42,9 @@ def test_three_views_put_a_consenting_visitor_in_engaged_via_the_worker(celery_w
 
     # The durable log in PostgreSQL has the page views, keyed by the pseudonymous key only.
     key = ConsentRecord.objects.get().visitor_key
-    assert wait_for(lambda: Event.objects.filter(visitor_key=key).count() >= 4)
-    assert set(Event.objects.values_list("name", flat=True)) == {"page_view"}
-    assert not any(len(v) != 32 for v in Event.objects.values_list("visitor_key", flat=True))
+    assert wait_for(lambda: LoggedEvent.objects.filter(visitor_key=key).count() >= 4)
+    assert set(LoggedEvent.objects.values_list("name", flat=True)) == {"page_view"}
+    assert not any(len(v) != 32 for v in LoggedEvent.objects.values_list("visitor_key", flat=True))
 
 
 def test_a_visitor_who_rejects_gets_no_identifier_and_nothing_is_stored(celery_worker, backend):
@@ -60,5 +60,5 @@ def test_a_visitor_who_rejects_gets_no_identifier_and_nothing_is_stored(celery_w
         assert ENGAGED_TEXT not in body
     assert set(response.cookies) == {"tailored_consent"}
     assert ConsentRecord.objects.count() == 0
-    assert Event.objects.count() == 0
+    assert LoggedEvent.objects.count() == 0
     assert backend.client.keys(f"{backend.prefix}:*") == []

@@ -10,7 +10,7 @@ from django.db import connection
 from consent.api import notice_version
 from segments import events
 from segments.api import mirror_consent
-from segments.models import Event
+from segments.models import LoggedEvent
 from segments.tasks import drain, sweep
 
 from .conftest import start_worker, stop_worker, wait_for
@@ -54,9 +54,9 @@ def test_kill_minus_nine_mid_batch_loses_nothing(backend, live_queue, tmp_path):
     first = start_worker(db, name="doomed", log_path=tmp_path / "w1.log", extra_env=env)
     for partition in range(backend.partitions):
         drain.delay(partition)
-    assert wait_for(lambda: Event.objects.exists(), timeout=60), "the worker never started"
+    assert wait_for(lambda: LoggedEvent.objects.exists(), timeout=60), "the worker never started"
     stop_worker(first, hard=True)  # SIGKILL while it works through the stream
-    done_before = Event.objects.count()
+    done_before = LoggedEvent.objects.count()
     assert done_before < total, "the worker finished before it could be killed; make it bigger"
 
     second = start_worker(db, name="heir", log_path=tmp_path / "w2.log", extra_env=env)
@@ -64,10 +64,10 @@ def test_kill_minus_nine_mid_batch_loses_nothing(backend, live_queue, tmp_path):
 
         def all_done():
             sweep.delay()  # what Celery beat does every few seconds
-            return Event.objects.count() == total and not backend.pending_partitions()
+            return LoggedEvent.objects.count() == total and not backend.pending_partitions()
 
         assert wait_for(all_done, timeout=120, interval=1.0), (
-            f"{Event.objects.count()} of {total} events logged"
+            f"{LoggedEvent.objects.count()} of {total} events logged"
         )
     finally:
         stop_worker(second)

@@ -11,7 +11,7 @@ from django.utils import timezone
 from wagtail.models import GroupPagePermission
 
 from demo.home.models import ContentPage, HomePage
-from segments.models import Event, Segment
+from segments.models import LoggedEvent, Segment
 from tests.builders import demo_site, segment
 
 from .helpers import XSS, login, user
@@ -93,7 +93,7 @@ def test_user_text_is_escaped_in_every_editor_view(backend):
     home = HomePage.objects.get()
     page = home.add_child(instance=ContentPage(title=XSS, slug="xss-page"))
     page.save_revision().publish()
-    Event.objects.create(
+    LoggedEvent.objects.create(
         event_id=uuid.uuid4(),
         visitor_key="a" * 32,
         name="impression",

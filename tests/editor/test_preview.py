@@ -12,7 +12,7 @@ from wagtail.models import GroupPagePermission, PageLogEntry
 
 from cms_blocks.preview import SHARE_SALT, PreviewAs, ShareLink, make_token, read_token
 from demo.home.models import ContentPage, HomePage
-from segments.models import Event
+from segments.models import LoggedEvent
 from tests.builders import consenting_browser, demo_site, segment
 
 from .helpers import login, user
@@ -78,7 +78,7 @@ def _render(client, page, **params):
 
 
 def _stored(backend):
-    return Event.objects.count(), sorted(backend.client.keys(f"{backend.prefix}:*"))
+    return LoggedEvent.objects.count(), sorted(backend.client.keys(f"{backend.prefix}:*"))
 
 
 @pytest.mark.parametrize(

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from django.urls import reverse
 
-from segments.models import Event, MembershipChange
+from segments.models import LoggedEvent, MembershipChange
 from segments.reporting import results as reports
 from tests.builders import segment
 
@@ -30,7 +30,7 @@ def change(key, entered, when, slug="engaged"):
 
 
 def event(key, name, when, **props):
-    Event.objects.create(
+    LoggedEvent.objects.create(
         event_id=uuid.uuid4(), visitor_key=key, name=name, occurred_at=when, properties=props
     )
 

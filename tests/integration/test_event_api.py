@@ -9,7 +9,7 @@ from django.core.cache import cache
 from django.test import RequestFactory
 
 from consent.models import ConsentRecord
-from segments.models import Event
+from segments.models import LoggedEvent
 from segments.rest.parsers import MAX_BODY_BYTES, JSONParser, RequestTooLarge
 from segments.rest.throttling import EventRateThrottle
 from tests.builders import browser, consenting_browser, demo_site
@@ -52,7 +52,7 @@ def stored_keys(backend):
 
 
 def client_events():
-    return Event.objects.exclude(name="page_view")
+    return LoggedEvent.objects.exclude(name="page_view")
 
 
 # -- recording ------------------------------------------------------------------------------
@@ -125,7 +125,7 @@ def test_without_consent_nothing_is_stored_and_no_error_or_cookie(backend):
     assert response.json() == {"recorded": 0}
     assert not response.cookies
     assert stored_keys(backend) == []
-    assert not Event.objects.exists()
+    assert not LoggedEvent.objects.exists()
 
 
 def test_a_client_sent_consent_flag_changes_nothing(backend):
@@ -137,7 +137,7 @@ def test_a_client_sent_consent_flag_changes_nothing(backend):
         assert response.json() == {"recorded": 0}
         assert not response.cookies
     assert stored_keys(backend) == []
-    assert not Event.objects.exists()
+    assert not LoggedEvent.objects.exists()
 
 
 def test_consent_for_another_purpose_is_not_enough(backend):

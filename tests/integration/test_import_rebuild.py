@@ -13,7 +13,7 @@ from django.core.management.base import CommandError
 
 from consent.api import external_key
 from consent.models import ConsentRecord
-from segments.models import Event
+from segments.models import LoggedEvent
 from tests.builders import browser, consenting_browser, demo_site, segment
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db]
@@ -71,7 +71,7 @@ def _import(path, *extra):
 def test_import_without_consent_records_nothing(backend, retail_sample):
     out = _import(retail_sample, "--process")
     assert "0 events queued" in out
-    assert Event.objects.count() == 0
+    assert LoggedEvent.objects.count() == 0
     assert not backend.pending_partitions()
 
 
@@ -82,11 +82,11 @@ def test_import_with_consent_obtained_elsewhere(backend, retail_sample):
     customers = {r["CustomerID"] for r in rows if r["CustomerID"]}
     lines = [r for r in rows if r["CustomerID"]]
     assert f"{len(lines)} events queued for {len(customers)} visitors" in out
-    assert Event.objects.count() == len(lines)
+    assert LoggedEvent.objects.count() == len(lines)
     assert ConsentRecord.objects.filter(method="api").count() == len(customers)
     # The raw customer number is never stored: only its keyed hash.
     key = external_key("retail", "17850")
-    assert not Event.objects.filter(visitor_key="17850").exists()
+    assert not LoggedEvent.objects.filter(visitor_key="17850").exists()
     first = [r for r in lines if r["CustomerID"] == "17850"]
     invoices = {r["InvoiceNo"] for r in first}
     profile = json.loads(backend.visitor_data(key).profile)
@@ -96,7 +96,7 @@ def test_import_with_consent_obtained_elsewhere(backend, retail_sample):
     )
     # Importing the same file again adds no duplicate rows to the log.
     _import(retail_sample, "--assume-consent", "--process")
-    assert Event.objects.count() == len(lines)
+    assert LoggedEvent.objects.count() == len(lines)
 
 
 def test_bad_rows_are_reported_and_skipped(backend, tmp_path):

@@ -17,14 +17,16 @@ from consent.log import append_records
 from consent.models import ConsentRecord, ErasureRequest
 from segments import events
 from segments.api import exchange, mirror_consent
-from segments.ml import dataset as ds
-from segments.ml import monitoring, registry, scoring, tasks
-from segments.ml.artifacts import ArtifactError, load_artifact
-from segments.ml.training import train_version
-from segments.models import DriftCheck, MembershipChange, MLModel, ModelVersion, Segment
+from segments.models import MembershipChange, Segment
 from segments.profiles.features import Profile
 from segments.reporting import insights
 from segments.stream import drain as pipeline
+from segments_ml import dataset as ds
+from segments_ml import monitoring, scoring, tasks
+from segments_ml import versions as registry
+from segments_ml.artifacts import ArtifactError, load_artifact
+from segments_ml.models import DriftCheck, MLModel, ModelVersion
+from segments_ml.training import train_version
 from tests.builders import segment
 from tests.ml_builders import DAY, customers, store
 

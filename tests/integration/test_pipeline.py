@@ -8,7 +8,7 @@ import pytest
 from consent.api import notice_version
 from segments import events
 from segments.api import exchange, mirror_consent
-from segments.models import Event
+from segments.models import LoggedEvent
 from segments.stream import drain as pipeline
 from tests.builders import segment
 
@@ -42,7 +42,7 @@ def test_three_views_in_ten_minutes_make_a_member_with_an_exact_end(backend):
     # Leaves within a minute of the window passing, without any further event.
     assert old + 600 <= until <= old + 600 + 60
     assert result.segments_at(until + 0.001) == frozenset()
-    assert Event.objects.filter(visitor_key=KEY).count() == 3
+    assert LoggedEvent.objects.filter(visitor_key=KEY).count() == 3
 
 
 def test_two_views_are_not_enough(backend):
@@ -87,7 +87,7 @@ def test_a_batch_is_applied_once_even_if_the_worker_dies_before_acknowledging(ba
     assert _drain(backend).processed == 0
     profile = json.loads(backend.visitor_data(KEY).profile)
     assert profile["t"] == {"page_view": 3}
-    assert Event.objects.filter(visitor_key=KEY).count() == 3
+    assert LoggedEvent.objects.filter(visitor_key=KEY).count() == 3
     assert exchange(KEY).segments_at(time.time()) == {"engaged"}
 
 
@@ -99,7 +99,7 @@ def test_events_of_a_visitor_who_withdrew_before_processing_are_dropped(backend)
     _consent(granted=frozenset())  # withdrawn while in flight
     _drain(backend)
     assert backend.pending_partitions() == []
-    assert Event.objects.count() == 0
+    assert LoggedEvent.objects.count() == 0
     assert backend.visitor_data(KEY).profile is None
 
 

@@ -27,7 +27,7 @@ from consent.privacy import (
     verify_log,
 )
 from segments.api import exchange
-from segments.models import Event
+from segments.models import LoggedEvent
 from tests.builders import browser, consenting_browser, demo_site
 
 pytestmark = [
@@ -123,12 +123,12 @@ def test_erasure_reaches_postgres_redis_and_the_stream_with_an_event_in_flight(b
     # Some of the visitor's events were processed earlier: features and log rows exist.
     pipeline.drain_partition(backend.partition_for(key))
     client.get("/about-us/")  # and one more is in flight
-    assert Event.objects.filter(visitor_key=key).count() == 2
+    assert LoggedEvent.objects.filter(visitor_key=key).count() == 2
     assert len(_stream_entries(backend, key)) == 1
 
     call_command("privacy_erase", key)
 
-    assert Event.objects.filter(visitor_key=key).count() == 0
+    assert LoggedEvent.objects.filter(visitor_key=key).count() == 0
     assert _stream_entries(backend, key) == []
     assert backend.visitor_data(key).profile is None
     assert not any(k.startswith("s:") for k in backend.client.hkeys(f"{backend.prefix}:m:{key}"))
@@ -143,7 +143,7 @@ def test_erasure_reaches_postgres_redis_and_the_stream_with_an_event_in_flight(b
     assert exchange(key).consented is False
     # The other visitor is untouched.
     assert (
-        Event.objects.filter(visitor_key=other_key).count()
+        LoggedEvent.objects.filter(visitor_key=other_key).count()
         + len(_stream_entries(backend, other_key))
         == 2
     )
@@ -156,7 +156,7 @@ def test_a_visitor_erases_their_own_data(backend):
     response = client.post("/consent/my-data/erase/")
     assert response.status_code == 303
     assert response.cookies[COOKIE].value.split("|")[1] == "-"  # identifier forgotten
-    assert Event.objects.filter(visitor_key=key).count() == 0
+    assert LoggedEvent.objects.filter(visitor_key=key).count() == 0
     assert ErasureRequest.objects.get(visitor_key=key).reason == "visitor"
     assert browser().post("/consent/my-data/erase/").status_code == 404
 
@@ -170,9 +170,9 @@ def test_withdrawal_erases_data_collected_under_the_purpose_after_the_delay(back
     pending = ErasureRequest.objects.get(visitor_key=key)
     assert pending.reason == "withdrawal" and pending.purposes == ["marketing", "personalization"]
     assert run_due_erasures() == 0  # not due yet
-    assert Event.objects.filter(visitor_key=key).exists()
+    assert LoggedEvent.objects.filter(visitor_key=key).exists()
     assert run_due_erasures(now=timezone.now() + timedelta(hours=2)) == 1
-    assert not Event.objects.filter(visitor_key=key).exists()
+    assert not LoggedEvent.objects.filter(visitor_key=key).exists()
     assert backend.visitor_data(key).profile is None
 
 
@@ -230,9 +230,10 @@ def test_withdrawal_in_another_process_stops_tracking_on_the_next_request(backen
         check=True,
     )
     assert out.stdout.strip().endswith("303"), out.stderr[-2000:]
-    before = Event.objects.filter(visitor_key=key).count() + len(_stream_entries(backend, key))
+    logged = LoggedEvent.objects.filter(visitor_key=key)
+    before = logged.count() + len(_stream_entries(backend, key))
     client.get("/guides/")  # same (old) cookie in this process: the server's record decides
-    after = Event.objects.filter(visitor_key=key).count() + len(_stream_entries(backend, key))
+    after = logged.count() + len(_stream_entries(backend, key))
     assert after == before
 
 
@@ -243,7 +244,7 @@ def test_expired_consent_records_nothing_even_with_a_valid_cookie(backend):
     backend.set_consent(key, {"personalization": time.time() - 1}, notice_version(), 3600)
     client.get("/")
     assert _stream_entries(backend, key) == []
-    assert Event.objects.filter(visitor_key=key).count() == 0
+    assert LoggedEvent.objects.filter(visitor_key=key).count() == 0
 
 
 def test_gpc_turns_covered_purposes_off_and_records_it_once(backend):
@@ -251,7 +252,7 @@ def test_gpc_turns_covered_purposes_off_and_records_it_once(backend):
     key = _key(client)
     client.defaults["HTTP_SEC_GPC"] = "1"
     response = client.get("/")
-    assert Event.objects.filter(visitor_key=key).count() == 0
+    assert LoggedEvent.objects.filter(visitor_key=key).count() == 0
     record = ConsentRecord.objects.filter(visitor_key=key).latest("seq")
     assert record.method == "gpc" and record.granted == ["analytics"] and record.gpc
     assert response.cookies[COOKIE].value.split("|")[2] == "analytics"
@@ -354,7 +355,7 @@ def test_retention_purges_old_events_and_consent_records_and_the_chain_still_ver
         record_decision(UNDECIDED, "accept_all", [])
     client = consenting_browser()
     _engaged(client)
-    Event.objects.update(occurred_at=timezone.now() - timedelta(days=500))
+    LoggedEvent.objects.update(occurred_at=timezone.now() - timedelta(days=500))
     result = run_retention(now=timezone.now() + timedelta(days=1))
     assert result["segments.events"] == 4
     assert result["consent.records"] == 3  # the newest record anchors the chain
@@ -375,8 +376,8 @@ def test_a_returning_visitor_is_rekeyed_after_key_rotation(backend, settings):
     assert new_key != old_key
     assert "ENGAGED10" in client.get("/").content.decode()  # still themselves
     assert ConsentRecord.objects.filter(visitor_key=new_key, method="key_rotation").exists()
-    assert Event.objects.filter(visitor_key=old_key).count() == 0
-    assert Event.objects.filter(visitor_key=new_key).count() >= 4
+    assert LoggedEvent.objects.filter(visitor_key=old_key).count() == 0
+    assert LoggedEvent.objects.filter(visitor_key=new_key).count() >= 4
 
 
 # -- linked accounts --------------------------------------------------------------------------

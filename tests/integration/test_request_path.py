@@ -3,7 +3,7 @@
 import pytest
 
 from consent.models import ConsentRecord
-from segments.models import Event
+from segments.models import LoggedEvent
 from tests.builders import browser, consenting_browser, demo_site
 
 pytestmark = [
@@ -66,7 +66,7 @@ def test_three_views_show_the_engaged_variant_in_process(backend):
         client.get(path)
     home = client.get("/").content.decode()
     assert "ENGAGED10" in home
-    assert Event.objects.count() == 4
+    assert LoggedEvent.objects.count() == 4
 
 
 def test_redis_down_serves_default_content_and_recovers(backend, settings):

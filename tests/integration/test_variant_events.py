@@ -11,7 +11,7 @@ from django.utils import timezone
 from cms_blocks.reports import VariantRow, variant_report
 from segments.api import EventError
 from segments.events import validate
-from segments.models import Event
+from segments.models import LoggedEvent
 from tests.builders import browser, consenting_browser, demo_site
 
 pytestmark = [
@@ -52,7 +52,7 @@ def test_impressions_and_clicks_reach_the_log_and_the_report(backend):
     assert send(bob, ("impression", keys)).json() == {"recorded": 1}
     assert send(bob, ("impression", keys)).json() == {"recorded": 1}
 
-    logged = Event.objects.filter(name__in=("impression", "click"))
+    logged = LoggedEvent.objects.filter(name__in=("impression", "click"))
     assert logged.count() == 4
     assert all(e.properties == keys for e in logged)
 
@@ -68,7 +68,7 @@ def test_without_consent_nothing_is_recorded(backend):
     client = browser()
     keys = markup_keys(client.get("/ceramic-mug/").content.decode())
     assert send(client, ("impression", keys)).json() == {"recorded": 0}
-    assert not Event.objects.exists()
+    assert not LoggedEvent.objects.exists()
     assert variant_report() == []
 
 

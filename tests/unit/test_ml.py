@@ -4,11 +4,11 @@ drift, and the model and cluster rule nodes."""
 import numpy as np
 import pytest
 
-from segments.ml import clustering, drift
-from segments.ml import dataset as ds
-from segments.ml.transform import Transform, nearest
 from segments.profiles.features import Profile
 from segments.rules import RuleError, compile_rule, model_references
+from segments_ml import clustering, drift
+from segments_ml import dataset as ds
+from segments_ml.transform import Transform, nearest
 from tests.ml_builders import DAY, customers
 
 NOW = 1_700_000_000.0
@@ -240,7 +240,7 @@ def synthetic_training(n=600, seed=3):
 
 @pytest.mark.parametrize("algorithm", ["hgb", "logistic"])
 def test_the_calibrated_shortcut_scores_like_predict_proba(algorithm):
-    from segments.ml import propensity, scoring
+    from segments_ml import propensity, scoring
 
     data = synthetic_training()
     model = propensity.fit(data, algorithm)
@@ -259,7 +259,7 @@ def test_the_calibrated_shortcut_scores_like_predict_proba(algorithm):
 
 
 def test_the_shortcut_is_refused_when_it_disagrees_with_the_model():
-    from segments.ml import propensity, scoring
+    from segments_ml import propensity, scoring
 
     data = synthetic_training()
     model = propensity.fit(data, "hgb")

@@ -1,7 +1,7 @@
 """Evaluate the model-driven segments on the public Online Retail data, through the product's
 own code path: rows are read and keyed like an import (segments.events.importer), events are
 applied to profiles like the workers do, features come from the catalog as of each cut-off
-(segments.ml.dataset.build), and the clustering and propensity code is the training code."""
+(segments_ml.dataset.build), and the clustering and propensity code is the training code."""
 
 import time
 from datetime import UTC, datetime
@@ -33,10 +33,10 @@ class Command(BaseCommand):
         parser.add_argument("--windows", type=int, default=4, help="Training cut-offs.")
 
     def handle(self, *args, **options):
-        from segments.events.importer import Mapping
-        from segments.ml import clustering
-        from segments.ml import dataset as ds
-        from segments.ml.training import fit_propensity
+        from segments.api import Mapping
+        from segments_ml import clustering
+        from segments_ml import dataset as ds
+        from segments_ml.training import fit_propensity
 
         path = Path(options["path"] or DEFAULT_PATH / DATASETS[options["dataset"]])
         if not path.exists():
@@ -77,7 +77,7 @@ class Command(BaseCommand):
             out(f"  k={k}: silhouette {score:.4f}")
         out(f"chosen k={fitted['k']} (silhouette {fitted['silhouette']:.4f}) in {seconds:.1f} s")
         # Plain K-Means (scikit-learn defaults) on the same standardised log-RFM, same k.
-        from segments.ml.transform import Transform
+        from segments_ml.transform import Transform
 
         Z = Transform.from_dict(fitted["transform"])(data.X)
         for k in sorted({3, 4, fitted["k"]}):
@@ -163,7 +163,7 @@ class Command(BaseCommand):
 
 
 def _scores(result):
-    from segments.ml.propensity import predict
+    from segments_ml.propensity import predict
 
     return predict(result.estimator, result.holdout.X)
 

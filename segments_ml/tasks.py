@@ -6,6 +6,7 @@ import time
 
 from celery import shared_task
 from celery.signals import worker_init
+from django.db import transaction
 
 from .preload import preload_for_workers
 
@@ -14,18 +15,41 @@ logger = logging.getLogger(__name__)
 worker_init.connect(preload_for_workers, weak=False, dispatch_uid="segments.ml.preload")
 
 
+def queue_training(model, *, trigger: str = "manual", user: str = ""):
+    """Create a version (:func:`segments_ml.versions.new_version`) and hand its training to a
+    worker once the transaction commits."""
+    from .models import ModelVersion
+    from .versions import new_version
+
+    version = new_version(model, trigger=trigger, user=user)
+
+    def send() -> None:
+        try:
+            train.delay(version.pk)
+        except Exception as exc:  # the broker is down: say so on the version, never a 500
+            logger.warning("Could not queue the training of %s: %s", version, type(exc).__name__)
+            ModelVersion.objects.filter(pk=version.pk).update(
+                status=ModelVersion.Status.FAILED,
+                error=f"Could not reach the workers ({type(exc).__name__}); train again later.",
+            )
+
+    transaction.on_commit(send)
+    return version
+
+
 @shared_task(name="segments.ml.train", acks_late=True, ignore_result=True)
 def train(version_id: int) -> str:
     """Train a queued version (progress is written to the version as it goes)."""
-    from ..models import ModelVersion
-    from .training import auto_activate, train_version
+    from .models import ModelVersion
+    from .training import train_version
+    from .versions import activate_if_better
 
     version = ModelVersion.objects.filter(pk=version_id).first()
     if version is None or version.status not in ("queued", "training"):
         return "skipped"  # deleted, or already done (a redelivered task)
     version = train_version(version_id)
     if version.trigger in ("schedule", "drift"):
-        auto_activate(version)
+        activate_if_better(version)
     return version.status
 
 
@@ -37,8 +61,8 @@ def retrain_due() -> list[str]:
 
     from django.utils import timezone
 
-    from ..models import MLModel
-    from .registry import queue_training, training_in_progress
+    from .models import MLModel
+    from .versions import training_in_progress
 
     queued = []
     now = timezone.now()
@@ -61,15 +85,18 @@ def check_drift() -> dict[str, float]:
     whose drift exceeds its threshold is retrained."""
     from .monitoring import check_all
 
-    return {c.version.model.slug: c.max_psi for c in check_all()}
+    checks = check_all()
+    for check in checks:
+        if check.retrain:  # the check's verdict; queueing the work is this task's business
+            queue_training(check.version.model, trigger="drift")
+    return {c.version.model.slug: c.max_psi for c in checks}
 
 
 @shared_task(name="segments.ml.rescore", ignore_result=True)
 def rescore() -> int:
     """Celery beat (nightly): every stored visitor scored again by the active models (scores
     move with time alone: recency grows), and their segments evaluated again."""
-    from ..backends import get_backend
-    from ..stream.drain import reevaluate
+    from segments.api import get_backend, reevaluate
 
     total = 0
     now = time.time()

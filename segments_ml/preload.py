@@ -6,7 +6,7 @@ collector keeps the collector from touching, and so copying, those shared pages.
 import gc
 import logging
 
-from ..conf import get_setting
+from .conf import get_setting
 
 logger = logging.getLogger(__name__)
 

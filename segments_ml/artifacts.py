@@ -13,7 +13,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.utils.crypto import salted_hmac
 
-from ..models import ModelVersion
+from .models import ModelVersion
 
 ARTIFACT_PREFIX = "segments/models/"
 
@@ -23,7 +23,7 @@ class ArtifactError(Exception):
 
 
 def digest(data: bytes) -> str:
-    return salted_hmac("segments.ml.artifact", data, algorithm="sha256").hexdigest()
+    return salted_hmac("segments_ml.artifact", data, algorithm="sha256").hexdigest()
 
 
 def save_artifact(version: ModelVersion, obj) -> None:

@@ -18,8 +18,8 @@ from django.utils.translation import gettext as _
 from django.views.generic import TemplateView, View
 from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
 
+from . import tasks, versions
 from .conf import get_setting
-from .ml import registry
 from .models import MLModel, ModelVersion
 
 VIEW, CHANGE = "segments.view_mlmodel", "segments.change_mlmodel"
@@ -262,7 +262,7 @@ class ModelDetailView(WagtailAdminTemplateMixin, TemplateView):
         last = model.activations.select_related("version", "previous").first()
         context.update(
             model=model,
-            versions=[(v, registry.comparison_verdict(v, active)) for v in versions],
+            versions=[(v, versions.comparison_verdict(v, active)) for v in versions],
             active=active,
             shown=shown,
             charts=charts,
@@ -271,7 +271,7 @@ class ModelDetailView(WagtailAdminTemplateMixin, TemplateView):
             drift=drift[-5:],
             warnings=warnings_for(shown),
             can_change=can_change(self.request.user),
-            busy=registry.training_in_progress(model),
+            busy=versions.training_in_progress(model),
             can_rollback=bool(last and last.previous and active and last.version_id == active.pk),
             activations=model.activations.select_related("version", "previous")[:10],
         )
@@ -295,10 +295,10 @@ class _ActionView(View):
 class TrainView(_ActionView):
     def post(self, request, pk):
         model = get_object_or_404(MLModel, pk=pk)
-        if registry.training_in_progress(model):
+        if versions.training_in_progress(model):
             messages.warning(request, _("A training of this model is already under way."))
         else:
-            version = registry.queue_training(model, user=request.user.get_username())
+            version = tasks.queue_training(model, user=request.user.get_username())
             messages.success(
                 request,
                 _("Training v%(n)s in a worker; progress shows below.") % {"n": version.number},
@@ -311,8 +311,8 @@ class ActivateView(_ActionView):
         version = get_object_or_404(ModelVersion.objects.select_related("model"), pk=pk)
         override = request.POST.get("override") == "1"
         try:
-            registry.activate(version, user=request.user.get_username(), override=override)
-        except registry.ActivationRefused as exc:
+            versions.activate(version, user=request.user.get_username(), override=override)
+        except versions.ActivationRefused as exc:
             messages.error(request, _("Not activated: %(why)s") % {"why": exc})
         else:
             messages.success(request, _("v%(n)s is now active.") % {"n": version.number})
@@ -323,8 +323,8 @@ class RollbackView(_ActionView):
     def post(self, request, pk):
         model = get_object_or_404(MLModel, pk=pk)
         try:
-            log = registry.rollback(model, user=request.user.get_username())
-        except registry.ActivationRefused as exc:
+            log = versions.rollback(model, user=request.user.get_username())
+        except versions.ActivationRefused as exc:
             messages.error(request, _("Not rolled back: %(why)s") % {"why": exc})
         else:
             messages.success(request, _("Back to v%(n)s.") % {"n": log.version.number})

@@ -14,9 +14,9 @@ import logging
 from django.db import transaction
 from django.db.models import Max
 
-from ..conf import get_setting
-from ..models import MLModel, ModelActivation, ModelVersion
 from .artifacts import ArtifactError, load_artifact, save_artifact
+from .conf import get_setting
+from .models import MLModel, ModelActivation, ModelVersion
 
 logger = logging.getLogger(__name__)
 
@@ -33,26 +33,6 @@ def new_version(model: MLModel, *, trigger: str = "manual", user: str = "") -> M
         return ModelVersion.objects.create(
             model=model, number=number, trigger=trigger, requested_by=user[:150]
         )
-
-
-def queue_training(model: MLModel, *, trigger: str = "manual", user: str = "") -> ModelVersion:
-    """Create a version and hand its training to a worker (after the transaction commits)."""
-    from .tasks import train
-
-    version = new_version(model, trigger=trigger, user=user)
-
-    def send() -> None:
-        try:
-            train.delay(version.pk)
-        except Exception as exc:  # the broker is down: say so on the version, never a 500
-            logger.warning("Could not queue the training of %s: %s", version, type(exc).__name__)
-            ModelVersion.objects.filter(pk=version.pk).update(
-                status=ModelVersion.Status.FAILED,
-                error=f"Could not reach the workers ({type(exc).__name__}); train again later.",
-            )
-
-    transaction.on_commit(send)
-    return version
 
 
 def training_in_progress(model: MLModel) -> bool:
@@ -161,11 +141,26 @@ __all__ = [
     "ActivationRefused",
     "ArtifactError",
     "activate",
+    "activate_if_better",
     "comparison_verdict",
     "deactivate",
     "load_artifact",
     "new_version",
-    "queue_training",
     "rollback",
     "save_artifact",
 ]
+
+
+def activate_if_better(version: ModelVersion) -> bool:
+    """After a scheduled or drift-triggered retrain: activate ``version`` if the comparison with
+    the active one allows it (and SEGMENTS_ML_AUTO_ACTIVATE is on). Returns whether it did."""
+    if not get_setting("SEGMENTS_ML_AUTO_ACTIVATE") or version.status != "ready":
+        return False
+    if not version.model.versions.filter(is_active=True).exists():
+        return False  # the first version is activated by an editor
+    try:
+        activate(version, user=f"auto ({version.trigger})")
+    except ActivationRefused as exc:
+        logger.info("Not activating %s: %s", version, exc)
+        return False
+    return True

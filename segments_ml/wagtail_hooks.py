@@ -1,6 +1,6 @@
 """The "Models" menu of the Wagtail admin: create and edit models (a ModelViewSet, with the
 model's own add/change/delete/view permissions), and each model's page with its versions,
-charts, drift and the train / activate / rollback actions (segments.admin_views)."""
+charts, drift and the train / activate / rollback actions (segments_ml.admin_views)."""
 
 from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _

@@ -3,18 +3,19 @@
 import json
 import time
 
-from ..backends import get_backend
-from ..conf import get_setting
-from ..models import DriftCheck, ModelVersion
-from ..profiles.features import Profile
+from segments.api import Profile, get_backend
+
+from .conf import get_setting
 from .dataset import feature_matrix
 from .drift import psi
+from .models import DriftCheck, ModelVersion
 
 
 def check(version: ModelVersion, profiles: list[Profile], now: float) -> DriftCheck | None:
-    """Record the PSI of each feature of ``version`` for ``profiles``; queue a retrain when the
-    largest exceeds the threshold (the model's own, else SEGMENTS_ML_DRIFT_THRESHOLD)."""
-    from .registry import queue_training, training_in_progress
+    """Record the PSI of each feature of ``version`` for ``profiles``, with the verdict
+    ``retrain`` when the largest exceeds the threshold (the model's own, else
+    SEGMENTS_ML_DRIFT_THRESHOLD) and no training is under way. Acting on it is the caller's."""
+    from .versions import training_in_progress
 
     reference = (version.details or {}).get("drift")
     if not reference or not profiles:
@@ -35,8 +36,6 @@ def check(version: ModelVersion, profiles: list[Profile], now: float) -> DriftCh
         threshold=threshold,
         retrain=retrain,
     )
-    if retrain:
-        queue_training(model, trigger="drift")
     return result
 
 

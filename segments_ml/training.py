@@ -11,11 +11,10 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 from django.utils import timezone
 
-from ..conf import get_setting
-from ..models import MLModel, ModelVersion
 from . import clustering, propensity
 from . import dataset as ds
 from .drift import reference_bins
+from .models import MLModel, ModelVersion
 from .transform import Transform, nearest
 
 logger = logging.getLogger(__name__)
@@ -240,19 +239,3 @@ def _default_features(model: MLModel) -> list[str]:
     if model.kind == MLModel.Kind.CLUSTERING:
         return list(ds.RFM)
     return list(ds.DEFAULT_PROPENSITY_FEATURES)
-
-
-def auto_activate(version: ModelVersion) -> bool:
-    """After a scheduled or drift-triggered retrain: activate if allowed by the comparison."""
-    from .registry import ActivationRefused, activate
-
-    if not get_setting("SEGMENTS_ML_AUTO_ACTIVATE") or version.status != "ready":
-        return False
-    if not version.model.versions.filter(is_active=True).exists():
-        return False  # the first version is activated by an editor
-    try:
-        activate(version, user=f"auto ({version.trigger})")
-    except ActivationRefused as exc:
-        logger.info("Not activating %s: %s", version, exc)
-        return False
-    return True

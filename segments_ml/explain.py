@@ -10,7 +10,8 @@ nearest one (difference of squared standardised distances).
 
 import numpy as np
 
-from ..profiles.features import Profile
+from segments.api import Profile, model_references
+
 from .dataset import MODEL_FEATURES, feature_matrix
 from .scoring import Scorer, active_models
 
@@ -72,4 +73,24 @@ def explain_models(profile: Profile, slugs: set[str], now: float) -> dict[str, l
         scorer.slug: contributions(scorer, profile, now)
         for scorer in active_models().scorers
         if scorer.slug in slugs
+    }
+
+
+def explain_segments(profile: Profile, rules: dict, now: float) -> dict[str, dict[str, list[dict]]]:
+    """The explainer registered with :mod:`segments.extensions`: for each segment whose rule
+    uses models, the visitor's top contributing features per model (only while some version is
+    active: otherwise nothing is loaded)."""
+    from .models import ModelVersion
+
+    uses = {
+        slug: refs
+        for slug, rule in rules.items()
+        if (refs := {r["model"] for r in model_references(rule)})
+    }
+    if not uses or not ModelVersion.objects.filter(is_active=True).exists():
+        return {}
+    by_model = explain_models(profile, set().union(*uses.values()), now)
+    return {
+        slug: {m: by_model[m] for m in sorted(models) if m in by_model}
+        for slug, models in uses.items()
     }

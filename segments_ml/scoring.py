@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..profiles.features import Profile
+from segments.api import Profile
+
 from .dataset import feature_matrix
 from .transform import Transform, nearest
 
@@ -111,7 +112,7 @@ def active_models() -> ActiveModels:
     database is asked at most every CHECK_SECONDS (not once per batch: a busy worker drains
     dozens of batches a second)."""
     global _cache, _checked_at
-    from ..models import ModelVersion
+    from .models import ModelVersion
 
     cached = _cache
     if cached is not None and time.monotonic() - _checked_at < CHECK_SECONDS:

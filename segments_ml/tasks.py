@@ -86,10 +86,16 @@ def check_drift() -> dict[str, float]:
     from .monitoring import check_all
 
     checks = check_all()
-    for check in checks:
-        if check.retrain:  # the check's verdict; queueing the work is this task's business
-            queue_training(check.version.model, trigger="drift")
+    retrain_drifted(checks)
     return {c.version.model.slug: c.max_psi for c in checks}
+
+
+def retrain_drifted(checks) -> list:
+    """Queue a retrain for each drift check whose verdict is "retrain" (the checks decide;
+    queueing the work is the tasks' business). Returns the queued versions."""
+    return [
+        queue_training(check.version.model, trigger="drift") for check in checks if check.retrain
+    ]
 
 
 @shared_task(name="segments.ml.rescore", ignore_result=True)

@@ -200,6 +200,7 @@ def test_drift_above_the_threshold_queues_a_retrain(shop, django_capture_on_comm
     moved = _profiles(customers(0, 150, now - 200 * DAY, seed=9), now)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         check = monitoring.check(version, moved, now)
+        tasks.retrain_drifted([check])  # what the daily drift task does with the verdict
     assert check.retrain and check.max_psi > 0.2
     assert model.versions.filter(status="queued", trigger="drift").count() == 1
     assert len(callbacks) == 1  # the training task, sent after commit

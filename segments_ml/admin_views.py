@@ -1,10 +1,10 @@
 """The editor's screens for model-driven segments in the Wagtail admin: models, their versions,
 metrics as charts, drift, and the train / activate / rollback actions.
 
-Viewing needs ``segments.view_mlmodel`` (or change); the actions need ``segments.change_mlmodel``
-and POST with the CSRF token. Charts are inline SVG laid out here; every text in them (cluster
-names come from data) is escaped by ``format_html``. Nothing here imports scikit-learn: training
-happens in a worker.
+Viewing needs ``segments_ml.view_mlmodel`` (or change); the actions need
+``segments_ml.change_mlmodel`` and POST with the CSRF token. Charts are inline SVG laid out
+here; every text in them (cluster names come from data) is escaped by ``format_html``. Nothing
+here imports scikit-learn: training happens in a worker.
 """
 
 from django.contrib import messages
@@ -18,11 +18,12 @@ from django.utils.translation import gettext as _
 from django.views.generic import TemplateView, View
 from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
 
-from . import tasks, versions
+from . import tasks
+from . import versions as lifecycle
 from .conf import get_setting
 from .models import MLModel, ModelVersion
 
-VIEW, CHANGE = "segments.view_mlmodel", "segments.change_mlmodel"
+VIEW, CHANGE = "segments_ml.view_mlmodel", "segments_ml.change_mlmodel"
 
 
 def can_view(user) -> bool:
@@ -220,7 +221,7 @@ def warnings_for(version: ModelVersion | None) -> list[str]:
 
 
 class ModelDetailView(WagtailAdminTemplateMixin, TemplateView):
-    template_name = "segments/admin/model_detail.html"
+    template_name = "segments_ml/model_detail.html"
     header_icon = "cogs"
 
     def dispatch(self, request, *args, **kwargs):
@@ -262,7 +263,7 @@ class ModelDetailView(WagtailAdminTemplateMixin, TemplateView):
         last = model.activations.select_related("version", "previous").first()
         context.update(
             model=model,
-            versions=[(v, versions.comparison_verdict(v, active)) for v in versions],
+            versions=[(v, lifecycle.comparison_verdict(v, active)) for v in versions],
             active=active,
             shown=shown,
             charts=charts,
@@ -271,7 +272,7 @@ class ModelDetailView(WagtailAdminTemplateMixin, TemplateView):
             drift=drift[-5:],
             warnings=warnings_for(shown),
             can_change=can_change(self.request.user),
-            busy=versions.training_in_progress(model),
+            busy=lifecycle.training_in_progress(model),
             can_rollback=bool(last and last.previous and active and last.version_id == active.pk),
             activations=model.activations.select_related("version", "previous")[:10],
         )
@@ -295,7 +296,7 @@ class _ActionView(View):
 class TrainView(_ActionView):
     def post(self, request, pk):
         model = get_object_or_404(MLModel, pk=pk)
-        if versions.training_in_progress(model):
+        if lifecycle.training_in_progress(model):
             messages.warning(request, _("A training of this model is already under way."))
         else:
             version = tasks.queue_training(model, user=request.user.get_username())
@@ -311,8 +312,8 @@ class ActivateView(_ActionView):
         version = get_object_or_404(ModelVersion.objects.select_related("model"), pk=pk)
         override = request.POST.get("override") == "1"
         try:
-            versions.activate(version, user=request.user.get_username(), override=override)
-        except versions.ActivationRefused as exc:
+            lifecycle.activate(version, user=request.user.get_username(), override=override)
+        except lifecycle.ActivationRefused as exc:
             messages.error(request, _("Not activated: %(why)s") % {"why": exc})
         else:
             messages.success(request, _("v%(n)s is now active.") % {"n": version.number})
@@ -323,8 +324,8 @@ class RollbackView(_ActionView):
     def post(self, request, pk):
         model = get_object_or_404(MLModel, pk=pk)
         try:
-            log = versions.rollback(model, user=request.user.get_username())
-        except versions.ActivationRefused as exc:
+            log = lifecycle.rollback(model, user=request.user.get_username())
+        except lifecycle.ActivationRefused as exc:
             messages.error(request, _("Not rolled back: %(why)s") % {"why": exc})
         else:
             messages.success(request, _("Back to v%(n)s.") % {"n": log.version.number})

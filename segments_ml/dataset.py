@@ -19,9 +19,10 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from segments.api import (  # the one feature catalog, shared with rules
+from segments.api import (  # the one feature catalog, shared with rules (re-exported)
     DAY,
     DEFAULT_PROPENSITY_FEATURES,
+    MAX_DAYS,
     MAX_VALUE,
     MODEL_FEATURES,
     RFM,
@@ -31,6 +32,27 @@ from segments.api import (  # the one feature catalog, shared with rules
     read_visitor_events,
     visitor_histories,
 )
+
+__all__ = [
+    "DAY",
+    "DEFAULT_PROPENSITY_FEATURES",
+    "MAX_DAYS",
+    "MODEL_FEATURES",
+    "RFM",
+    "Dataset",
+    "ModelFeature",
+    "Target",
+    "TimeSplit",
+    "build",
+    "check_features",
+    "event_log",
+    "feature_matrix",
+    "feature_row",
+    "finite",
+    "from_file",
+    "log_transform",
+    "profiles_at",
+]
 
 # One event of a visitor: (name, epoch seconds, properties).
 EventTuple = tuple[str, float, dict]

@@ -66,7 +66,7 @@ def test_without_the_permission_everything_is_refused(model):
 
 
 def test_viewers_see_versions_and_charts_but_cannot_act(model):
-    client = _login("viewer", "segments.view_mlmodel")
+    client = _login("viewer", "segments_ml.view_mlmodel")
     u = urls(model)
     page = client.get(u["detail"])
     assert page.status_code == 200
@@ -81,7 +81,7 @@ def test_viewers_see_versions_and_charts_but_cannot_act(model):
 
 
 def test_editors_train_activate_and_roll_back(model, django_capture_on_commit_callbacks):
-    client = _login("editor", "segments.view_mlmodel", "segments.change_mlmodel")
+    client = _login("editor", "segments_ml.view_mlmodel", "segments_ml.change_mlmodel")
     u = urls(model)
     assert client.get(u["train"]).status_code == 405  # actions are POST only
     assert client.post(u["activate"]).status_code == 302
@@ -102,7 +102,7 @@ def test_editors_train_activate_and_roll_back(model, django_capture_on_commit_ca
 
 
 def test_a_worse_version_needs_an_explicit_override(model):
-    client = _login("editor", "segments.change_mlmodel")
+    client = _login("editor", "segments_ml.change_mlmodel")
     registry.activate(model.versions.get(number=1))
     v2 = train_version(registry.new_version(model).pk)
     v2.metrics = {**v2.metrics, "roc_auc": 0.5}
@@ -118,13 +118,13 @@ def test_a_worse_version_needs_an_explicit_override(model):
 
 
 def test_csrf_is_required_for_actions(model):
-    client = _login("editor", "segments.change_mlmodel", csrf=True)
+    client = _login("editor", "segments_ml.change_mlmodel", csrf=True)
     assert client.post(urls(model)["activate"]).status_code == 403
     assert not model.versions.filter(is_active=True).exists()
 
 
 def test_weak_models_and_small_clusters_are_flagged_and_names_escaped(model):
-    client = _login("viewer", "segments.view_mlmodel")
+    client = _login("viewer", "segments_ml.view_mlmodel")
     version = model.versions.get()
     version.metrics = {**version.metrics, "roc_auc": 0.55}
     version.save()

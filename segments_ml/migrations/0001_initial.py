@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 
 def move_content_types(apps, schema_editor):
-    """Permissions granted on the models (segments.view_mlmodel...) follow them to this app."""
+    """Permissions granted on the models (segments_ml.view_mlmodel...) follow them to this app."""
     ContentType = apps.get_model("contenttypes", "ContentType")
     for model in ("mlmodel", "modelversion", "modelactivation", "driftcheck"):
         if not ContentType.objects.filter(app_label="segments_ml", model=model).exists():

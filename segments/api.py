@@ -58,6 +58,7 @@ __all__ = [
     "exchange",
     "get_backend",
     "is_page_view",
+    "min_segment_size",
     "mirror_consent",
     "model_references",
     "page_view",
@@ -318,6 +319,11 @@ def report():
     from .reporting import results as reports
 
     return reports
+
+
+def min_segment_size() -> int:
+    """Segments (and clusters) smaller than this are flagged as too small to act on."""
+    return int(get_setting("SEGMENTS_MIN_SIZE"))
 
 
 # -- for optional apps that extend the pipeline (model-driven segments): worker code paths ---

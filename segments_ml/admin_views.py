@@ -18,6 +18,8 @@ from django.utils.translation import gettext as _
 from django.views.generic import TemplateView, View
 from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
 
+from segments.api import min_segment_size
+
 from . import tasks
 from . import versions as lifecycle
 from .conf import get_setting
@@ -210,7 +212,7 @@ def warnings_for(version: ModelVersion | None) -> list[str]:
             )
     else:
         share = float(get_setting("SEGMENTS_ML_MIN_CLUSTER_SHARE"))
-        minimum = int(get_setting("SEGMENTS_MIN_SIZE"))
+        minimum = min_segment_size()
         for c in (version.details or {}).get("clusters", []):
             if c["size"] < minimum or c["share"] < share:
                 found.append(

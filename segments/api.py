@@ -266,8 +266,9 @@ def rule_catalog() -> dict:
     """What rules can say, as plain data for the rule builder: condition types, the feature
     catalog (name, kind, unit, description, parameter), context attributes with their kinds,
     the operators of each kind and the dimensions an event count can be filtered on."""
-    from . import catalog, rules
+    from . import catalog
     from .features import DIMENSIONS
+    from .rules import engine as rules
 
     return {
         "types": sorted(rules._COMPILERS),

@@ -42,9 +42,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from .catalog import FEATURES, Feature
-from .events import NAME_RE
-from .features import DIMENSIONS, MAX_WINDOW, Profile, counter_key
+from ..catalog import FEATURES, Feature
+from ..events import NAME_RE
+from ..features import DIMENSIONS, MAX_WINDOW, Profile, counter_key
 
 NEVER = math.inf
 _WINDOW_RE = re.compile(r"([0-9]{1,6})([smhd])\Z")

@@ -23,6 +23,7 @@ __all__ = [
     "Exchange",
     "context_only_slugs",
     "context_segments",
+    "describe_rule",
     "estimate_rule_size",
     "exchange",
     "get_backend",
@@ -262,25 +263,37 @@ def rule_problems(tree) -> list[tuple[str, str]]:
     return validate_rule(tree)
 
 
+def describe_rule(tree) -> str:
+    """A rule as one sentence for editors ("Visitors matching at least 3 page views in the last
+    10 minutes."), worded by each condition type. Never raises: parts of a rule still being
+    built read as "an incomplete condition" (see :func:`segments.rules.describe_rule`)."""
+    from .rules import describe_rule
+
+    return describe_rule(tree)
+
+
 def rule_catalog() -> dict:
-    """What rules can say, as plain data for the rule builder: condition types, the feature
-    catalog (name, kind, unit, description, parameter), context attributes with their kinds,
-    the operators of each kind and the dimensions an event count can be filtered on."""
+    """What rules can say, as plain data for the rule builder: the condition types with their
+    labels, fields and a new node of each (``conditions``, from the registry), the feature
+    catalog (name, kind, unit, description, parameter), the operators of each kind of value and
+    their labels, the units of a window, context attributes with their kinds and the
+    dimensions an event count can be filtered on."""
     from . import catalog
     from .features import DIMENSIONS
-    from .rules import engine as rules
+    from .rules import catalog as rules_catalog
 
+    result = rules_catalog()
+    fields = {
+        (entry["type"], f["name"]): f for entry in result["conditions"] for f in entry["fields"]
+    }
+    attribute = fields.get(("context", "attribute"))
     return {
-        "types": sorted(rules._COMPILERS),
+        **result,
         "features": catalog.describe(),
-        "context_attributes": dict(rules._CONTEXT_ATTRIBUTES),
-        "operators": {
-            "number": sorted(rules._NUMBER_OPS),
-            "string": sorted(rules._STRING_OPS),
-        },
+        "context_attributes": {c["value"]: c["kind"] for c in attribute["choices"]}
+        if attribute
+        else {},
         "dimensions": list(DIMENSIONS),
-        "max_conditions": rules.MAX_NODES,
-        "max_depth": rules.MAX_DEPTH,
     }
 
 

@@ -1,57 +1,42 @@
 """Rule engine: a JSON condition tree compiled once per segment version (pure: no Django).
 
-A rule is a tree of nodes, each a JSON object with a ``type``:
-
-- ``{"type": "all", "conditions": [...]}``, ``{"type": "any", "conditions": [...]}``
-- ``{"type": "not", "condition": {...}}``
-- ``{"type": "event_count", "event": "page_view", "min": 3, "window": "10m"}``:
-  at least ``min`` (and optionally at most ``max``) events named ``event`` in the last
-  ``window`` (``s``, ``m``, ``h`` or ``d``), optionally only those whose ``category`` or
-  ``page_type`` is a given value (``"filter": {"category": "kitchen"}``).
-- ``{"type": "event_without", "event": "add_to_cart", "without": "purchase", "window": "1d"}``:
-  did ``event`` within ``window`` and no ``without`` since; ``min_age`` (e.g. ``"30m"``)
-  requires the event to be at least that old (a cart abandoned for 30 minutes).
-- ``{"type": "feature", "feature": "days_since_last_seen", "op": "lt", "value": 30}``:
-  a comparison on a feature of the catalog (:mod:`segments.catalog`); ``"param"`` for
-  features that take one (``category_affinity``). Operators: eq, ne, lt, lte, gt, gte, in,
-  not_in, contains, regex, exists.
-- ``{"type": "model", "model": "buys-again", "op": "gte", "value": 0.6}``: a propensity
-  model's score (0 to 1, ops as for features), or ``"top_percent": 10`` for visitors ranked in
-  the model's top 10%; ``{"type": "cluster", "model": "rfm", "cluster": "champions"}``: the
-  visitor's cluster in a clustering model. The workers store the active models' outputs in the
-  profile; whether the model exists is checked where the segment is saved.
-- ``{"type": "visited", "path": "/guides/"}`` (or ``"path_prefix"``): among the pages the
-  visitor viewed most recently.
-- ``{"type": "context", "attribute": "device", "op": "eq", "value": "mobile"}``: the request's
-  context: device, referrer, utm_source, utm_medium, utm_campaign, language, country, path,
-  hour and weekday (0 = Monday) in the site's time zone. Segments whose rules use only context
-  conditions are evaluated inside each request, with or without consent, storing nothing;
-  elsewhere context conditions use the visitor's latest known context.
+A rule is a tree of nodes, each a JSON object with a ``type``. Every type is one
+:class:`Condition` class, registered with :func:`register_condition`; that class alone says
+which keys the node takes, how it validates and compiles, how it reads in plain words, what
+the rule builder offers for it and what it refers to. The built-in types are in
+`segments.rules.core_conditions` (groups, ``not``, events, features, paths, request context)
+and `segments.rules.model_conditions` (model scores and clusters); ``docs/rules.md`` lists
+them and shows how a site adds its own.
 
 :func:`compile_rule` validates the whole tree up front and raises :class:`RuleError` with a
-message an editor can act on; a compiled rule never raises at evaluation time. Evaluation
-returns whether the visitor matches, *until when* that answer holds if nothing else happens (so
-membership can expire on time without traffic), and the reasons in plain words.
+message an editor can act on; a key a type does not take is an error (``"minn": 3`` is a typo,
+not a default). A compiled rule never raises at evaluation time. Evaluation returns whether the
+visitor matches, *until when* that answer holds if nothing else happens (so membership can
+expire on time without traffic), and the reasons in plain words.
+
+This module also holds the value grammar the conditions share: windows (``"10m"``) and the
+comparison operators, each defined once with its words for the builder, descriptions and
+reasons.
 """
 
 import math
 import operator
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
-from typing import Any
+from datetime import UTC, tzinfo
+from typing import Any, ClassVar, TypeVar
 
-from ..catalog import FEATURES, Feature
-from ..events import NAME_RE
-from ..features import DIMENSIONS, MAX_WINDOW, Profile, counter_key
+from ..features import MAX_WINDOW
 
 NEVER = math.inf
-_WINDOW_RE = re.compile(r"([0-9]{1,6})([smhd])\Z")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_UNIT_WORDS = {"s": "second", "m": "minute", "h": "hour", "d": "day"}
 MAX_DEPTH = 8
 MAX_NODES = 64
+INCOMPLETE = "an incomplete condition"
+# Descriptions are also drawn for rules being built (not validated, possibly deeper than
+# MAX_DEPTH); past this depth a part reads as incomplete instead of recursing further.
+DESCRIBE_DEPTH = 16
 
 
 class RuleError(ValueError):
@@ -99,195 +84,75 @@ class Outcome:
 Evaluator = Callable[..., Outcome]  # (profile, now, context=None) -> Outcome
 
 
-def parse_window(value: Any, path: str = "window") -> tuple[float, str]:
+def join_path(path: str, part: str) -> str:
+    """``join_path("conditions[1]", "window")`` -> ``"conditions[1].window"``."""
+    return f"{path}.{part}" if path else part
+
+
+# -- windows ------------------------------------------------------------------------------------
+_WINDOW_RE = re.compile(r"([0-9]{1,6})([smhd])\Z")
+# unit -> (seconds, word)
+UNITS = {"s": (1, "second"), "m": (60, "minute"), "h": (3600, "hour"), "d": (86400, "day")}
+
+
+def _window_parts(value: Any) -> tuple[int, str] | None:
     if not isinstance(value, str) or not (m := _WINDOW_RE.match(value)):
+        return None
+    return int(m.group(1)), m.group(2)
+
+
+def _amount_words(amount: int, unit: str) -> str:
+    return f"{amount} {UNITS[unit][1]}{'' if amount == 1 else 's'}"
+
+
+def parse_window(value: Any, path: str = "window") -> tuple[float, str]:
+    """``"10m"`` -> ``(600.0, "10 minutes")``; a :class:`RuleError` at ``path`` otherwise."""
+    parts = _window_parts(value)
+    if parts is None:
         raise RuleError("a window is a number followed by s, m, h or d, such as '10m'.", path)
-    amount, unit = int(m.group(1)), m.group(2)
-    seconds = amount * _UNITS[unit]
+    amount, unit = parts
+    seconds = amount * UNITS[unit][0]
     if seconds <= 0:
         raise RuleError("the window must be longer than zero.", path)
     if seconds > MAX_WINDOW:
         raise RuleError(f"the window can be at most {MAX_WINDOW // 86400} days.", path)
-    word = _UNIT_WORDS[unit] + ("" if amount == 1 else "s")
-    return float(seconds), f"{amount} {word}"
+    return float(seconds), _amount_words(amount, unit)
 
 
-@dataclass(slots=True)
-class _Options:
-    tz: tzinfo
-    nodes: int = 0
-    context_only: bool = True
+def window_words(value: Any) -> str | None:
+    """``"10m"`` -> ``"10 minutes"``; None when it is not a window (for descriptions)."""
+    parts = _window_parts(value)
+    return None if parts is None else _amount_words(*parts)
 
 
-def compile_rule(tree: Any, *, tz: tzinfo = UTC) -> Evaluator:
-    """Validate and compile a rule tree into a fast evaluator."""
-    return _compile(tree, "", 0, _Options(tz))
+# -- comparisons --------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Operator:
+    """A comparison operator (``"op"`` of feature, context and model conditions)."""
+
+    name: str
+    label: str  # in the rule builder's menu
+    words: str  # in descriptions: "the device is one of ..."
+    kinds: tuple[str, ...]  # the kinds of value it applies to: "number", "string"
+    symbol: str = ""  # in reasons: "engagement score is 12 (≥ 10)"; "" -> the name in words
 
 
-def is_context_only(tree: Any) -> bool:
-    """Whether the (valid) rule uses only request-context conditions."""
-    options = _Options(UTC)
-    _compile(tree, "", 0, options)
-    return options.context_only
-
-
-def validate_rule(tree: Any) -> list[tuple[str, str]]:
-    """What is wrong with a rule, as ``(path, message)`` pairs (empty when it is valid).
-
-    ``path`` locates the offending condition or field (``conditions[1].window``; ``""`` for the
-    whole rule) and ``message`` says how to fix it, e.g. "a window is a number followed by s, m,
-    h or d, such as '10m'."
-    """
-    try:
-        compile_rule(tree)
-    except RuleError as exc:
-        return [(exc.path, exc.message)]
-    return []
-
-
-def _compile(node: Any, path: str, depth: int, counter: _Options) -> Evaluator:
-    counter.nodes += 1
-    if counter.nodes > MAX_NODES:
-        raise RuleError(f"a rule may have at most {MAX_NODES} conditions.", path)
-    if depth > MAX_DEPTH:
-        raise RuleError(f"conditions may be nested at most {MAX_DEPTH} deep.", path)
-    if not isinstance(node, dict):
-        raise RuleError("each condition must be an object with a 'type'.", path)
-    kind = node.get("type")
-    compiler = _COMPILERS.get(kind) if isinstance(kind, str) else None
-    if compiler is None:
-        known = ", ".join(sorted(_COMPILERS))
-        raise RuleError(f"unknown condition type {kind!r}; expected one of {known}.", path)
-    return compiler(node, path, depth, counter)
-
-
-def _join(path: str, part: str) -> str:
-    return f"{path}.{part}" if path else part
-
-
-def _compile_group(node: dict, path: str, depth: int, counter: _Options) -> Evaluator:
-    children = node.get("conditions")
-    if not isinstance(children, list) or not children:
-        raise RuleError("'conditions' must be a non-empty list.", _join(path, "conditions"))
-    compiled = [
-        _compile(c, f"{_join(path, 'conditions')}[{i}]", depth + 1, counter)
-        for i, c in enumerate(children)
-    ]
-    want_all = node["type"] == "all"
-
-    def evaluate(profile: Profile, now: float, context: dict | None = None) -> Outcome:
-        outcomes = [c(profile, now, context) for c in compiled]
-        matched = all(o.matched for o in outcomes) if want_all else any(o.matched for o in outcomes)
-        # When the answer may change if no event arrives. "all" that holds and "any" that does
-        # not: as soon as any child flips. "any" that holds: when the last holding child stops.
-        # "all" that does not: possibly when a failing child starts to hold (an early guess is
-        # safe; the visitor is simply evaluated again then).
-        deciding = [o for o in outcomes if o.matched == matched]
-        if matched and not want_all:
-            until = max(o.until for o in deciding)
-        else:
-            until = min(o.until for o in deciding)
-        return Outcome(matched, until, lambda: [r for o in deciding for r in o.reasons])
-
-    return evaluate
-
-
-def _compile_not(node: dict, path: str, depth: int, counter: _Options) -> Evaluator:
-    child = _compile(node.get("condition"), _join(path, "condition"), depth + 1, counter)
-
-    def evaluate(profile: Profile, now: float, context: dict | None = None) -> Outcome:
-        o = child(profile, now, context)
-        return Outcome(not o.matched, o.until, lambda: [f"not ({r})" for r in o.reasons])
-
-    return evaluate
-
-
-def _event_name(node: dict, key: str, path: str) -> str:
-    name = node.get(key)
-    if not isinstance(name, str) or not NAME_RE.match(name):
-        raise RuleError(f"'{key}' must be an event name such as 'page_view'.", _join(path, key))
-    return name
-
-
-def _compile_event_count(node: dict, path: str, depth: int, counter: _Options) -> Evaluator:
-    counter.context_only = False
-    name = _event_name(node, "event", path)
-    minimum = node.get("min", 1)
-    if isinstance(minimum, bool) or not isinstance(minimum, int) or not 1 <= minimum <= 1_000_000:
-        raise RuleError("'min' must be a whole number from 1 to 1,000,000.", _join(path, "min"))
-    maximum = node.get("max")
-    if maximum is not None and (
-        isinstance(maximum, bool) or not isinstance(maximum, int) or maximum < minimum
-    ):
-        raise RuleError("'max' must be a whole number no smaller than 'min'.", _join(path, "max"))
-    window, window_words = parse_window(node.get("window"), _join(path, "window"))
-    key, label = name, name.replace("_", " ")
-    flt = node.get("filter")
-    if flt is not None:
-        if (
-            not isinstance(flt, dict)
-            or len(flt) != 1
-            or next(iter(flt)) not in DIMENSIONS
-            or not isinstance(next(iter(flt.values())), str)
-            or not next(iter(flt.values()))
-        ):
-            dims = " or ".join(DIMENSIONS)
-            raise RuleError(
-                f"'filter' must be one of {dims} with a text value.", _join(path, "filter")
-            )
-        ((dimension, value),) = flt.items()
-        key = counter_key(name, dimension, value[:64])
-        label = f"{label} ({dimension} {value})"
-
-    def evaluate(profile: Profile, now: float, context: dict | None = None) -> Outcome:
-        count = profile.count_within(key, window, now)
-
-        def reason():
-            bound = (
-                f"threshold {minimum}" if maximum is None else f"between {minimum} and {maximum}"
-            )
-            return (f"{count} {label} event(s) in the last {window_words} ({bound})",)
-
-        if count >= minimum and (maximum is None or count <= maximum):
-            until = profile.count_valid_until(key, window, minimum, now)
-            return Outcome(True, until, reason)
-        if maximum is not None and count > maximum:  # too many: fewer once some age out
-            until = profile.count_valid_until(key, window, maximum + 1, now)
-            return Outcome(False, until, reason)
-        return Outcome(False, NEVER, reason)  # only a new event can make it hold
-
-    return evaluate
-
-
-def _compile_event_without(node: dict, path: str, depth: int, counter: _Options) -> Evaluator:
-    counter.context_only = False
-    name = _event_name(node, "event", path)
-    without = _event_name(node, "without", path)
-    window, window_words = parse_window(node.get("window"), _join(path, "window"))
-    min_age = 0.0
-    if node.get("min_age") is not None:
-        min_age, _ = parse_window(node["min_age"], _join(path, "min_age"))
-        if min_age >= window:
-            raise RuleError("'min_age' must be shorter than 'window'.", _join(path, "min_age"))
-    label, other = name.replace("_", " "), without.replace("_", " ")
-
-    def evaluate(profile: Profile, now: float, context: dict | None = None) -> Outcome:
-        last = profile.last_ts.get(name)
-        if last is None or last <= now - window:
-            return Outcome(False, NEVER, (f"no {label} in the last {window_words}",))
-        if profile.last_ts.get(without, -math.inf) >= last:
-            return Outcome(False, NEVER, (f"{other} after the latest {label}",))
-        if now - last < min_age:
-            return Outcome(False, last + min_age, (f"{label} too recent",))
-        return Outcome(
-            True, last + window, (f"{label} in the last {window_words} and no {other} since",)
-        )
-
-    return evaluate
-
-
-_NUMBER_OPS = {"eq", "ne", "lt", "lte", "gt", "gte", "in", "not_in", "exists"}
-_STRING_OPS = {"eq", "ne", "in", "not_in", "contains", "regex", "exists"}
+OPERATORS: dict[str, Operator] = {
+    op.name: op
+    for op in (
+        Operator("eq", "is", "is", ("number", "string"), "="),
+        Operator("ne", "is not", "is not", ("number", "string"), "≠"),
+        Operator("lt", "<", "is less than", ("number",), "<"),
+        Operator("lte", "≤", "is at most", ("number",), "≤"),
+        Operator("gt", ">", "is more than", ("number",), ">"),
+        Operator("gte", "≥", "is at least", ("number",), "≥"),
+        Operator("in", "is one of", "is one of", ("number", "string")),
+        Operator("not_in", "is none of", "is none of", ("number", "string")),
+        Operator("contains", "contains", "contains", ("string",)),
+        Operator("regex", "matches pattern", "matches the pattern", ("string",)),
+        Operator("exists", "is known", "is known", ("number", "string")),
+    )
+}
 _COMPARE = {
     "eq": operator.eq,
     "ne": operator.ne,
@@ -298,16 +163,22 @@ _COMPARE = {
 }
 
 
-def _comparison(node: dict, path: str, kind: str) -> tuple[Callable[[Any], bool], str, Any]:
-    """A predicate over a value (None: unknown) from ``op`` and ``value``, validated."""
+def operators_for(kind: str) -> list[str]:
+    """The names of the operators for a kind of value ("number" or "string"), sorted."""
+    return sorted(name for name, op in OPERATORS.items() if kind in op.kinds)
+
+
+def compile_comparison(node: dict, path: str, kind: str) -> tuple[Callable[[Any], bool], str, Any]:
+    """A predicate over a value (None: unknown) from the node's ``op`` and ``value``, validated
+    for values of ``kind`` ("number" or "string"); also returns the op and the target."""
     op = node.get("op")
-    ops = _NUMBER_OPS if kind == "number" else _STRING_OPS
+    ops = operators_for(kind)
     if op not in ops:
-        raise RuleError(f"'op' must be one of {', '.join(sorted(ops))}.", _join(path, "op"))
+        raise RuleError(f"'op' must be one of {', '.join(ops)}.", join_path(path, "op"))
     if op == "exists":
         return (lambda v: v is not None), op, None
     target = node.get("value")
-    vpath = _join(path, "value")
+    vpath = join_path(path, "value")
     if op in ("in", "not_in"):
         if not isinstance(target, list) or not target or len(target) > 100:
             raise RuleError("'value' must be a non-empty list (at most 100 items).", vpath)
@@ -346,264 +217,356 @@ def _check_scalar(value: Any, kind: str, path: str) -> None:
         raise RuleError("'value' must be text (at most 500 characters).", path)
 
 
-def _words(op: str, target: Any) -> str:
-    names = {"eq": "=", "ne": "≠", "lt": "<", "lte": "≤", "gt": ">", "gte": "≥"}
-    if op == "exists":
-        return "is known"
-    if op in names:
-        return f"{names[op]} {target}"
-    return f"{op.replace('_', ' ')} {target}"
-
-
-def _fmt(value: Any) -> str:
+def reason_value(value: Any) -> str:
+    """A value as a reason shows it: 0.7200 -> "0.72", None -> "unknown"."""
     if isinstance(value, float):
         return f"{value:.2f}".rstrip("0").rstrip(".")
     return "unknown" if value is None else str(value)
 
 
-def _compile_feature(node: dict, path: str, depth: int, counter: _Options) -> Evaluator:
-    counter.context_only = False
-    name = node.get("feature")
-    feature = FEATURES.get(name) if isinstance(name, str) else None
-    if feature is None:
-        known = ", ".join(sorted(FEATURES))
+def reason_comparison(op: str, target: Any) -> str:
+    """A comparison as a reason shows it: ``("gte", 10)`` -> "≥ 10"."""
+    if op == "exists":
+        return "is known"
+    symbol = OPERATORS[op].symbol
+    if symbol:
+        return f"{symbol} {target}"
+    return f"{op.replace('_', ' ')} {target}"
+
+
+# -- what a condition type is -------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class Field:
+    """One key of a condition node besides ``type``: what validation accepts and what the rule
+    builder shows. ``kind`` tells the builder which control to draw (``event``, ``integer``,
+    ``number``, ``window``, ``text``, ``path``, ``slug``, ``choice``, ``operator``, ``value``,
+    ``filter``, ``condition``, ``conditions``); ``default`` is the value assumed when the key is
+    absent; ``choices`` lists the allowed values (plain values, or ``{"value", "label", ...}``
+    objects) and ``suggestions`` common values of a free field."""
+
+    name: str
+    kind: str
+    label: str = ""
+    required: bool = False
+    default: Any = None
+    choices: tuple = ()
+    suggestions: tuple = ()
+    help: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "label": self.label or self.name.replace("_", " "),
+            "required": self.required,
+            "default": self.default,
+            "choices": list(self.choices),
+            "suggestions": list(self.suggestions),
+            "help": self.help,
+        }
+
+
+@dataclass(slots=True)
+class CompileOptions:
+    """What compiling one rule carries from node to node: the site's time zone (for conditions
+    on the local time), the number of nodes so far, the current depth and whether every
+    condition so far can be decided from the request alone."""
+
+    tz: tzinfo = UTC
+    nodes: int = 0
+    depth: int = 0
+    context_only: bool = True
+
+    def compile(self, node: Any, path: str) -> Evaluator:
+        """Compile a nested condition found at ``path`` (for conditions that contain others)."""
+        self.depth += 1
+        try:
+            return _compile(node, path, self)
+        finally:
+            self.depth -= 1
+
+
+class Condition:
+    """One type of rule condition: the node ``{"type": <type>, ...}``.
+
+    To add a condition type, subclass this, set the class attributes, implement
+    :meth:`compile` and :meth:`describe`, and register the class with
+    :func:`register_condition` (in your app's ``AppConfig.ready()``). The engine then compiles
+    and validates it, describes it to editors, offers it in the rule builder and reports what it
+    refers to. Instances hold no state: one instance serves every rule.
+
+    - ``type``: the ``"type"`` of the node (lower case, unique).
+    - ``label``: its name in the rule builder ("Request context").
+    - ``fields``: the node's keys besides ``type``, as :class:`Field` objects. Any other key is
+      refused before :meth:`compile` is called.
+    - ``context_only``: True when the condition is decided from the request and the clock alone
+      (no stored data): segments using only such conditions are decided inside each request,
+      with or without consent, storing nothing.
+    - ``role``: ``"condition"``; the built-in groups are ``"group"`` and ``not`` is
+      ``"negation"`` (the rule builder draws those itself).
+    """
+
+    type: ClassVar[str] = ""
+    label: ClassVar[str] = ""
+    fields: ClassVar[tuple[Field, ...]] = ()
+    context_only: ClassVar[bool] = False
+    role: ClassVar[str] = "condition"
+
+    def validate(self, node: dict, path: str) -> None:
+        """Refuse keys the type does not take (a typo must not silently become a default).
+        Called before :meth:`compile`; the values are validated by :meth:`compile`."""
+        known = {f.name for f in self.fields}
+        for key in node:
+            if key != "type" and key not in known:
+                expected = ", ".join(sorted(known)) or "no other keys"
+                raise RuleError(
+                    f"unknown key {key!r}; {self.type} takes {expected}.",
+                    join_path(path, str(key)),
+                )
+
+    def compile(self, node: dict, path: str, options: CompileOptions) -> Evaluator:
+        """Validate the node's values and return its evaluator.
+
+        Raise :class:`RuleError` with a message an editor can act on and the path of the field,
+        ``join_path(path, "window")``. The evaluator, ``evaluate(profile, now, context=None)``,
+        returns an :class:`Outcome` and must never raise: ``profile`` is a
+        :class:`segments.features.Profile`, ``now`` a Unix time and ``context`` the request's
+        context (device, referrer, utm_*, language, country, path) when the rule is evaluated
+        inside a request, else None. Nested conditions compile with ``options.compile(child,
+        child_path)``; ``options.tz`` is the site's time zone."""
+        raise NotImplementedError(f"{type(self).__name__} must implement compile().")
+
+    def describe(self, node: dict) -> str:
+        """The condition in plain words, as it continues "Visitors matching ...": "at least 3
+        page views in the last 10 minutes". Called for rules still being built, so the node may
+        be incomplete or invalid: use ``node.get`` and placeholders ("?"). A ``TypeError``,
+        ``ValueError`` or ``AttributeError`` reads as "an incomplete condition". Nested
+        conditions are described with :func:`describe_condition`."""
+        raise NotImplementedError(f"{type(self).__name__} must implement describe().")
+
+    def references(self, node: dict) -> list[dict]:
+        """What the node refers to outside the rule, for checks where the segment is saved:
+        ``{"kind": "model", "model": <slug>, "cluster": <key or None>}`` for models."""
+        return []
+
+    def children(self, node: dict) -> list[tuple[str, Any]]:
+        """The nested conditions, as ``(relative path, node)`` pairs (groups and ``not``)."""
+        return []
+
+    def new_node(self) -> dict:
+        """The node the rule builder inserts when an editor adds this type."""
+        return {"type": self.type}
+
+    def catalog_entry(self) -> dict:
+        """What the rule builder needs: the type, its label, role, fields and a new node."""
+        return {
+            "type": self.type,
+            "label": self.label or self.type.replace("_", " "),
+            "role": self.role,
+            "context_only": self.context_only,
+            "fields": [f.as_dict() for f in self.fields],
+            "new": self.new_node(),
+        }
+
+
+# -- the registry of condition types ------------------------------------------------------------
+_TYPE_RE = re.compile(r"[a-z][a-z0-9_]{0,39}\Z")
+_registry: dict[str, Condition] = {}
+C = TypeVar("C", bound=type[Condition])
+
+
+def register_condition(cls: C) -> C:
+    """Add a condition type (usable as a class decorator). Call it from ``AppConfig.ready()``
+    (or import a module that uses it as a decorator there). Registering the same class again
+    does nothing; registering another class under a type already taken is an error, so two apps
+    cannot silently take the same name (:func:`unregister_condition` first to replace one)."""
+    if not (isinstance(cls, type) and issubclass(cls, Condition)):
+        raise TypeError(f"{cls!r} is not a Condition subclass.")
+    name = cls.type
+    if not isinstance(name, str) or not _TYPE_RE.match(name):
+        raise ValueError(f"{cls.__name__}.type must be a lower-case name, not {name!r}.")
+    current = _registry.get(name)
+    if current is not None:
+        if type(current) is cls:
+            return cls
+        raise ValueError(
+            f"condition type {name!r} is already registered by {type(current).__qualname__}."
+        )
+    _registry[name] = cls()
+    return cls
+
+
+def unregister_condition(name: str) -> None:
+    """Remove a condition type (tests; replacing a type). Unknown names are ignored."""
+    _registry.pop(name, None)
+
+
+def conditions() -> dict[str, Condition]:
+    """The registered condition types by name, in the order they were registered."""
+    return dict(_registry)
+
+
+def _condition_for(node: Any) -> Condition | None:
+    kind = node.get("type") if isinstance(node, dict) else None
+    return _registry.get(kind) if isinstance(kind, str) else None
+
+
+# -- compiling and validating -------------------------------------------------------------------
+def compile_rule(tree: Any, *, tz: tzinfo = UTC) -> Evaluator:
+    """Validate and compile a rule tree into a fast evaluator."""
+    return _compile(tree, "", CompileOptions(tz))
+
+
+def is_context_only(tree: Any) -> bool:
+    """Whether the (valid) rule uses only request-context conditions."""
+    options = CompileOptions(UTC)
+    _compile(tree, "", options)
+    return options.context_only
+
+
+def validate_rule(tree: Any) -> list[tuple[str, str]]:
+    """What is wrong with a rule, as ``(path, message)`` pairs (empty when it is valid).
+
+    ``path`` locates the offending condition or field (``conditions[1].window``; ``""`` for the
+    whole rule) and ``message`` says how to fix it, e.g. "a window is a number followed by s, m,
+    h or d, such as '10m'."
+    """
+    try:
+        compile_rule(tree)
+    except RuleError as exc:
+        return [(exc.path, exc.message)]
+    return []
+
+
+def _compile(node: Any, path: str, options: CompileOptions) -> Evaluator:
+    options.nodes += 1
+    if options.nodes > MAX_NODES:
+        raise RuleError(f"a rule may have at most {MAX_NODES} conditions.", path)
+    if options.depth > MAX_DEPTH:
+        raise RuleError(f"conditions may be nested at most {MAX_DEPTH} deep.", path)
+    if not isinstance(node, dict):
+        raise RuleError("each condition must be an object with a 'type'.", path)
+    condition = _condition_for(node)
+    if condition is None:
+        known = ", ".join(sorted(_registry))
         raise RuleError(
-            f"unknown feature {name!r}; expected one of {known}.", _join(path, "feature")
+            f"unknown condition type {node.get('type')!r}; expected one of {known}.", path
         )
-    param = node.get("param")
-    if feature.param is None and param is not None:
-        raise RuleError(f"{name} takes no 'param'.", _join(path, "param"))
-    if (
-        feature.param is not None
-        and param is not None
-        and (not isinstance(param, str) or not param)
-    ):
-        raise RuleError(f"'param' must be a {feature.param} name.", _join(path, "param"))
-    if feature.param == "category" and param is None:
-        raise RuleError("'param' must name the category.", _join(path, "param"))
-    test, op, target = _comparison(node, path, feature.kind)
-    describe = f"{name.replace('_', ' ')}{f' ({param})' if param else ''}"
-
-    def evaluate(profile: Profile, now: float, context: dict | None = None) -> Outcome:
-        value = feature.value(profile, now, param)
-        matched = test(value)
-        return Outcome(
-            matched,
-            _feature_until(feature, profile, now, op, target, matched),
-            lambda: (f"{describe} is {_fmt(value)} ({_words(op, target)})",),
-        )
-
-    return evaluate
+    condition.validate(node, path)
+    if not condition.context_only:
+        options.context_only = False
+    return condition.compile(node, path, options)
 
 
-def _feature_until(
-    feature: Feature, profile: Profile, now: float, op: str, target, matched: bool
-) -> float:
-    """When a comparison on a feature that moves with time alone flips."""
-    if feature.trend is None or feature.crossing is None:
-        return NEVER
-    if op in ("lt", "lte", "gt", "gte"):
-        rising = feature.trend == "up"
-        below = op in ("lt", "lte")
-        # Rising values leave "below" and enter "above"; decaying ones the other way round.
-        flips = (matched and below == rising) or (not matched and below != rising)
-        if not flips:
-            return NEVER
-        at = feature.crossing(profile, float(target))
-        return NEVER if at is None else max(at, now)
-    return now + 3600.0  # equality on a moving value: look again in an hour
+# -- describing ---------------------------------------------------------------------------------
+_describe_depth: ContextVar[int] = ContextVar("describe_depth", default=0)
 
 
-_CONTEXT_ATTRIBUTES = {
-    "device": "string",
-    "referrer": "string",
-    "utm_source": "string",
-    "utm_medium": "string",
-    "utm_campaign": "string",
-    "language": "string",
-    "country": "string",
-    "path": "string",
-    "hour": "number",
-    "weekday": "number",
-}
+def describe_condition(node: Any) -> str:
+    """One condition (and what it contains) in words. Never raises: a part that cannot be read
+    (unknown type, missing or malformed field, nested too deep) is "an incomplete condition"."""
+    depth = _describe_depth.get()
+    condition = _condition_for(node)
+    if depth > DESCRIBE_DEPTH or condition is None:
+        return INCOMPLETE
+    token = _describe_depth.set(depth + 1)
+    try:
+        return condition.describe(node)
+    except (TypeError, ValueError, AttributeError):
+        return INCOMPLETE
+    finally:
+        _describe_depth.reset(token)
 
 
-def _compile_context(node: dict, path: str, depth: int, counter: _Options) -> Evaluator:
-    attribute = node.get("attribute")
-    if attribute not in _CONTEXT_ATTRIBUTES:
-        known = ", ".join(sorted(_CONTEXT_ATTRIBUTES))
-        raise RuleError(
-            f"unknown context attribute {attribute!r}; expected one of {known}.",
-            _join(path, "attribute"),
-        )
-    test, op, target = _comparison(node, path, _CONTEXT_ATTRIBUTES[attribute])
-    tz = counter.tz
-    timed = attribute in ("hour", "weekday")
+def describe_rule(tree: Any, *, strict: bool = False) -> str:
+    """The whole rule as a sentence about visitors: "Visitors matching all of: at least 3 page
+    views in the last 10 minutes; not (at least 1 purchase event in the last 30 days)."
 
-    def evaluate(profile: Profile, now: float, context: dict | None = None) -> Outcome:
-        if timed:
-            local = datetime.fromtimestamp(now, tz)
-            value = local.hour if attribute == "hour" else local.weekday()
-            until = (now // 3600 + 1) * 3600  # look again at the next hour
-        else:
-            source = context if context is not None else profile.context
-            value = source.get("path" if attribute == "path" else attribute)
-            if value is None and context is None and attribute == "path" and profile.paths:
-                value = profile.paths[-1]
-            until = NEVER
-        matched = test(value)
-        return Outcome(matched, until, (f"{attribute} is {_fmt(value)} ({_words(op, target)})",))
-
-    return evaluate
+    By default it never raises, so an editor sees the sentence change while building a rule,
+    before it is valid. With ``strict=True`` the rule is validated first and an invalid one
+    (including one whose type is not registered) raises :class:`RuleError`.
+    """
+    if strict:
+        compile_rule(tree)
+    return f"Visitors matching {describe_condition(tree)}."
 
 
-def _compile_visited(node: dict, path: str, depth: int, counter: _Options) -> Evaluator:
-    counter.context_only = False
-    exact, prefix = node.get("path"), node.get("path_prefix")
-    if (exact is None) == (prefix is None):
-        raise RuleError("give either 'path' or 'path_prefix'.", path)
-    target = exact if exact is not None else prefix
-    if not isinstance(target, str) or not target.startswith("/") or len(target) > 200:
-        raise RuleError(
-            "a path starts with '/' (at most 200 characters).",
-            _join(path, "path" if exact is not None else "path_prefix"),
-        )
-
-    def evaluate(profile: Profile, now: float, context: dict | None = None) -> Outcome:
-        if exact is not None:
-            matched = exact in profile.paths
-        else:
-            matched = any(p.startswith(prefix) for p in profile.paths)
-        words = f"visited {target}" if exact is not None else f"visited a page under {target}"
-        return Outcome(matched, NEVER, (words if matched else f"not {words}",))
-
-    return evaluate
+# -- references and the catalog -----------------------------------------------------------------
+def _walk(node: Any, path: str, depth: int = 0) -> Iterator[tuple[Condition, dict, str]]:
+    condition = _condition_for(node)
+    if condition is None or depth > DESCRIBE_DEPTH:
+        return
+    yield condition, node, path
+    for part, child in condition.children(node):
+        yield from _walk(child, join_path(path, part), depth + 1)
 
 
-_MODEL_SLUG_RE = re.compile(r"[a-z0-9_-]{1,40}\Z")
-_CLUSTER_KEY_RE = re.compile(r"[a-z0-9_-]{1,64}\Z")
-
-
-def _model_slug(node: dict, path: str) -> str:
-    slug = node.get("model")
-    if not isinstance(slug, str) or not _MODEL_SLUG_RE.match(slug):
-        raise RuleError(
-            "'model' must be a model's slug (lower-case letters, digits, - or _).",
-            _join(path, "model"),
-        )
-    return slug
-
-
-def _compile_model(node: dict, path: str, depth: int, counter: _Options) -> Evaluator:
-    """A propensity model's score (0-1), or its rank: ``top_percent`` 10 holds for visitors
-    scored in the top 10% of the population the model was trained on."""
-    counter.context_only = False
-    slug = _model_slug(node, path)
-    label = slug.replace("_", " ").replace("-", " ")
-    top = node.get("top_percent")
-    if top is not None:
-        if "op" in node or "value" in node:
-            raise RuleError("give either 'top_percent' or 'op' and 'value', not both.", path)
-        if isinstance(top, bool) or not isinstance(top, int | float) or not 0 < top < 100:
-            raise RuleError(
-                "'top_percent' must be a number above 0 and below 100, such as 10.",
-                _join(path, "top_percent"),
-            )
-        floor = 100 - top
-
-        def evaluate_top(profile: Profile, now: float, context: dict | None = None) -> Outcome:
-            entry = profile.scores.get(slug)
-            if not isinstance(entry, list) or len(entry) != 2:
-                return Outcome(False, NEVER, (f"not scored by {label} yet",))
-            rank = entry[1]
-            matched = rank >= floor
-            return Outcome(
-                matched,
-                NEVER,
-                lambda: (
-                    f"{label} score {_fmt(entry[0])} ranks in the top "
-                    f"{_fmt(max(100 - rank, 1))}% (top {_fmt(top)}% required)",
-                ),
-            )
-
-        return evaluate_top
-
-    test, op, target = _comparison(node, path, "number")
-    if op in ("lt", "lte", "gt", "gte", "eq", "ne") and not 0 <= target <= 1:
-        raise RuleError(
-            "a score is a probability between 0 and 1, such as 0.6.", _join(path, "value")
-        )
-
-    def evaluate(profile: Profile, now: float, context: dict | None = None) -> Outcome:
-        entry = profile.scores.get(slug)
-        score = entry[0] if isinstance(entry, list) and entry else None
-        matched = test(score)
-        if score is None:
-            return Outcome(matched, NEVER, (f"not scored by {label} yet",))
-        return Outcome(
-            matched, NEVER, lambda: (f"{label} score is {_fmt(score)} ({_words(op, target)})",)
-        )
-
-    return evaluate
-
-
-def _compile_cluster(node: dict, path: str, depth: int, counter: _Options) -> Evaluator:
-    """Membership of a cluster of a clustering model, by its stable key."""
-    counter.context_only = False
-    slug = _model_slug(node, path)
-    key = node.get("cluster")
-    if not isinstance(key, str) or not _CLUSTER_KEY_RE.match(key):
-        raise RuleError(
-            "'cluster' must be a cluster's key, such as 'champions'.", _join(path, "cluster")
-        )
-    label = slug.replace("_", " ").replace("-", " ")
-
-    def evaluate(profile: Profile, now: float, context: dict | None = None) -> Outcome:
-        actual = profile.scores.get(slug)
-        if not isinstance(actual, str):
-            return Outcome(False, NEVER, (f"not placed in a {label} cluster yet",))
-        if actual == key:
-            return Outcome(True, NEVER, (f"in the {key} cluster of {label}",))
-        return Outcome(False, NEVER, (f"in the {actual} cluster of {label}, not {key}",))
-
-    return evaluate
+def rule_references(tree: Any) -> list[dict]:
+    """What a rule refers to outside itself (see :meth:`Condition.references`), each with the
+    ``type`` and ``path`` of the condition, in the order of the tree."""
+    return [
+        {**reference, "type": condition.type, "path": path}
+        for condition, node, path in _walk(tree, "")
+        for reference in condition.references(node)
+    ]
 
 
 def model_references(tree: Any) -> list[dict]:
     """The model and cluster conditions of a (valid) rule: ``{"model", "cluster", "path"}``
     each (``cluster`` None for score conditions), so the caller can check they exist."""
-    found: list[dict] = []
-
-    def walk(node: Any, path: str) -> None:
-        if not isinstance(node, dict):
-            return
-        kind = node.get("type")
-        if kind in ("model", "cluster"):
-            found.append(
-                {
-                    "model": node.get("model"),
-                    "cluster": node.get("cluster") if kind == "cluster" else None,
-                    "path": path,
-                }
-            )
-        for i, child in enumerate(node.get("conditions") or []):
-            walk(child, f"{_join(path, 'conditions')}[{i}]")
-        if "condition" in node:
-            walk(node["condition"], _join(path, "condition"))
-
-    walk(tree, "")
-    return found
+    return [
+        {"model": r["model"], "cluster": r.get("cluster"), "path": r["path"]}
+        for r in rule_references(tree)
+        if r.get("kind") == "model"
+    ]
 
 
-_COMPILERS: dict[str, Callable[[dict, str, int, _Options], Evaluator]] = {
-    "all": _compile_group,
-    "any": _compile_group,
-    "not": _compile_not,
-    "event_count": _compile_event_count,
-    "event_without": _compile_event_without,
-    "feature": _compile_feature,
-    "visited": _compile_visited,
-    "context": _compile_context,
-    "model": _compile_model,
-    "cluster": _compile_cluster,
-}
+def catalog() -> dict:
+    """What rules can say, as plain data for the rule builder: the registered condition types
+    (their catalog entries, in registration order), the comparison operators of each kind of
+    value with their labels, the units of a window and the limits of a rule."""
+    return {
+        "types": sorted(_registry),
+        "conditions": [c.catalog_entry() for c in _registry.values()],
+        "operators": {kind: operators_for(kind) for kind in ("number", "string")},
+        "operator_labels": {name: op.label for name, op in OPERATORS.items()},
+        "units": [[unit, f"{word}s"] for unit, (_, word) in UNITS.items()],
+        "max_conditions": MAX_NODES,
+        "max_depth": MAX_DEPTH,
+    }
+
+
+__all__ = [
+    "DESCRIBE_DEPTH",
+    "INCOMPLETE",
+    "MAX_DEPTH",
+    "MAX_NODES",
+    "NEVER",
+    "OPERATORS",
+    "UNITS",
+    "CompileOptions",
+    "Condition",
+    "Evaluator",
+    "Field",
+    "Operator",
+    "Outcome",
+    "RuleError",
+    "catalog",
+    "compile_comparison",
+    "compile_rule",
+    "conditions",
+    "describe_condition",
+    "describe_rule",
+    "is_context_only",
+    "join_path",
+    "model_references",
+    "operators_for",
+    "parse_window",
+    "reason_comparison",
+    "reason_value",
+    "register_condition",
+    "rule_references",
+    "unregister_condition",
+    "validate_rule",
+    "window_words",
+]

@@ -8,8 +8,8 @@ from django.urls import reverse
 from wagtail.models import ModelLogEntry
 
 from cms_blocks.forms import SegmentForm, readable_path
-from cms_blocks.rule_text import describe
 from cms_blocks.widgets import SegmentChooser
+from segments.api import describe_rule as describe
 from segments.models import Segment
 from tests.builders import segment
 

@@ -340,7 +340,8 @@ class Condition:
         """The condition in plain words, as it continues "Visitors matching ...": "at least 3
         page views in the last 10 minutes". Called for rules still being built, so the node may
         be incomplete or invalid: use ``node.get`` and placeholders ("?"). A ``TypeError``,
-        ``ValueError`` or ``AttributeError`` reads as "an incomplete condition". Nested
+        ``ValueError``, ``AttributeError`` or ``LookupError`` reads as "an incomplete
+        condition". Nested
         conditions are described with :func:`describe_condition`."""
         raise NotImplementedError(f"{type(self).__name__} must implement describe().")
 
@@ -472,7 +473,7 @@ def describe_condition(node: Any) -> str:
     token = _describe_depth.set(depth + 1)
     try:
         return condition.describe(node)
-    except (TypeError, ValueError, AttributeError):
+    except (TypeError, ValueError, AttributeError, LookupError):
         return INCOMPLETE
     finally:
         _describe_depth.reset(token)

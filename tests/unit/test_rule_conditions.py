@@ -2,7 +2,9 @@
 describes itself, lists its catalog entry and names what it refers to; unknown keys are
 refused; a site can register its own type. Pure logic, no Django database."""
 
-from datetime import UTC, datetime, timedelta
+import re
+from datetime import UTC, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -10,10 +12,7 @@ import pytest
 from segments.features import Profile
 from segments.rules import (
     INCOMPLETE,
-    CompileOptions,
     Condition,
-    Evaluator,
-    Field,
     Outcome,
     RuleError,
     catalog,
@@ -22,7 +21,6 @@ from segments.rules import (
     describe_condition,
     describe_rule,
     is_context_only,
-    join_path,
     model_references,
     register_condition,
     rule_references,
@@ -205,51 +203,17 @@ def test_every_type_refuses_keys_it_does_not_take(node, key):
 
 
 # -- registration ---------------------------------------------------------------------------------
-DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+def _docs_example() -> dict:
+    """Run the example of docs/rules.md ("Adding a condition type"), so it cannot go stale."""
+    text = (Path(__file__).parents[2] / "docs" / "rules.md").read_text()
+    code = re.search(r"```python\n(# mysite/conditions.py\n.*?)```", text, re.S).group(1)
+    namespace: dict = {}
+    exec(compile(code, "docs/rules.md", "exec"), namespace)  # noqa: S102 (our own docs)
+    return namespace
 
 
-class WeekdayIn(Condition):
-    """The docs' example (docs/rules.md): today is one of the given weekdays."""
-
-    type = "weekday_in"
-    label = "Day of the week"
-    context_only = True
-    fields = (
-        Field(
-            "days",
-            "choices",
-            "on",
-            required=True,
-            choices=tuple({"value": i, "label": day} for i, day in enumerate(DAYS)),
-        ),
-    )
-
-    def compile(self, node: dict, path: str, options: CompileOptions) -> Evaluator:
-        days = node.get("days")
-        if (
-            not isinstance(days, list)
-            or not days
-            or not all(type(d) is int and 0 <= d <= 6 for d in days)
-        ):
-            raise RuleError(
-                "'days' must be a non-empty list of weekdays, 0 (Monday) to 6 (Sunday).",
-                join_path(path, "days"),
-            )
-        wanted, tz = frozenset(days), options.tz
-
-        def evaluate(profile, now: float, context: dict | None = None) -> Outcome:
-            today = datetime.fromtimestamp(now, tz)
-            midnight = today.replace(hour=0, minute=0, second=0, microsecond=0)
-            tomorrow = (midnight + timedelta(days=1)).timestamp()
-            return Outcome(today.weekday() in wanted, tomorrow, (f"it is {DAYS[today.weekday()]}",))
-
-        return evaluate
-
-    def describe(self, node: dict) -> str:
-        return "a visit on " + " or ".join(DAYS[d] for d in node["days"])
-
-    def new_node(self) -> dict:
-        return {"type": self.type, "days": [5, 6]}
+EXAMPLE = _docs_example()
+WeekdayIn = EXAMPLE["WeekdayIn"]
 
 
 @pytest.fixture

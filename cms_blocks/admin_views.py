@@ -34,6 +34,7 @@ from wagtail.utils.decorators import xframe_options_sameorigin_override
 from consent.privacy import csv_safe_cell
 from segments.api import (
     BackendUnavailable,
+    describe_rule,
     estimate_rule_size,
     report,
     rule_problems,
@@ -51,7 +52,6 @@ from .preview import (
     protect,
     supports_segment_preview,
 )
-from .rule_text import describe
 
 logger = logging.getLogger(__name__)
 
@@ -96,7 +96,7 @@ class RuleCheckView(View):
             return _json_error(_('Send {"rule": ...}.'), 400)
         rule = payload["rule"]
         problems = rule_problem_list(rule)
-        result = {"problems": problems, "description": describe(rule), "estimate": None}
+        result = {"problems": problems, "description": describe_rule(rule), "estimate": None}
         if not problems:
             try:
                 result["estimate"] = estimate_rule_size(rule)

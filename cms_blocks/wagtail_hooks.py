@@ -12,14 +12,13 @@ from wagtail.log_actions import LogFormatter, log
 from wagtail.snippets.models import register_snippet
 from wagtail.snippets.views.snippets import CreateView, EditView, SnippetViewSet
 
-from segments.api import segment_model
+from segments.api import describe_rule, segment_model
 
 from . import admin_urls
 from .admin_views import SHARE_ACTION
 from .forms import SegmentForm
 from .permissions import can_preview_page, can_view_results
 from .preview import supports_segment_preview
-from .rule_text import describe
 
 CHANGE_ACTION = "cms_blocks.segment.change"
 TRACKED_FIELDS = ("name", "slug", "description", "rule", "priority", "enabled")
@@ -27,7 +26,7 @@ TRACKED_FIELDS = ("name", "slug", "description", "rule", "priority", "enabled")
 
 def _shown(field: str, value):
     if field == "rule":
-        return describe(value)
+        return describe_rule(value)
     if field == "enabled":
         return "enabled" if value else "disabled"
     return value

@@ -7,9 +7,7 @@ from django.urls import NoReverseMatch, reverse
 from django.utils.html import json_script
 from wagtail.snippets.widgets import AdminSnippetChooser
 
-from segments.api import rule_catalog, segment_model
-
-from .rule_text import describe
+from segments.api import describe_rule, rule_catalog, segment_model
 
 
 class RuleBuilderWidget(forms.Textarea):
@@ -46,7 +44,7 @@ class RuleBuilderWidget(forms.Textarea):
             "catalog": json_script(rule_catalog(), element_id),
             "catalog_id": element_id,
             "check_url": check_url,
-            "description": describe(tree) if tree is not None else "",
+            "description": describe_rule(tree) if tree is not None else "",
         }
         return context
 

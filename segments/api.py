@@ -33,7 +33,23 @@ from .profiles.catalog import (
     check_features,
 )
 from .profiles.features import MAX_WINDOW, Profile
-from .rules import model_references
+from .rules import (
+    NEVER,
+    CompileOptions,
+    Condition,
+    Evaluator,
+    Field,
+    Outcome,
+    RuleError,
+    compile_comparison,
+    join_path,
+    model_references,
+    reason_comparison,
+    reason_value,
+    register_condition,
+    unregister_condition,
+)
+from .rules.text import describe_comparison, quoted
 
 __all__ = [
     "DAY",
@@ -43,28 +59,43 @@ __all__ = [
     "MAX_WINDOW",
     "MODEL_FEATURES",
     "NAME_RE",
+    "NEVER",
     "RFM",
     "BackendUnavailable",
+    "CompileOptions",
+    "Condition",
+    "Evaluator",
     "Event",
     "EventError",
     "Exchange",
+    "Field",
     "Mapping",
     "ModelFeature",
+    "Outcome",
     "Profile",
+    "RuleError",
     "check_features",
+    "compile_comparison",
     "context_only_slugs",
     "context_segments",
+    "describe_comparison",
+    "describe_rule",
     "estimate_rule_size",
     "exchange",
     "get_backend",
     "is_page_view",
+    "join_path",
     "min_segment_size",
     "mirror_consent",
     "model_references",
     "page_view",
+    "quoted",
     "read_visitor_events",
+    "reason_comparison",
+    "reason_value",
     "record_events",
     "reevaluate",
+    "register_condition",
     "register_explainer",
     "register_profile_scorer",
     "register_rule_reference_validator",
@@ -78,6 +109,7 @@ __all__ = [
     "segment_priorities",
     "track",
     "tracking_purpose",
+    "unregister_condition",
     "variant_counts",
     "visitor_histories",
 ]
@@ -276,25 +308,37 @@ def rule_problems(tree) -> list[tuple[str, str]]:
     return validate_rule(tree)
 
 
+def describe_rule(tree) -> str:
+    """A rule as one sentence for editors ("Visitors matching at least 3 page views in the last
+    10 minutes."), worded by each condition type. Never raises: parts of a rule still being
+    built read as "an incomplete condition" (see :func:`segments.rules.describe_rule`)."""
+    from .rules import describe_rule
+
+    return describe_rule(tree)
+
+
 def rule_catalog() -> dict:
-    """What rules can say, as plain data for the rule builder: condition types, the feature
-    catalog (name, kind, unit, description, parameter), context attributes with their kinds,
-    the operators of each kind and the dimensions an event count can be filtered on."""
-    from . import rules
+    """What rules can say, as plain data for the rule builder: the condition types with their
+    labels, fields and a new node of each (``conditions``, from the registry), the feature
+    catalog (name, kind, unit, description, parameter), the operators of each kind of value and
+    their labels, the units of a window, context attributes with their kinds and the
+    dimensions an event count can be filtered on."""
     from .profiles import catalog
     from .profiles.features import DIMENSIONS
+    from .rules import catalog as rules_catalog
 
+    result = rules_catalog()
+    fields = {
+        (entry["type"], f["name"]): f for entry in result["conditions"] for f in entry["fields"]
+    }
+    attribute = fields.get(("context", "attribute"))
     return {
-        "types": sorted(rules._COMPILERS),
+        **result,
         "features": catalog.describe(),
-        "context_attributes": dict(rules._CONTEXT_ATTRIBUTES),
-        "operators": {
-            "number": sorted(rules._NUMBER_OPS),
-            "string": sorted(rules._STRING_OPS),
-        },
+        "context_attributes": {c["value"]: c["kind"] for c in attribute["choices"]}
+        if attribute
+        else {},
         "dimensions": list(DIMENSIONS),
-        "max_conditions": rules.MAX_NODES,
-        "max_depth": rules.MAX_DEPTH,
     }
 
 

@@ -1,4 +1,5 @@
-from django.core.checks import Error, Warning, register
+from django.core.checks import Error, Tags, Warning, register
+from django.db import DatabaseError
 from django.utils.module_loading import import_string
 
 from .conf import get_setting
@@ -64,3 +65,34 @@ def check_purpose(app_configs=None, **kwargs):
             )
         ]
     return []
+
+
+@register(Tags.database)
+def check_stored_rules(app_configs=None, databases=None, **kwargs):
+    """Enabled segments whose stored rule the engine now refuses: saved before a stricter rule
+    (unknown keys are errors), or naming a condition type no installed app registers. Loading
+    the enabled segments would fail on them, so ``migrate`` and ``check --database`` say so."""
+    from .models import Segment
+    from .rules import validate_rule
+
+    errors = []
+    for alias in databases or ():
+        try:
+            rows = list(
+                Segment.objects.using(alias).filter(enabled=True).values_list("slug", "rule")
+            )
+        except DatabaseError:  # not migrated yet: nothing stored to check
+            continue
+        for slug, rule in rows:
+            for path, message in validate_rule(rule):
+                errors.append(
+                    Error(
+                        f"Segment {slug!r} has a rule the engine refuses: "
+                        f"{f'{path}: ' if path else ''}{message}",
+                        hint="Correct the rule in the admin (Snippets > Segments) or disable "
+                        "the segment.",
+                        obj=f"segment {slug}",
+                        id="segments.E005",
+                    )
+                )
+    return errors

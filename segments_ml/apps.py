@@ -14,7 +14,10 @@ class SegmentsMLConfig(AppConfig):
     def ready(self) -> None:
         from segments import api as segments
 
-        from . import checks  # noqa: F401  (registers the system checks)
+        from . import (
+            checks,  # noqa: F401  (registers the system checks)
+            conditions,  # noqa: F401  (registers the model and cluster rule conditions)
+        )
         from .models import model_reference_problems
 
         segments.register_profile_scorer("segments_ml", _score)

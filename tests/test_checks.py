@@ -82,3 +82,19 @@ def test_rotation_without_a_chain_key_and_bad_modes(settings):
     settings.CONSENT_BANNER_MODE = "client"
     settings.CONSENT_GPC_PURPOSES = ["marketing"]
     assert consent_checks.check_rotation_and_modes() == []
+
+
+@pytest.mark.django_db
+def test_enabled_segments_with_rules_the_engine_refuses():
+    from segments.models import Segment
+
+    engaged = {"type": "event_count", "event": "page_view", "min": 3, "window": "10m"}
+    Segment.objects.create(name="A", slug="a", rule=engaged)
+    # Saved without the form's validation (as rules stored before unknown keys were refused).
+    Segment.objects.create(name="B", slug="b", rule={**engaged, "minn": 3})
+    Segment.objects.create(name="C", slug="c", rule={"type": "nope"}, enabled=False)
+    messages = segments_checks.check_stored_rules(databases=["default"])
+    assert ids(messages) == ["segments.E005"]
+    assert messages[0].msg.startswith("Segment 'b' has a rule the engine refuses: minn: unknown")
+    assert messages[0].hint
+    assert segments_checks.check_stored_rules() == []  # only with --database (and migrate)

@@ -8,8 +8,8 @@ from django.urls import reverse
 from wagtail.models import ModelLogEntry
 
 from cms_blocks.forms import SegmentForm, readable_path
-from cms_blocks.rule_text import describe
 from cms_blocks.widgets import SegmentChooser
+from segments.api import describe_rule as describe
 from segments.models import Segment
 from tests.builders import segment
 
@@ -213,6 +213,21 @@ def test_check_refuses_bad_requests_and_people_without_permission(manager):
     reader = login("reader", "segments.view_segment")
     assert _check(reader, ENGAGED).status_code == 403
     assert login("results", "cms_blocks.view_results").post(url).status_code == 403
+
+
+def test_a_typo_in_a_key_is_refused_by_the_form_and_the_check(manager):
+    typo = {"type": "event_count", "event": "page_view", "minn": 3, "window": "10m"}
+    rule = {"type": "any", "conditions": [ENGAGED, typo]}
+    form = SegmentForm(data=_form_data(rule), instance=Segment())
+    assert not form.is_valid()
+    (message,) = form.errors["rule"]
+    assert message.startswith("condition 2 > minn: unknown key 'minn'; event_count takes ")
+    data = _check(manager, rule).json()
+    assert [(p["path"], p["where"]) for p in data["problems"]] == [
+        ("conditions[1].minn", "condition 2 > minn")
+    ]
+    assert data["problems"][0]["message"].startswith("unknown key 'minn'")
+    assert data["estimate"] is None
 
 
 # -- history -----------------------------------------------------------------------------------

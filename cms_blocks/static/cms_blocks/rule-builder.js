@@ -5,29 +5,39 @@
  * conditions; every change rewrites the textarea, and (debounced) asks the admin's rule-check
  * endpoint for the rule in plain words, its estimated size and its problems, each shown next
  * to the condition it concerns. No dependencies, no build step, no inline script.
+ *
+ * What rules can say comes from the catalog the widget embeds (segments.api.rule_catalog): the
+ * condition types with their labels, fields and a new node of each, the operators and their
+ * labels, the units of a window. The editing controls of the built-in types are drawn here,
+ * keyed by type; any other registered type gets controls drawn from its fields' kinds.
  */
 (function () {
   "use strict";
   var d = document;
 
-  var TYPE_LABELS = {
-    event_count: "Number of events",
-    event_without: "Event without a follow-up",
-    feature: "Feature",
-    visited: "Visited page",
-    context: "Request context",
-    model: "Model score",
-    cluster: "Model cluster",
-    all: "Group: all of",
-    any: "Group: any of"
-  };
-  var LEAF_TYPES = ["event_count", "event_without", "feature", "visited", "context", "model", "cluster"];
-  var OP_LABELS = {
-    eq: "is", ne: "is not", lt: "<", lte: "≤", gt: ">", gte: "≥", "in": "is one of",
-    not_in: "is none of", contains: "contains", regex: "matches pattern", exists: "is known"
-  };
-  var EVENTS = ["page_view", "click", "add_to_cart", "purchase", "signup", "impression", "search"];
-  var UNITS = [["s", "seconds"], ["m", "minutes"], ["h", "hours"], ["d", "days"]];
+  var EMPTY_CATALOG = { conditions: [], features: [], operators: { number: [], string: [] }, operator_labels: {}, units: [] };
+
+  // Index the catalog: entries by type, fields by name, the types a group offers.
+  function readCatalog(data) {
+    var c = Object.assign({}, EMPTY_CATALOG, data || {});
+    c.byType = {};
+    c.conditions.forEach(function (entry) {
+      entry.fieldsByName = {};
+      entry.fields.forEach(function (f) { entry.fieldsByName[f.name] = f; });
+      c.byType[entry.type] = entry;
+    });
+    function ofRole(role) { return c.conditions.filter(function (e) { return e.role === role; }).map(function (e) { return e.type; }); }
+    c.leafTypes = ofRole("condition");
+    c.groupTypes = ofRole("group");
+    return c;
+  }
+
+  // A field's choices as [value, label] pairs (plain values, or {value, label} objects).
+  function choicePairs(choices) {
+    return (choices || []).map(function (c) {
+      return c !== null && typeof c === "object" ? [c.value, c.label === undefined ? String(c.value) : c.label] : [c, String(c)];
+    });
+  }
 
   function el(tag, attrs, children) {
     var node = d.createElement(tag);
@@ -76,22 +86,6 @@
     return m ? { amount: m[1], unit: m[2] } : { amount: "", unit: "m" };
   }
 
-  function defaults(type, catalog) {
-    switch (type) {
-      case "all": case "any": return { type: type, conditions: [defaults("event_count", catalog)] };
-      case "event_count": return { type: type, event: "page_view", min: 3, window: "10m" };
-      case "event_without": return { type: type, event: "add_to_cart", without: "purchase", window: "1d", min_age: "30m" };
-      case "feature":
-        var f = catalog.features[0];
-        return { type: type, feature: f.name, op: f.kind === "number" ? "gte" : "eq", value: f.kind === "number" ? 1 : "" };
-      case "visited": return { type: type, path_prefix: "/" };
-      case "context": return { type: type, attribute: "device", op: "eq", value: "mobile" };
-      case "model": return { type: type, model: "", op: "gte", value: 0.5 };
-      case "cluster": return { type: type, model: "", cluster: "" };
-    }
-    return { type: type };
-  }
-
   function Builder(root) {
     this.root = root;
     this.textarea = root.querySelector("textarea");
@@ -102,7 +96,7 @@
     this.raw = root.querySelector("[data-rule-builder-raw]");
     this.checkUrl = root.getAttribute("data-check-url");
     var catalogNode = d.getElementById(root.getAttribute("data-catalog-id"));
-    this.catalog = catalogNode ? JSON.parse(catalogNode.textContent) : { features: [], context_attributes: {}, operators: { number: [], string: [] }, dimensions: [] };
+    this.catalog = readCatalog(catalogNode ? JSON.parse(catalogNode.textContent) : null);
     this.timer = null;
     this.seq = 0;
     var self = this;
@@ -113,10 +107,30 @@
     this.fromText(true);
   }
 
+  Builder.prototype.entry = function (type) { return this.catalog.byType[type]; };
+
+  // What the builder inserts for a new condition of a type (the catalog's "new" node).
+  Builder.prototype.newNode = function (type) {
+    var entry = this.entry(type);
+    return entry ? JSON.parse(JSON.stringify(entry["new"])) : { type: type };
+  };
+
+  Builder.prototype.fieldInfo = function (type, name) {
+    var entry = this.entry(type);
+    return (entry && entry.fieldsByName[name]) || { name: name, label: name.replace(/_/g, " "), choices: [], suggestions: [] };
+  };
+
+  Builder.prototype.label = function (type, name) { return this.fieldInfo(type, name).label; };
+
+  Builder.prototype.typeLabel = function (type) {
+    var entry = this.entry(type);
+    return entry ? entry.label : type;
+  };
+
   Builder.prototype.fromText = function (initial) {
     var text = this.textarea.value.trim();
     var tree;
-    if (!text || text === "null") { text = ""; tree = { type: "all", conditions: [defaults("event_count", this.catalog)] }; }
+    if (!text || text === "null") { text = ""; tree = this.newNode("all"); }
     else {
       try { tree = JSON.parse(text); }
       catch (e) {
@@ -133,7 +147,7 @@
   };
 
   Builder.prototype.reset = function () {
-    this.tree = { type: "all", conditions: [defaults("event_count", this.catalog)] };
+    this.tree = this.newNode("all");
     this.changed();
   };
 
@@ -224,15 +238,16 @@
       var wrapper = el("div", { "class": "rule-builder__not", "data-path": path }, [el("span", { "class": "rule-builder__not-label", text: "NOT" }), inner]);
       return wrapper;
     }
-    if (!node || typeof node !== "object") { node = defaults("event_count", this.catalog); }
-    var isGroup = node.type === "all" || node.type === "any";
+    var c = this.catalog;
+    if (!node || typeof node !== "object") { node = this.newNode("event_count"); }
+    var isGroup = c.groupTypes.indexOf(node.type) !== -1;
     var container = el("div", { "class": "rule-builder__node" + (isGroup ? " rule-builder__group" : " rule-builder__condition"), "data-path": path, "data-type": node.type });
-    var typeOptions = (isGroup ? ["all", "any"] : LEAF_TYPES).map(function (t) { return [t, TYPE_LABELS[t] || t]; });
-    if (!isGroup && LEAF_TYPES.indexOf(node.type) === -1) { typeOptions.unshift([node.type, "Unknown: " + node.type]); }
+    var typeOptions = (isGroup ? c.groupTypes : c.leafTypes).map(function (t) { return [t, self.typeLabel(t)]; });
+    if (!isGroup && c.leafTypes.indexOf(node.type) === -1) { typeOptions.unshift([node.type, "Unknown: " + node.type]); }
     var head = el("div", { "class": "rule-builder__head" }, [
       isGroup ? el("span", { text: "Visitors matching" }) : null,
       select(typeOptions, node.type, function (value) {
-        if (isGroup) { node.type = value; self.changed(); } else { replace(defaults(value, self.catalog)); }
+        if (isGroup) { node.type = value; self.changed(); } else { replace(self.newNode(value)); }
       }, isGroup ? "Group kind" : "Condition type"),
       isGroup ? el("span", { text: "of these conditions" }) : null,
       el("label", { "class": "rule-builder__negate" }, [
@@ -253,16 +268,16 @@
         }, false)]));
       });
       container.appendChild(list);
-      var adder = select([["", "Add a condition…"]].concat(LEAF_TYPES.map(function (t) { return [t, TYPE_LABELS[t]]; })), "", function (value) {
+      var adder = select([["", "Add a condition…"]].concat(c.leafTypes.map(function (t) { return [t, self.typeLabel(t)]; })), "", function (value) {
         if (!value) { return; }
-        node.conditions = (node.conditions || []).concat([defaults(value, self.catalog)]);
+        node.conditions = (node.conditions || []).concat([self.newNode(value)]);
         self.changed();
       }, "Add a condition");
       adder.setAttribute("data-add-condition", "");
       container.appendChild(el("div", { "class": "rule-builder__actions" }, [
         adder,
         el("button", { type: "button", "class": "button button-small button-secondary", "data-add-group": "", text: "Add a group", onclick: function () {
-          node.conditions = (node.conditions || []).concat([defaults("any", self.catalog)]);
+          node.conditions = (node.conditions || []).concat([self.newNode("any")]);
           self.changed();
         } })
       ]));
@@ -270,7 +285,7 @@
       container.appendChild(el("div", { "class": "rule-builder__fields" }, this.fields(node)));
       if (isRoot) {
         container.appendChild(el("button", { type: "button", "class": "button button-small button-secondary", text: "Combine with another condition", onclick: function () {
-          replace({ type: "all", conditions: [node, defaults("event_count", self.catalog)] });
+          replace({ type: "all", conditions: [node, self.newNode("event_count")] });
         } }));
       }
     }
@@ -285,7 +300,7 @@
   Builder.prototype.windowField = function (node, key, label, optional) {
     var self = this, parts = splitWindow(node[key]);
     var amount = input(parts.amount, function (v) { parts.amount = v; update(); }, { type: "number", min: "1", size: "5", "aria-label": label + " amount" });
-    var unit = select(UNITS, parts.unit, function (v) { parts.unit = v; update(); }, label + " unit");
+    var unit = select(this.catalog.units, parts.unit, function (v) { parts.unit = v; update(); }, label + " unit");
     function update() {
       if (optional && parts.amount === "") { delete node[key]; } else { node[key] = parts.amount + parts.unit; }
       self.changed(false);
@@ -296,16 +311,17 @@
 
   Builder.prototype.eventField = function (node, key, label) {
     var self = this;
-    var listId = "rule-builder-events";
+    var listId = "rule-builder-suggestions-" + node.type + "-" + key;
     if (!d.getElementById(listId)) {
-      d.body.appendChild(el("datalist", { id: listId }, EVENTS.map(function (e) { return el("option", { value: e }); })));
+      d.body.appendChild(el("datalist", { id: listId }, this.fieldInfo(node.type, key).suggestions.map(function (e) { return el("option", { value: e }); })));
     }
     return field(key, label, input(node[key], function (v) { node[key] = v; self.changed(false); }, { list: listId, size: "14" }));
   };
 
   Builder.prototype.comparison = function (node, kind) {
-    var self = this, ops = (this.catalog.operators[kind] || []).map(function (o) { return [o, OP_LABELS[o] || o]; });
-    var parts = [field("op", "comparison", select(ops, node.op, function (v) {
+    var labels = this.catalog.operator_labels;
+    var self = this, ops = (this.catalog.operators[kind] || []).map(function (o) { return [o, labels[o] || o]; });
+    var parts = [field("op", this.label(node.type, "op"), select(ops, node.op, function (v) {
       node.op = v;
       if (v === "exists") { delete node.value; }
       else if ((v === "in" || v === "not_in") && !Array.isArray(node.value)) { node.value = node.value === undefined || node.value === "" ? [] : [node.value]; }
@@ -330,15 +346,15 @@
     function set(key, convert) { return function (v) { var x = convert ? convert(v) : v; if (x === undefined || x === "") { delete node[key]; } else { node[key] = x; } self.changed(false); }; }
     switch (node.type) {
       case "event_count":
-        var dims = [["", "any"]].concat(c.dimensions.map(function (x) { return [x, x.replace("_", " ")]; }));
+        var dims = [["", "any"]].concat(this.fieldInfo("event_count", "filter").choices.map(function (x) { return [x, x.replace("_", " ")]; }));
         var flt = node.filter && typeof node.filter === "object" ? node.filter : {};
         var dim = Object.keys(flt)[0] || "";
         var out = [
-          this.eventField(node, "event", "event"),
-          field("min", "at least", input(node.min, set("min", toInt), { type: "number", min: "1", size: "5" })),
-          field("max", "at most (optional)", input(node.max, set("max", toInt), { type: "number", min: "1", size: "5" })),
-          this.windowField(node, "window", "in the last"),
-          field("filter", "only where", select(dims, dim, function (v) {
+          this.eventField(node, "event", this.label("event_count", "event")),
+          field("min", this.label("event_count", "min"), input(node.min, set("min", toInt), { type: "number", min: "1", size: "5" })),
+          field("max", this.label("event_count", "max"), input(node.max, set("max", toInt), { type: "number", min: "1", size: "5" })),
+          this.windowField(node, "window", this.label("event_count", "window")),
+          field("filter", this.label("event_count", "filter"), select(dims, dim, function (v) {
             if (!v) { delete node.filter; } else { var o = {}; o[v] = flt[dim] || ""; node.filter = o; }
             self.changed();
           }, "Filter dimension"))
@@ -349,14 +365,14 @@
         return out;
       case "event_without":
         return [
-          this.eventField(node, "event", "did"),
-          this.eventField(node, "without", "and no"),
-          this.windowField(node, "window", "in the last"),
-          this.windowField(node, "min_age", "at least this long ago (optional)", true)
+          this.eventField(node, "event", this.label("event_without", "event")),
+          this.eventField(node, "without", this.label("event_without", "without")),
+          this.windowField(node, "window", this.label("event_without", "window")),
+          this.windowField(node, "min_age", this.label("event_without", "min_age"), true)
         ];
       case "feature":
         var feature = c.features.filter(function (f) { return f.name === node.feature; })[0];
-        var list = [field("feature", "feature", select(c.features.map(function (f) { return [f.name, f.name.replace(/_/g, " ") + " (" + f.unit + ")"]; }), node.feature, function (v) {
+        var list = [field("feature", this.label("feature", "feature"), select(c.features.map(function (f) { return [f.name, f.name.replace(/_/g, " ") + " (" + f.unit + ")"]; }), node.feature, function (v) {
           var f = c.features.filter(function (x) { return x.name === v; })[0];
           node.feature = v;
           delete node.param;
@@ -370,15 +386,16 @@
       case "visited":
         var mode = node.path !== undefined ? "path" : "path_prefix";
         return [
-          field("mode", "page", select([["path_prefix", "under the path"], ["path", "exactly the path"]], mode, function (v) {
+          field("mode", "page", select([["path_prefix", this.label("visited", "path_prefix")], ["path", this.label("visited", "path")]], mode, function (v) {
             var value = node[mode] || "/";
             delete node.path; delete node.path_prefix; node[v] = value; self.changed();
           }, "Path match")),
           field(mode, "path", input(node[mode], set(mode), { size: "20" }))
         ];
       case "context":
-        var attrs = c.context_attributes;
-        return [field("attribute", "attribute", select(Object.keys(attrs), node.attribute, function (v) {
+        var attrs = {}, attribute = this.fieldInfo("context", "attribute");
+        attribute.choices.forEach(function (choice) { attrs[choice.value] = choice.kind; });
+        return [field("attribute", attribute.label, select(choicePairs(attribute.choices), node.attribute, function (v) {
           node.attribute = v;
           if ((c.operators[attrs[v]] || []).indexOf(node.op) === -1) { node.op = "eq"; }
           node.value = attrs[v] === "number" ? 0 : "";
@@ -387,26 +404,66 @@
       case "model":
         var top = node.top_percent !== undefined;
         var parts = [
-          field("model", "model (slug)", input(node.model, set("model"), { size: "14" })),
+          field("model", this.label("model", "model"), input(node.model, set("model"), { size: "14" })),
           field("mode", "select", select([["score", "by score"], ["top", "top percent"]], top ? "top" : "score", function (v) {
             if (v === "top") { delete node.op; delete node.value; node.top_percent = 10; }
             else { delete node.top_percent; node.op = "gte"; node.value = 0.5; }
             self.changed();
           }, "Model selection"))
         ];
-        if (top) { parts.push(field("top_percent", "top %", input(node.top_percent, set("top_percent", toNumber), { type: "number", min: "0", max: "100", step: "any", size: "5" }))); }
+        if (top) { parts.push(field("top_percent", this.label("model", "top_percent"), input(node.top_percent, set("top_percent", toNumber), { type: "number", min: "0", max: "100", step: "any", size: "5" }))); }
         else {
-          parts.push(field("op", "score", select([["gte", "≥"], ["gt", ">"], ["lte", "≤"], ["lt", "<"]], node.op, function (v) { node.op = v; self.changed(false); }, "Score comparison")));
-          parts.push(field("value", "value (0-1)", input(node.value, set("value", toNumber), { type: "number", min: "0", max: "1", step: "any", size: "5" })));
+          var scoreOps = this.fieldInfo("model", "op").choices.map(function (o) { return [o, c.operator_labels[o] || o]; });
+          parts.push(field("op", this.label("model", "op"), select(scoreOps, node.op, function (v) { node.op = v; self.changed(false); }, "Score comparison")));
+          parts.push(field("value", this.label("model", "value"), input(node.value, set("value", toNumber), { type: "number", min: "0", max: "1", step: "any", size: "5" })));
         }
         return parts;
       case "cluster":
         return [
-          field("model", "model (slug)", input(node.model, set("model"), { size: "14" })),
-          field("cluster", "cluster", input(node.cluster, set("cluster"), { size: "8" }))
+          field("model", this.label("cluster", "model"), input(node.model, set("model"), { size: "14" })),
+          field("cluster", this.label("cluster", "cluster"), input(node.cluster, set("cluster"), { size: "8" }))
         ];
     }
-    return [el("p", { text: "Edit this condition in the JSON below." })];
+    return this.genericFields(node);
+  };
+
+  // Controls for a type without its own (a site's condition type), from its fields' kinds.
+  Builder.prototype.genericFields = function (node) {
+    var self = this, entry = this.entry(node.type), out = [], rest = false;
+    if (!entry) { return [el("p", { text: "Edit this condition in the JSON below." })]; }
+    function setter(name, convert) {
+      return function (v) { var x = convert ? convert(v) : v; if (x === undefined || x === "") { delete node[name]; } else { node[name] = x; } self.changed(false); };
+    }
+    entry.fields.forEach(function (f) {
+      var pairs = choicePairs(f.choices);
+      function byIndex(i) { return i === "" ? undefined : pairs[Number(i)][0]; }
+      function indexOf(value) { for (var i = 0; i < pairs.length; i++) { if (pairs[i][0] === value) { return i; } } return ""; }
+      switch (f.kind) {
+        case "event": out.push(self.eventField(node, f.name, f.label)); break;
+        case "window": out.push(self.windowField(node, f.name, f.label, !f.required)); break;
+        case "integer": out.push(field(f.name, f.label, input(node[f.name], setter(f.name, toInt), { type: "number", size: "5" }), f.help)); break;
+        case "number": out.push(field(f.name, f.label, input(node[f.name], setter(f.name, toNumber), { type: "number", step: "any", size: "5" }), f.help)); break;
+        case "text": case "slug": case "path": out.push(field(f.name, f.label, input(node[f.name], setter(f.name), { size: "14" }), f.help)); break;
+        case "choice":
+          out.push(field(f.name, f.label, select([["", "…"]].concat(pairs.map(function (p, i) { return [i, p[1]]; })), indexOf(node[f.name]), function (i) { setter(f.name)(byIndex(i)); }, f.label), f.help));
+          break;
+        case "choices":
+          var many = el("select", { multiple: true, "aria-label": f.label, onchange: function () {
+            node[f.name] = Array.prototype.filter.call(many.options, function (o) { return o.selected; }).map(function (o) { return byIndex(o.value); });
+            self.changed(false);
+          } });
+          pairs.forEach(function (p, i) {
+            var opt = el("option", { value: String(i), text: p[1] });
+            opt.selected = Array.isArray(node[f.name]) && node[f.name].indexOf(p[0]) !== -1;
+            many.appendChild(opt);
+          });
+          out.push(field(f.name, f.label, many, f.help));
+          break;
+        default: rest = true;
+      }
+    });
+    if (rest) { out.push(el("p", { text: "Edit the rest of this condition in the JSON below." })); }
+    return out;
   };
 
   function init(scope) {

@@ -10,7 +10,7 @@
   did ``event`` within ``window`` and no ``without`` since; ``min_age`` (e.g. ``"30m"``)
   requires the event to be at least that old (a cart abandoned for 30 minutes).
 - ``{"type": "feature", "feature": "days_since_last_seen", "op": "lt", "value": 30}``:
-  a comparison on a feature of the catalog (:mod:`segments.catalog`); ``"param"`` for
+  a comparison on a feature of the catalog (:mod:`segments.profiles.catalog`); ``"param"`` for
   features that take one (``category_affinity``). Operators: eq, ne, lt, lte, gt, gte, in,
   not_in, contains, regex, exists.
 - ``{"type": "visited", "path": "/guides/"}`` (or ``"path_prefix"``): among the pages the
@@ -336,7 +336,7 @@ class EventWithoutCondition(Condition):
 
 @register_condition
 class FeatureCondition(Condition):
-    """A comparison on a feature of the catalog (:mod:`segments.catalog`)."""
+    """A comparison on a feature of the catalog (:mod:`segments.profiles.catalog`)."""
 
     type = "feature"
     label = "Feature"

@@ -330,7 +330,7 @@ class Condition:
         Raise :class:`RuleError` with a message an editor can act on and the path of the field,
         ``join_path(path, "window")``. The evaluator, ``evaluate(profile, now, context=None)``,
         returns an :class:`Outcome` and must never raise: ``profile`` is a
-        :class:`segments.features.Profile`, ``now`` a Unix time and ``context`` the request's
+        :class:`segments.api.Profile`, ``now`` a Unix time and ``context`` the request's
         context (device, referrer, utm_*, language, country, path) when the rule is evaluated
         inside a request, else None. Nested conditions compile with ``options.compile(child,
         child_path)``; ``options.tz`` is the site's time zone."""

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from segments.features import Profile
+from segments.profiles.features import Profile
 from segments.rules import (
     INCOMPLETE,
     Condition,

@@ -24,6 +24,7 @@ __all__ = [
     "UNDECIDED",
     "ConsentState",
     "InvalidChoice",
+    "banner_mode",
     "consent_changed",
     "consent_mode_signals",
     "consented_keys",
@@ -54,6 +55,13 @@ def notice_version() -> str:
     from . import notices
 
     return notices.current_version()
+
+
+def banner_mode() -> str:
+    """``"server"`` (the banner is rendered for each visitor) or ``"client"`` (every visitor
+    gets the same markup and consent.js fetches their state, so pages can be shared from a
+    cache): ``CONSENT_BANNER_MODE``."""
+    return get_setting("CONSENT_BANNER_MODE")
 
 
 def purposes() -> list[str]:

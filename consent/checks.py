@@ -27,7 +27,7 @@ def check_middleware(app_configs=None, **kwargs):
 def check_hash_key(app_configs=None, **kwargs):
     key = get_setting("CONSENT_HASH_KEY")
     if not key:
-        if settings.DEBUG or getattr(settings, "CONSENT_ALLOW_DERIVED_HASH_KEY", False):
+        if settings.DEBUG or get_setting("CONSENT_ALLOW_DERIVED_HASH_KEY"):
             return [
                 Warning(
                     "CONSENT_HASH_KEY is not set; a key derived from SECRET_KEY is used.",

@@ -1,6 +1,8 @@
 from django.conf import settings
 from django.core.checks import Error, register
 
+from consent import api as consent
+
 MIDDLEWARE_PATH = "personalization.middleware.PersonalizationMiddleware"
 CONSENT_MIDDLEWARE = "consent.middleware.ConsentMiddleware"
 
@@ -92,7 +94,7 @@ def check_cache_safe_mode(app_configs=None, **kwargs):
                 id="personalization.E006",
             )
         )
-    if getattr(settings, "CONSENT_BANNER_MODE", "server") != "client":
+    if consent.banner_mode() != "client":
         errors.append(
             Error(
                 "Cache-safe mode needs CONSENT_BANNER_MODE = 'client'.",

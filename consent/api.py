@@ -13,8 +13,10 @@ from .conf import get_setting
 from .identity import external_key, user_key, visitor_key
 from .policy import NECESSARY, UNDECIDED, ConsentState, InvalidChoice
 from .registry import (
+    RetentionPeriod,
     register_erasure_handler,
     register_export_handler,
+    register_processing_activity,
     register_rekey_handler,
     register_retention_handler,
 )
@@ -24,6 +26,7 @@ __all__ = [
     "UNDECIDED",
     "ConsentState",
     "InvalidChoice",
+    "RetentionPeriod",
     "banner_mode",
     "consent_changed",
     "consent_mode_signals",
@@ -38,6 +41,7 @@ __all__ = [
     "record_decision",
     "register_erasure_handler",
     "register_export_handler",
+    "register_processing_activity",
     "register_rekey_handler",
     "register_retention_handler",
     "user_key",

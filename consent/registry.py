@@ -54,8 +54,8 @@ class RetentionPeriod:
 @dataclass(frozen=True)
 class ProcessingActivity:
     """What one app processes about visitors: ``categories`` are ``(category, description)``
-    pairs, ``retention`` :class:`RetentionPeriod` s, ``recipients`` who receives the data
-    besides the controller (processors, other controllers)."""
+    pairs, ``retention`` a sequence of :class:`RetentionPeriod`, ``recipients`` who receives
+    the data besides the controller (processors, other controllers)."""
 
     name: str
     categories: Sequence[tuple[str, str]] = ()

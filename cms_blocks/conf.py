@@ -1,11 +1,9 @@
-"""Settings access for cms_blocks, read at call time so ``override_settings`` works."""
+"""Settings access for cms_blocks: every ``CMS_BLOCKS_*`` setting with its default in
+:mod:`cms_blocks.defaults`, read through :class:`tailored.conf.AppSettings`."""
 
-from typing import Any
-
-from django.conf import settings
+from tailored.conf import AppSettings
 
 from . import defaults
 
-
-def get_setting(name: str) -> Any:
-    return getattr(settings, name, getattr(defaults, name))
+app_settings = AppSettings(defaults)
+get_setting = app_settings.get

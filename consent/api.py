@@ -8,8 +8,10 @@ from .identity import external_key, user_key, visitor_key
 from .log import latest_grants
 from .policy import NECESSARY, UNDECIDED, ConsentState, InvalidChoice
 from .registry import (
+    RetentionPeriod,
     register_erasure_handler,
     register_export_handler,
+    register_processing_activity,
     register_rekey_handler,
     register_retention_handler,
 )
@@ -19,6 +21,8 @@ __all__ = [
     "UNDECIDED",
     "ConsentState",
     "InvalidChoice",
+    "RetentionPeriod",
+    "banner_mode",
     "consent_changed",
     "consent_mode_signals",
     "consented_keys",
@@ -32,6 +36,7 @@ __all__ = [
     "record_decision",
     "register_erasure_handler",
     "register_export_handler",
+    "register_processing_activity",
     "register_rekey_handler",
     "register_retention_handler",
     "user_key",
@@ -49,6 +54,13 @@ def notice_version() -> str:
     from . import notices
 
     return notices.current_version()
+
+
+def banner_mode() -> str:
+    """``"server"`` (the banner is rendered for each visitor) or ``"client"`` (every visitor
+    gets the same markup and consent.js fetches their state, so pages can be shared from a
+    cache): ``CONSENT_BANNER_MODE``."""
+    return get_setting("CONSENT_BANNER_MODE")
 
 
 def purposes() -> list[str]:

@@ -3,6 +3,8 @@ import re
 from django.conf import settings
 from django.core.checks import Error, Warning, register
 
+from tailored.checks import subclass_index
+
 from .conf import get_setting
 from .policy import NECESSARY
 
@@ -12,7 +14,7 @@ _PURPOSE_RE = re.compile(r"[a-z][a-z0-9_]{0,31}\Z")
 
 @register()
 def check_middleware(app_configs=None, **kwargs):
-    if MIDDLEWARE_PATH not in settings.MIDDLEWARE:
+    if subclass_index(MIDDLEWARE_PATH, settings.MIDDLEWARE) == -1:
         return [
             Error(
                 "ConsentMiddleware is not installed.",
@@ -27,7 +29,7 @@ def check_middleware(app_configs=None, **kwargs):
 def check_hash_key(app_configs=None, **kwargs):
     key = get_setting("CONSENT_HASH_KEY")
     if not key:
-        if settings.DEBUG or getattr(settings, "CONSENT_ALLOW_DERIVED_HASH_KEY", False):
+        if settings.DEBUG or get_setting("CONSENT_ALLOW_DERIVED_HASH_KEY"):
             return [
                 Warning(
                     "CONSENT_HASH_KEY is not set; a key derived from SECRET_KEY is used.",

@@ -1,26 +1,24 @@
-"""Settings access for the consent app: defaults from consent.defaults, remembered per process and
-forgotten whenever a setting changes (``override_settings``, the ``settings`` test fixture),
-because the request path reads several on every page view."""
+"""Settings access for the consent app: every ``CONSENT_*`` setting with its default in
+:mod:`consent.defaults`, read through :class:`tailored.conf.AppSettings`; and the app's
+periodic tasks (``BEAT_SCHEDULE``) for a project's ``CELERY_BEAT_SCHEDULE``."""
 
-from typing import Any
+from datetime import timedelta
 
-from django.conf import settings
-from django.core.signals import setting_changed
-from django.dispatch import receiver
+from tailored.conf import AppSettings
 
 from . import defaults
 
-_cache: dict[str, Any] = {}
-_MISSING = object()
+app_settings = AppSettings(defaults)
+get_setting = app_settings.get
 
-
-def get_setting(name: str) -> Any:
-    value = _cache.get(name, _MISSING)
-    if value is _MISSING:
-        value = _cache[name] = getattr(settings, name, getattr(defaults, name))
-    return value
-
-
-@receiver(setting_changed, dispatch_uid="consent.conf.forget")
-def _forget(**kwargs) -> None:
-    _cache.clear()
+# The consent app's periodic tasks, for a project to merge into its CELERY_BEAT_SCHEDULE
+# (docs/installation.md): without them due erasures and retention never run.
+BEAT_SCHEDULE = {
+    # Safety net: erasures that are due (after a withdrawal's delay, or whose task was lost).
+    "consent-due-erasures": {
+        "task": "consent.process_due_erasures",
+        "schedule": timedelta(minutes=1),
+    },
+    # Purges every app's data past its retention (registered retention handlers).
+    "privacy-retention": {"task": "consent.retention", "schedule": timedelta(days=1)},
+}

@@ -3,6 +3,9 @@
 # Secret for keyed hashing (HMAC-SHA256) of identifiers. Never stored in the database.
 # Required when DEBUG is off (check consent.E003).
 CONSENT_HASH_KEY = ""
+# Without CONSENT_HASH_KEY and with DEBUG off, derive a key from SECRET_KEY (warning
+# consent.W001) instead of refusing to start. Only for throwaway deployments (previews, CI).
+CONSENT_ALLOW_DERIVED_HASH_KEY = False
 
 # Purposes a visitor can grant. "necessary" is always on and needs no consent.
 CONSENT_PURPOSES = ["necessary", "analytics", "personalization", "marketing"]

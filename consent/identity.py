@@ -28,7 +28,7 @@ def hash_key() -> bytes:
     key = get_setting("CONSENT_HASH_KEY")
     if key:
         return _as_bytes(key)
-    if settings.DEBUG or getattr(settings, "CONSENT_ALLOW_DERIVED_HASH_KEY", False):
+    if settings.DEBUG or get_setting("CONSENT_ALLOW_DERIVED_HASH_KEY"):
         return f"{_DEBUG_FALLBACK_SALT}:{settings.SECRET_KEY}".encode()
     raise RuntimeError("CONSENT_HASH_KEY is not set (see system check consent.E003).")
 

@@ -9,10 +9,13 @@
 
 import importlib.util
 import os
-from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
+
+# Modules bound to lower-case names: upper-case names here become settings.
+from consent import conf as consent_conf
+from segments import conf as segments_conf
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEMO_DIR = Path(__file__).resolve().parent
@@ -160,19 +163,12 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ACKS_LATE = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Every app's periodic tasks, merged (docs/installation.md lists them).
 CELERY_BEAT_SCHEDULE = {
-    "segments-sweep": {"task": "segments.sweep", "schedule": timedelta(seconds=5)},
-    "segments-reevaluate": {"task": "segments.reevaluate", "schedule": timedelta(seconds=30)},
-    "segments-snapshot": {"task": "segments.snapshot", "schedule": timedelta(days=1)},
-    "consent-due-erasures": {
-        "task": "consent.process_due_erasures",
-        "schedule": timedelta(minutes=1),
-    },
-    "privacy-retention": {"task": "consent.retention", "schedule": timedelta(days=1)},
+    **segments_conf.BEAT_SCHEDULE,
+    **consent_conf.BEAT_SCHEDULE,
 }
 if ML_INSTALLED:  # model-driven segments: retrain models due (weekly by default), drift, re-score
-    CELERY_BEAT_SCHEDULE |= {
-        "segments-ml-retrain": {"task": "segments.ml.retrain_due", "schedule": timedelta(days=1)},
-        "segments-ml-drift": {"task": "segments.ml.check_drift", "schedule": timedelta(days=1)},
-        "segments-ml-rescore": {"task": "segments.ml.rescore", "schedule": timedelta(days=1)},
-    }
+    from segments_ml import conf as segments_ml_conf
+
+    CELERY_BEAT_SCHEDULE |= segments_ml_conf.BEAT_SCHEDULE

@@ -1,6 +1,9 @@
 from django.conf import settings
 from django.core.checks import Error, register
 
+from consent import api as consent
+from tailored.checks import subclass_index
+
 MIDDLEWARE_PATH = "personalization.middleware.PersonalizationMiddleware"
 CONSENT_MIDDLEWARE = "consent.middleware.ConsentMiddleware"
 
@@ -8,7 +11,8 @@ CONSENT_MIDDLEWARE = "consent.middleware.ConsentMiddleware"
 @register()
 def check_middleware(app_configs=None, **kwargs):
     middleware = list(settings.MIDDLEWARE)
-    if MIDDLEWARE_PATH not in middleware:
+    index = subclass_index(MIDDLEWARE_PATH, middleware)
+    if index == -1:
         return [
             Error(
                 "PersonalizationMiddleware is not installed.",
@@ -16,9 +20,7 @@ def check_middleware(app_configs=None, **kwargs):
                 id="personalization.E001",
             )
         ]
-    if CONSENT_MIDDLEWARE in middleware and middleware.index(CONSENT_MIDDLEWARE) > middleware.index(
-        MIDDLEWARE_PATH
-    ):
+    if subclass_index(CONSENT_MIDDLEWARE, middleware) > index:
         return [
             Error(
                 "PersonalizationMiddleware comes before ConsentMiddleware.",
@@ -32,6 +34,7 @@ def check_middleware(app_configs=None, **kwargs):
 
 CACHE_UPDATE = "personalization.cache.UpdateCacheMiddleware"
 CACHE_FETCH = "personalization.cache.FetchFromCacheMiddleware"
+# Compared by exact path: the cache-safe middleware are themselves subclasses of these.
 DJANGO_CACHE = {
     "django.middleware.cache.UpdateCacheMiddleware",
     "django.middleware.cache.FetchFromCacheMiddleware",
@@ -48,10 +51,11 @@ MUST_FOLLOW_UPDATE = (
 def check_cache_safe_mode(app_configs=None, **kwargs):
     """Cache-safe mode (personalization.cache): both halves, in the right places."""
     middleware = list(settings.MIDDLEWARE)
-    update, fetch = CACHE_UPDATE in middleware, CACHE_FETCH in middleware
-    if not update and not fetch:
+    update = subclass_index(CACHE_UPDATE, middleware)
+    fetch = subclass_index(CACHE_FETCH, middleware)
+    if update == -1 and fetch == -1:
         return []
-    if update != fetch:
+    if update == -1 or fetch == -1:
         return [
             Error(
                 "Only one half of the cache-safe middleware is installed.",
@@ -60,9 +64,8 @@ def check_cache_safe_mode(app_configs=None, **kwargs):
             )
         ]
     errors = []
-    if MIDDLEWARE_PATH in middleware and middleware.index(CACHE_FETCH) < middleware.index(
-        MIDDLEWARE_PATH
-    ):
+    personalization = subclass_index(MIDDLEWARE_PATH, middleware)
+    if personalization != -1 and fetch < personalization:
         errors.append(
             Error(
                 "The cache-safe FetchFromCacheMiddleware comes before PersonalizationMiddleware.",
@@ -71,11 +74,7 @@ def check_cache_safe_mode(app_configs=None, **kwargs):
                 id="personalization.E004",
             )
         )
-    late = [
-        m
-        for m in MUST_FOLLOW_UPDATE
-        if m in middleware and middleware.index(m) < (middleware.index(CACHE_UPDATE))
-    ]
+    late = [m for m in MUST_FOLLOW_UPDATE if 0 <= subclass_index(m, middleware) < update]
     if late:
         errors.append(
             Error(
@@ -92,7 +91,7 @@ def check_cache_safe_mode(app_configs=None, **kwargs):
                 id="personalization.E006",
             )
         )
-    if getattr(settings, "CONSENT_BANNER_MODE", "server") != "client":
+    if consent.banner_mode() != "client":
         errors.append(
             Error(
                 "Cache-safe mode needs CONSENT_BANNER_MODE = 'client'.",

@@ -1,12 +1,9 @@
-"""Settings access for the personalization app, read at call time so ``override_settings``
-works."""
+"""Settings access for the personalization app: every ``PERSONALIZATION_*`` setting with its
+default in :mod:`personalization.defaults`, read through :class:`tailored.conf.AppSettings`."""
 
-from typing import Any
-
-from django.conf import settings
+from tailored.conf import AppSettings
 
 from . import defaults
 
-
-def get_setting(name: str) -> Any:
-    return getattr(settings, name, getattr(defaults, name))
+app_settings = AppSettings(defaults)
+get_setting = app_settings.get

@@ -21,6 +21,11 @@ class SegmentsConfig(AppConfig):
         consent.register_erasure_handler("segments", privacy.erase)
         consent.register_rekey_handler("segments", privacy.rekey)
         consent.register_retention_handler("segments", privacy.retention)
+        consent.register_processing_activity(
+            "segments",
+            categories=privacy.PROCESSING_CATEGORIES,
+            retention=privacy.PROCESSING_RETENTION,
+        )
 
         from django.db.models.signals import post_delete, post_save
 

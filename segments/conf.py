@@ -1,26 +1,23 @@
-"""Settings access for the segments app: defaults from segments.defaults, remembered per process and
-forgotten whenever a setting changes (``override_settings``, the ``settings`` test fixture),
-because the request path reads several on every page view."""
+"""Settings access for the segments app: every ``SEGMENTS_*`` setting with its default in
+:mod:`segments.defaults`, read through :class:`tailored.conf.AppSettings`; and the app's
+periodic tasks (``BEAT_SCHEDULE``) for a project's ``CELERY_BEAT_SCHEDULE``."""
 
-from typing import Any
+from datetime import timedelta
 
-from django.conf import settings
-from django.core.signals import setting_changed
-from django.dispatch import receiver
+from tailored.conf import AppSettings
 
 from . import defaults
 
-_cache: dict[str, Any] = {}
-_MISSING = object()
+app_settings = AppSettings(defaults)
+get_setting = app_settings.get
 
-
-def get_setting(name: str) -> Any:
-    value = _cache.get(name, _MISSING)
-    if value is _MISSING:
-        value = _cache[name] = getattr(settings, name, getattr(defaults, name))
-    return value
-
-
-@receiver(setting_changed, dispatch_uid="segments.conf.forget")
-def _forget(**kwargs) -> None:
-    _cache.clear()
+# The segments app's periodic tasks, for a project to merge into its CELERY_BEAT_SCHEDULE
+# (docs/installation.md).
+BEAT_SCHEDULE = {
+    # Drains partitions holding events no worker took (a crashed worker, a lost task).
+    "segments-sweep": {"task": "segments.sweep", "schedule": timedelta(seconds=5)},
+    # Visitors leave time-window segments on time (and enter time-based ones) without new events.
+    "segments-reevaluate": {"task": "segments.reevaluate", "schedule": timedelta(seconds=30)},
+    # Each segment's size once a day, with the version of its rule (segments.reporting.insights).
+    "segments-snapshot": {"task": "segments.snapshot", "schedule": timedelta(days=1)},
+}

@@ -1,12 +1,17 @@
-"""What the segments app holds about a visitor, for the consent app's data-subject requests
-and retention (registered in ``SegmentsConfig.ready()``: consent never imports this)."""
+"""What the segments app holds about a visitor, for the consent app's data-subject requests,
+retention and record of processing (registered in ``SegmentsConfig.ready()``: consent never
+imports this)."""
 
 import json
 import uuid
 from datetime import timedelta
 
+from django.utils.translation import gettext_lazy as _
+
+from consent.api import RetentionPeriod
+
 from .backends import get_backend
-from .backends.base import SEGMENT_PREFIX
+from .backends.base import SEGMENT_PREFIX, profile_ttl
 from .conf import get_setting
 from .models import LoggedEvent
 from .stream.drain import _acquire
@@ -71,4 +76,43 @@ def retention(now) -> dict[str, int]:
     return {"events": removed}
 
 
-__all__ = ["erase", "export", "rekey", "retention"]
+# The record of processing (Art. 30): what the segments app holds, and for how long, read from
+# its own settings each time the record is shown.
+PROCESSING_CATEGORIES = [
+    (
+        _("Events"),
+        _(
+            "Pages viewed (path without query string) and actions, campaign parameters, "
+            "referring host name, device class, time."
+        ),
+    ),
+    (_("Features"), _("Counters and scores derived from the events.")),
+    (_("Segments"), _("Audience segments the visitor currently belongs to.")),
+]
+
+
+def _event_retention() -> int:
+    return get_setting("SEGMENTS_EVENT_RETENTION_DAYS") * 86400
+
+
+def _profile_retention() -> int:
+    return profile_ttl(get_setting("SEGMENTS_BACKEND").get("OPTIONS") or {})
+
+
+PROCESSING_RETENTION = [
+    RetentionPeriod(_("Events (page views and actions)"), _event_retention),
+    RetentionPeriod(
+        _("Features and segment memberships"),
+        _profile_retention,
+        _("%(duration)s after the visitor's last activity"),
+    ),
+]
+
+__all__ = [
+    "PROCESSING_CATEGORIES",
+    "PROCESSING_RETENTION",
+    "erase",
+    "export",
+    "rekey",
+    "retention",
+]

@@ -1,11 +1,18 @@
 """Every configuration mistake we can detect is a system check with an id and a hint."""
 
+import re
+from pathlib import Path
+
 import pytest
 from django.core import checks
 
 from consent import checks as consent_checks
+from consent.middleware import ConsentMiddleware
 from personalization import checks as personalization_checks
+from personalization.cache import FetchFromCacheMiddleware, UpdateCacheMiddleware
+from personalization.middleware import PersonalizationMiddleware
 from segments import checks as segments_checks
+from tests.first_party import submodules
 
 
 def ids(messages):
@@ -64,7 +71,7 @@ def test_bad_purposes(settings):
 )
 def test_backend_misconfiguration(settings, config, expected):
     settings.SEGMENTS_BACKEND = config
-    messages = segments_checks.check_backend()
+    messages = segments_checks.check_backend() + segments_checks.check_backend_reachable()
     assert ids(messages) == [expected]
     assert messages[0].hint
 
@@ -98,3 +105,73 @@ def test_enabled_segments_with_rules_the_engine_refuses():
     assert messages[0].msg.startswith("Segment 'b' has a rule the engine refuses: minn: unknown")
     assert messages[0].hint
     assert segments_checks.check_stored_rules() == []  # only with --database (and migrate)
+
+
+def test_an_unreachable_backend_is_reported_by_the_deployment_checks_only(settings):
+    settings.SEGMENTS_BACKEND = {
+        "BACKEND": "segments.backends.redis.RedisBackend",
+        "OPTIONS": {"URL": "redis://127.0.0.1:1/0"},
+    }
+    assert "segments.W001" not in ids(checks.run_checks())
+    assert "segments.W001" in ids(checks.run_checks(include_deployment_checks=True))
+
+
+class ProjectConsentMiddleware(ConsentMiddleware):
+    pass
+
+
+class ProjectPersonalizationMiddleware(PersonalizationMiddleware):
+    pass
+
+
+class ProjectUpdateCacheMiddleware(UpdateCacheMiddleware):
+    pass
+
+
+class ProjectFetchFromCacheMiddleware(FetchFromCacheMiddleware):
+    pass
+
+
+def _replaced(middleware: list[str], replacements: dict[str, str]) -> list[str]:
+    return [replacements.get(m, m) for m in middleware]
+
+
+def test_the_middleware_checks_accept_a_projects_subclasses(settings):
+    consent_path = "consent.middleware.ConsentMiddleware"
+    personalization_path = "personalization.middleware.PersonalizationMiddleware"
+    subclasses = {
+        consent_path: f"{__name__}.ProjectConsentMiddleware",
+        personalization_path: f"{__name__}.ProjectPersonalizationMiddleware",
+    }
+    base = _replaced(settings.MIDDLEWARE, subclasses)
+    settings.MIDDLEWARE = base
+    assert consent_checks.check_middleware() == []
+    assert personalization_checks.check_middleware() == []
+    # Still in the wrong order when the subclasses are.
+    reordered = [m for m in base if m != subclasses[personalization_path]]
+    settings.MIDDLEWARE = [subclasses[personalization_path], *reordered]
+    assert ids(personalization_checks.check_middleware()) == ["personalization.E002"]
+    # Cache-safe mode with the project's own subclasses of both halves.
+    settings.CONSENT_BANNER_MODE = "client"
+    settings.MIDDLEWARE = [
+        f"{__name__}.ProjectUpdateCacheMiddleware",
+        *base,
+        f"{__name__}.ProjectFetchFromCacheMiddleware",
+    ]
+    assert personalization_checks.check_cache_safe_mode() == []
+    settings.MIDDLEWARE = [*base, f"{__name__}.ProjectFetchFromCacheMiddleware"]
+    assert ids(personalization_checks.check_cache_safe_mode()) == ["personalization.E003"]
+    settings.MIDDLEWARE = [
+        *base,
+        f"{__name__}.ProjectUpdateCacheMiddleware",
+        f"{__name__}.ProjectFetchFromCacheMiddleware",
+    ]
+    assert ids(personalization_checks.check_cache_safe_mode()) == ["personalization.E005"]
+
+
+def test_the_checks_page_lists_every_id_sorted():
+    table = (Path(__file__).resolve().parent.parent / "docs" / "checks.md").read_text()
+    documented = re.findall(r"^\| ([a-z_]+\.[EW]\d{3}) \|", table, flags=re.MULTILINE)
+    assert documented == sorted(documented)
+    sources = "".join(Path(module.__file__).read_text() for _app, module in submodules("checks"))
+    assert set(documented) == set(re.findall(r'id="([a-z_]+\.[EW]\d{3})"', sources))

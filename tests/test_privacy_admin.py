@@ -7,6 +7,7 @@ import io
 import json
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -16,9 +17,12 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from consent import registry
 from consent.actions import record_decision
+from consent.api import RetentionPeriod
 from consent.models import ConsentRecord, ConsentTally, ErasureRequest
 from consent.policy import UNDECIDED
+from consent.processing import processing_record
 from segments.models import LoggedEvent
 
 pytestmark = [pytest.mark.django_db]
@@ -372,6 +376,51 @@ def test_the_record_of_processing(officer, settings):
     for category in ("Pseudonymous key", "Events", "Features", "Segments", "Consent records"):
         assert category in page
     assert "Keyed hashing" in page and "No IP addresses" in page
+
+
+def test_the_record_of_processing_shows_the_retention_an_app_configures(officer, settings):
+    page = officer.get(_url("processing")).content.decode()
+    assert "400 days (about 1.1 years) after the visitor&#x27;s last activity" in page
+    settings.SEGMENTS_EVENT_RETENTION_DAYS = 90
+    settings.SEGMENTS_BACKEND = {
+        **settings.SEGMENTS_BACKEND,
+        "OPTIONS": {**settings.SEGMENTS_BACKEND.get("OPTIONS", {}), "PROFILE_TTL": 30 * 86400},
+    }
+    page = officer.get(_url("processing")).content.decode()
+    assert "<td>90 days</td>" in page and "395 days" not in page
+    assert "30 days after the visitor&#x27;s last activity" in page
+
+
+def test_an_app_registers_its_processing_activity(officer):
+    days = {"n": 7}
+    registry.register_processing_activity(
+        "newsletter",
+        categories=[("Email address", "Given to receive the newsletter.")],
+        retention=[
+            RetentionPeriod("Subscriptions", lambda: days["n"] * 86400, "%(duration)s at most")
+        ],
+        recipients=["Mailer Inc. (processor)"],
+    )
+    try:
+        record = processing_record()
+        assert record["categories"][-1] == ("Email address", "Given to receive the newsletter.")
+        assert record["retention"][-1] == ("Subscriptions", "7 days at most")
+        assert record["recipients"][-1] == "Mailer Inc. (processor)"
+        days["n"] = 14  # read each time the record is built
+        assert processing_record()["retention"][-1] == ("Subscriptions", "14 days at most")
+        page = officer.get(_url("processing")).content.decode()
+        assert "Email address" in page and "Mailer Inc. (processor)" in page
+    finally:
+        registry.handlers.processing.pop("newsletter")
+
+
+def test_consent_names_no_app_above_it():
+    """Apps above consent take part in its privacy tools by registering (consent.registry)."""
+    sources = Path(registry.__file__).parent.rglob("*.py")
+    for source in sources:
+        if "migrations" not in source.parts:
+            text = source.read_text().lower()
+            assert "segments" not in text and "cms_blocks" not in text, source
 
 
 def test_the_record_of_processing_warns_without_a_controller(officer):

@@ -19,6 +19,16 @@ SEGMENT_PREFIX = "s:"
 CONSENT_PREFIX = "_c:"
 NOTICE_FIELD = "_nv"
 
+# A visitor's features and memberships expire from the fast store this long (seconds) after
+# their last activity, unless OPTIONS["PROFILE_TTL"] says otherwise. Defined only here: the
+# record of processing (segments.privacy) reports it.
+DEFAULT_PROFILE_TTL = 400 * 86400
+
+
+def profile_ttl(options: dict) -> int:
+    """The profile lifetime, in seconds, that a backend created with ``options`` applies."""
+    return int(options.get("PROFILE_TTL", DEFAULT_PROFILE_TTL))
+
 
 class BackendUnavailable(Exception):
     """The fast store cannot be reached; callers degrade to default content."""
@@ -111,7 +121,7 @@ class BaseBackend:
     def __init__(self, options: dict):
         self.options = options
         self.partitions = int(options.get("PARTITIONS", 4))
-        self.profile_ttl = int(options.get("PROFILE_TTL", 400 * 86400))
+        self.profile_ttl = profile_ttl(options)
         self.drain_flag_ttl_ms = int(options.get("DRAIN_FLAG_TTL_MS", 10_000))
 
     def partition_for(self, visitor_key: str) -> int:

@@ -10,8 +10,15 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-DEFAULT_PATH = Path(settings.BASE_DIR).parent / "shared" / "data" / "online_retail"
 DATASETS = {"online-retail": "online_retail.csv.gz"}
+
+
+def default_data_dir() -> Path:
+    """``shared/data/online_retail`` beside the project directory (``BASE_DIR``, else the
+    working directory), where the demo keeps the public data; resolved when the command runs,
+    never at import, so the app does not depend on a project setting to be imported."""
+    project = Path(getattr(settings, "BASE_DIR", None) or Path.cwd())
+    return project.parent / "shared" / "data" / "online_retail"
 
 
 class Command(BaseCommand):
@@ -24,7 +31,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--dataset", choices=sorted(DATASETS), default="online-retail")
-        parser.add_argument("--path", help="The CSV (default: ../shared/data/online_retail/).")
+        parser.add_argument(
+            "--data-dir",
+            type=Path,
+            help="The directory holding the datasets' files (default: "
+            "shared/data/online_retail/ beside the project directory).",
+        )
+        parser.add_argument("--path", help="The CSV itself (default: the dataset's file there).")
         parser.add_argument("--cutoff", default="2011-09-10", help="Held-out cut-off (date).")
         parser.add_argument("--horizon", type=int, default=90, help="Days after the cut-off.")
         parser.add_argument("--end", default="2011-12-10", help="End of the data (date).")
@@ -33,14 +46,17 @@ class Command(BaseCommand):
         parser.add_argument("--windows", type=int, default=4, help="Training cut-offs.")
 
     def handle(self, *args, **options):
+        data_dir = options["data_dir"] or default_data_dir()
+        path = Path(options["path"] or data_dir / DATASETS[options["dataset"]])
+        if not path.exists():
+            raise CommandError(f"{path} not found (see ../shared/data/README.md).")
+
+        # numpy and scikit-learn load only once the data is known to be there
         from segments.api import Mapping
         from segments_ml import clustering
         from segments_ml import dataset as ds
         from segments_ml.training import fit_propensity
 
-        path = Path(options["path"] or DEFAULT_PATH / DATASETS[options["dataset"]])
-        if not path.exists():
-            raise CommandError(f"{path} not found (see ../shared/data/README.md).")
         mapping = Mapping(
             visitor="CustomerID",
             time="InvoiceDate",

@@ -1,0 +1,78 @@
+"""One settings helper (tailored.conf) behind every app's ``conf.get_setting``."""
+
+import types
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.test import override_settings
+
+from consent import checks as consent_checks
+from consent.identity import hash_key
+from tailored.conf import AppSettings
+from tests.first_party import submodules
+
+defaults = types.ModuleType("example.defaults")
+defaults.EXAMPLE_LIMIT = 3
+defaults.EXAMPLE_NAMES = ["a"]
+defaults.helper = "not a setting"
+
+
+def test_a_setting_is_its_default_until_the_project_sets_it():
+    app = AppSettings(defaults)
+    assert app.get("EXAMPLE_LIMIT") == 3
+    with override_settings(EXAMPLE_LIMIT=7):
+        assert app.get("EXAMPLE_LIMIT") == 7
+    assert app.get("EXAMPLE_LIMIT") == 3  # the remembered 7 was forgotten with the override
+
+
+def test_a_setting_without_a_default_is_a_mistake_even_when_the_project_sets_it():
+    app = AppSettings(defaults)
+    with override_settings(EXAMPLE_TYPO=1), pytest.raises(AttributeError):
+        app.get("EXAMPLE_TYPO")
+
+
+def test_the_names_are_the_upper_case_names_of_the_defaults():
+    assert AppSettings(defaults).names() == ["EXAMPLE_LIMIT", "EXAMPLE_NAMES"]
+
+
+def test_every_app_reads_its_settings_through_the_one_helper():
+    found = submodules("conf")
+    assert {config.label for config, _conf in found} >= {
+        "consent",
+        "segments",
+        "personalization",
+        "cms_blocks",
+    }
+    for config, conf in found:
+        helper = conf.get_setting.__self__
+        assert isinstance(helper, AppSettings), config.label
+        assert helper.defaults.__name__ == f"{config.name}.defaults"
+
+
+def test_every_app_follows_override_settings():
+    for _config, conf in submodules("conf"):
+        name = conf.app_settings.names()[0]
+        value = conf.get_setting(name)
+        with override_settings(**{name: "overridden"}):
+            assert conf.get_setting(name) == "overridden"
+        assert conf.get_setting(name) == value
+
+
+def test_a_derived_hash_key_can_be_allowed_outside_debug(settings):
+    settings.DEBUG = False
+    settings.CONSENT_HASH_KEY = ""
+    with pytest.raises(RuntimeError):
+        hash_key()
+    assert [m.id for m in consent_checks.check_hash_key()] == ["consent.E003"]
+    settings.CONSENT_ALLOW_DERIVED_HASH_KEY = True
+    assert hash_key()
+    assert [m.id for m in consent_checks.check_hash_key()] == ["consent.W001"]
+
+
+def test_the_evaluation_data_is_looked_for_where_the_project_is_at_call_time(settings, tmp_path):
+    settings.BASE_DIR = tmp_path / "site"
+    expected = tmp_path / "shared" / "data" / "online_retail" / "online_retail.csv.gz"
+    with pytest.raises(CommandError, match=str(expected)):
+        call_command("segments_ml_eval")
+    with pytest.raises(CommandError, match=str(tmp_path / "elsewhere")):
+        call_command("segments_ml_eval", "--data-dir", str(tmp_path / "elsewhere"))

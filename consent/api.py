@@ -18,21 +18,33 @@ from .registry import (
     register_rekey_handler,
     register_retention_handler,
 )
+from .rest.base import APIEndpoint
+from .rest.errors import exception_handler
+from .rest.parsers import MAX_BODY_BYTES, BeaconParser, JSONParser, RequestTooLarge
+from .rest.throttling import ClientRateThrottle, rate_problem
 from .signals import consent_changed
 
 __all__ = [
+    "MAX_BODY_BYTES",
     "UNDECIDED",
+    "APIEndpoint",
+    "BeaconParser",
+    "ClientRateThrottle",
     "ConsentState",
     "InvalidChoice",
+    "JSONParser",
+    "RequestTooLarge",
     "consent_changed",
     "consent_mode_signals",
     "consented_keys",
+    "exception_handler",
     "external_key",
     "get_consent",
     "grant_imported",
     "latest_grants",
     "notice_version",
     "purposes",
+    "rate_problem",
     "rebuild_grants",
     "record_decision",
     "register_erasure_handler",

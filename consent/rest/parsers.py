@@ -104,7 +104,12 @@ class FormParser(BaseParser):
 
 class MultiPartParser(parsers.MultiPartParser):
     """DRF's multipart parser behind the Content-Length bound (Django's multipart parser reads
-    no further than that header says)."""
+    no further than that header says).
+
+    When ``CsrfViewMiddleware`` has already read a multipart form, DRF hands the view Django's
+    parse and no parser runs: Django's ``DATA_UPLOAD_MAX_*`` limits apply then. The site's own
+    forms are URL-encoded, which :class:`FormParser` always bounds.
+    """
 
     def parse(self, stream, media_type=None, parser_context=None):
         _refuse_declared(parser_context, body_limit(parser_context))

@@ -7,6 +7,7 @@ from tailored.checks import subclass_index
 
 from .conf import get_setting
 from .policy import NECESSARY
+from .rest.throttling import rate_problem
 
 MIDDLEWARE_PATH = "consent.middleware.ConsentMiddleware"
 _PURPOSE_RE = re.compile(r"[a-z][a-z0-9_]{0,31}\Z")
@@ -110,6 +111,50 @@ def check_rotation_and_modes(app_configs=None, **kwargs):
                 f"CONSENT_GPC_PURPOSES names unknown purposes: {sorted(missing)}.",
                 hint="List only purposes from CONSENT_PURPOSES.",
                 id="consent.E008",
+            )
+        )
+    return errors
+
+
+# The settings CONSENT_RATE replaced: requests per window, and the window in seconds.
+_OLD_RATE_SETTINGS = ("CONSENT_RATE_LIMIT", "CONSENT_RATE_LIMIT_WINDOW")
+_PERIODS = {1: "sec", 60: "min", 3600: "hour", 86400: "day"}
+
+
+def _rate_from_old_settings() -> str | None:
+    """CONSENT_RATE for the old settings' values, when DRF's syntax can say the same."""
+    try:
+        limit = int(getattr(settings, "CONSENT_RATE_LIMIT", 30))
+        window = int(getattr(settings, "CONSENT_RATE_LIMIT_WINDOW", 60))
+    except (TypeError, ValueError):
+        return None
+    if limit <= 0:
+        return "None"  # the old way of switching the limit off
+    return f'"{limit}/{_PERIODS[window]}"' if window in _PERIODS else None
+
+
+@register()
+def check_rate(app_configs=None, **kwargs):
+    errors = []
+    old = [name for name in _OLD_RATE_SETTINGS if hasattr(settings, name)]
+    if old:
+        same = _rate_from_old_settings()
+        example = f"{same} says the same" if same else 'e.g. "30/min"'
+        errors.append(
+            Error(
+                f"{' and '.join(old)} {'is' if len(old) == 1 else 'are'} no longer read.",
+                hint=f"Set CONSENT_RATE instead ({example}): requests per period (sec, min, "
+                "hour or day) in DRF's syntax, or None for no limit.",
+                id="consent.E009",
+            )
+        )
+    problem = rate_problem(get_setting("CONSENT_RATE"))
+    if problem:
+        errors.append(
+            Error(
+                f"CONSENT_RATE is not a rate: {problem}.",
+                hint='Use DRF\'s "requests/period" syntax, e.g. "30/min", or None for no limit.',
+                id="consent.E010",
             )
         )
     return errors

@@ -58,9 +58,11 @@ CONSENT_WITHDRAWAL_ERASURE_DELAY = 3600
 # Consent records are kept this many days after they stop being current (legal claims).
 CONSENT_RECORD_RETENTION_DAYS = 6 * 365
 
-# Rate limit of the consent endpoints: requests per window per client (keyed hash of address).
-CONSENT_RATE_LIMIT = 30
-CONSENT_RATE_LIMIT_WINDOW = 60
+# Rate limit of each consent endpoint per client (keyed hash of the address), in DRF's
+# "requests/period" syntax; None switches it off. Replaces CONSENT_RATE_LIMIT and
+# CONSENT_RATE_LIMIT_WINDOW (check consent.E009).
+CONSENT_RATE = "30/min"
+# The cache alias holding the rate-limit counters of every endpoint of the suite.
 CONSENT_RATE_LIMIT_CACHE = "default"
 
 # "server": the banner is rendered for each visitor. "client": the page carries a neutral

@@ -108,3 +108,19 @@ def check_stored_rules(app_configs=None, databases=None, **kwargs):
                     )
                 )
     return errors
+
+
+@register()
+def check_event_rate(app_configs=None, **kwargs):
+    from consent.api import rate_problem
+
+    problem = rate_problem(get_setting("SEGMENTS_EVENT_RATE"))
+    if problem:
+        return [
+            Error(
+                f"SEGMENTS_EVENT_RATE is not a rate: {problem}.",
+                hint='Use DRF\'s "requests/period" syntax, e.g. "120/min", or None for no limit.',
+                id="segments.E006",
+            )
+        ]
+    return []

@@ -175,3 +175,30 @@ def test_the_checks_page_lists_every_id_sorted():
     assert documented == sorted(documented)
     sources = "".join(Path(module.__file__).read_text() for _app, module in submodules("checks"))
     assert set(documented) == set(re.findall(r'id="([a-z_]+\.[EW]\d{3})"', sources))
+
+
+def test_the_old_integer_rate_settings_are_refused(settings):
+    settings.CONSENT_RATE_LIMIT = 10
+    settings.CONSENT_RATE_LIMIT_WINDOW = 3600
+    messages = consent_checks.check_rate()
+    assert ids(messages) == ["consent.E009"]
+    assert 'CONSENT_RATE instead ("10/hour" says the same)' in messages[0].hint
+    del settings.CONSENT_RATE_LIMIT_WINDOW
+    settings.CONSENT_RATE_LIMIT = 0  # the old way of switching the limit off
+    assert "(None says the same)" in consent_checks.check_rate()[0].hint
+
+
+@pytest.mark.parametrize("rate", ["30", "30/fortnight", "30 / min", "thirty/min", "0/min", 30])
+def test_malformed_rates_are_refused(settings, rate):
+    settings.CONSENT_RATE = rate
+    settings.SEGMENTS_EVENT_RATE = rate
+    assert ids(consent_checks.check_rate()) == ["consent.E010"]
+    assert ids(segments_checks.check_event_rate()) == ["segments.E006"]
+
+
+@pytest.mark.parametrize("rate", ["30/min", "120/minute", "5/s", "1000/day", "2/h", None])
+def test_rates_in_drf_syntax_pass(settings, rate):
+    settings.CONSENT_RATE = rate
+    settings.SEGMENTS_EVENT_RATE = rate
+    assert consent_checks.check_rate() == []
+    assert segments_checks.check_event_rate() == []

@@ -7,9 +7,9 @@ from django.utils.safestring import mark_safe
 from django.utils.translation import get_language
 
 from .. import notices
-from ..api import consent_mode_signals, get_consent
 from ..conf import get_setting
 from ..policy import NECESSARY, UNDECIDED
+from ..visitor import consent_mode_signals, get_consent
 
 register = template.Library()
 

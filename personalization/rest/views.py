@@ -11,15 +11,12 @@ from django.db.models import Model
 from django.utils.cache import add_never_cache_headers, patch_cache_control, patch_vary_headers
 from drf_spectacular.utils import extend_schema
 from rest_framework.exceptions import NotFound
-from rest_framework.permissions import AllowAny
-from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 from wagtail.fields import StreamField
 from wagtail.models import Page
 
-from consent.api import get_consent
+from consent.api import APIEndpoint, get_consent
 from segments.api import tracking_purpose
 
 from ..api import segments_for
@@ -60,10 +57,8 @@ def stream_fields(page: Model, context: dict) -> dict:
     return out
 
 
-class PrivateAPIView(APIView):
-    authentication_classes = []
-    permission_classes = [AllowAny]
-    renderer_classes = [JSONRenderer]
+class PrivateAPIView(APIEndpoint):
+    """An endpoint answering with the visitor's own data: never stored by any cache."""
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)

@@ -6,7 +6,6 @@ validate`), so a batch is refused or accepted whole, whatever the visitor's cons
 
 from django.core.validators import RegexValidator
 from rest_framework import serializers
-from rest_framework.settings import api_settings
 
 from .. import events
 
@@ -60,28 +59,3 @@ class EventBatchSerializer(serializers.Serializer):
     def items(self) -> list[tuple[str, dict, str | None]]:
         """The validated events as ``(name, properties, event_id)`` for ``record_events``."""
         return [(e["name"], e["properties"], e["event_id"]) for e in self.validated_data["events"]]
-
-    def error_message(self) -> str:
-        """The first validation error as one line, e.g. ``events[2].name: ...``."""
-        return first_error(self.errors)
-
-
-def first_error(errors, path: str = "") -> str:
-    """The first message in DRF's nested ``errors`` (dicts, lists, index-keyed dicts), prefixed
-    with where it is."""
-    if isinstance(errors, dict):
-        for key, value in errors.items():
-            if key == api_settings.NON_FIELD_ERRORS_KEY:
-                return first_error(value, path)
-            if isinstance(key, int):  # a ListSerializer's errors are keyed by item index
-                return first_error(value, f"{path}[{key}]")
-            return first_error(value, f"{path}.{key}" if path else str(key))
-    if isinstance(errors, list):
-        for index, value in enumerate(errors):
-            if value:  # a ListSerializer reports valid items as empty dicts
-                if isinstance(value, dict | list):
-                    return first_error(value, f"{path}[{index}]")
-                return f"{path}: {value}" if path else str(value)
-    if errors:
-        return f"{path}: {errors}" if path else str(errors)
-    return "Invalid request."

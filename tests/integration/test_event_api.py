@@ -8,10 +8,9 @@ from django.contrib.staticfiles import finders
 from django.core.cache import cache
 from django.test import RequestFactory
 
+from consent.api import MAX_BODY_BYTES, ClientRateThrottle, JSONParser, RequestTooLarge
 from consent.models import ConsentRecord
 from segments.models import LoggedEvent
-from segments.rest.parsers import MAX_BODY_BYTES, JSONParser, RequestTooLarge
-from segments.rest.throttling import EventRateThrottle
 from tests.builders import browser, consenting_browser, demo_site
 
 # Transactional: the consent mirror is written on commit, and the eager drain writes events.
@@ -304,12 +303,12 @@ def test_requests_beyond_the_rate_are_throttled_per_client(backend, settings):
 
 def test_the_throttle_never_keeps_the_address(settings):
     request = RequestFactory().post(URL, REMOTE_ADDR="203.0.113.7")
-    key = EventRateThrottle().get_cache_key(request, None)
+    key = ClientRateThrottle().get_cache_key(request, None)
     assert "203.0.113.7" not in key
     other = RequestFactory().post(URL, REMOTE_ADDR="203.0.113.8")
-    assert key != EventRateThrottle().get_cache_key(other, None)
-    settings.SECRET_KEY = "another-secret-key-for-this-test-only-0123456789"
-    assert key != EventRateThrottle().get_cache_key(request, None)
+    assert key != ClientRateThrottle().get_cache_key(other, None)
+    settings.CONSENT_HASH_KEY = "another-hash-key-for-this-test-only-0123456789"
+    assert key != ClientRateThrottle().get_cache_key(request, None)
 
 
 def test_the_rate_limit_can_be_switched_off(backend, settings):

@@ -330,18 +330,18 @@ def test_client_mode_pages_are_safe_in_a_shared_cache(backend, settings):
 
 # -- rate limits ----------------------------------------------------------------------------
 def test_consent_endpoints_are_rate_limited(backend, settings, monkeypatch):
-    import consent.ratelimit
+    from consent.api import ClientRateThrottle
 
-    settings.CONSENT_RATE_LIMIT = 3
+    settings.CONSENT_RATE = "3/min"
     # Hold the clock inside one window: a window boundary mid-test would reset the count.
     frozen = (time.time() // 60) * 60 + 1
-    monkeypatch.setattr(consent.ratelimit, "_now", lambda: frozen)
+    monkeypatch.setattr(ClientRateThrottle, "timer", staticmethod(lambda: frozen))
     client = browser()
     codes = [client.post("/consent/", {"action": "reject_all"}).status_code for _ in range(5)]
     assert codes == [303, 303, 303, 429, 429]
     assert ConsentTally.objects.get(method="banner_reject_all").count == 3
     # The next window starts afresh.
-    monkeypatch.setattr(consent.ratelimit, "_now", lambda: frozen + 60)
+    monkeypatch.setattr(ClientRateThrottle, "timer", staticmethod(lambda: frozen + 60))
     assert client.post("/consent/", {"action": "reject_all"}).status_code == 303
 
 

@@ -1,4 +1,4 @@
-"""The base view of every endpoint of the suite (consent, segments, personalization)."""
+"""The base view of every JSON endpoint of the suite, whichever app serves it."""
 
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
@@ -17,10 +17,10 @@ class APIEndpoint(APIView):
 
     Subclasses name their throttle bucket and rate to be rate limited::
 
-        throttle_scope = "segments_events"
+        throttle_scope = "events"
 
         def get_throttle_rate(self):
-            return get_setting("SEGMENTS_EVENT_RATE")
+            return get_setting("MYAPP_EVENT_RATE")
 
     The settings are the project's, so the views carry these choices rather than
     ``REST_FRAMEWORK``.

@@ -81,14 +81,14 @@ def test_export_holds_everything_about_the_visitor(backend):
     data = export_visitor(key)
     assert [r["method"] for r in data["consent_records"]] == ["banner_accept_all"]
     assert len(data["segments.events"]) == 4
-    assert data["segments.profiles.features"][0]["t"] == {"page_view": 4}
+    assert data["segments.features"][0]["t"] == {"page_view": 4}
     assert [s["segment"] for s in data["segments.segments"]] == ["engaged"]
     csv_text = export_csv(data)
     assert csv_text.startswith("table,row,field,value")
     assert "segments.events" in csv_text
 
     call_command("privacy_export", key, "--format", "csv", "--output", "/tmp/tailored-export.csv")
-    assert "segments.profiles.features" in Path("/tmp/tailored-export.csv").read_text()
+    assert "segments.features" in Path("/tmp/tailored-export.csv").read_text()
 
 
 def test_a_visitor_downloads_their_own_data_with_their_cookie(backend):

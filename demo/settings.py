@@ -26,6 +26,7 @@ INSTALLED_APPS = [
     "personalization",
     "segments",
     "consent",
+    "tailored",
     "cookie_consent",
     "rest_framework",
     "drf_spectacular",

@@ -23,7 +23,15 @@ from segments.models import Event
 
 pytestmark = [pytest.mark.django_db]
 
-SCREENS = ["log", "log_results", "decisions", "verify", "requests", "processing"]
+SCREENS = [
+    "log",
+    "log_results",
+    "decisions",
+    "decisions_results",
+    "verify",
+    "requests",
+    "processing",
+]
 XSS = '"><script>alert(1)</script>'
 
 
@@ -92,11 +100,12 @@ def test_without_the_permission_every_screen_is_forbidden(editor):
     assert editor.get(_url("log"), {"export": "csv"}).status_code == 403
     assert editor.post(_url("verify")).status_code == 403
     key = "a" * 32
-    assert editor.post(_url("requests"), {"visitor_key": key, "action": "json"}).status_code == 403
     assert (
-        editor.post(_url("requests"), {"visitor_key": key, "action": "confirm_erase"}).status_code
+        editor.post(_url("requests_export"), {"visitor_key": key, "format": "json"}).status_code
         == 403
     )
+    assert editor.get(_url("requests_erase"), {"visitor_key": key}).status_code == 403
+    assert editor.post(_url("requests_erase"), {"visitor_key": key}).status_code == 403
     assert not ErasureRequest.objects.exists()
 
 
@@ -235,7 +244,7 @@ def test_a_long_period_is_counted_per_week(officer):
     ConsentTally.objects.create(day=today, method="banner_accept_all", count=4)
     ConsentTally.objects.create(day=today - timedelta(days=100), method="api", count=5)
     start = today - timedelta(days=179)
-    response = officer.get(_url("decisions"), {"start": start, "end": today})
+    response = officer.get(_url("decisions"), {"period_from": start, "period_to": today})
     chart = response.context["chart"]
     assert chart.weekly and chart.grand_total == 9
     assert all(b.weekday() == 0 for b in chart.buckets)
@@ -244,7 +253,9 @@ def test_a_long_period_is_counted_per_week(officer):
 
 def test_an_invalid_period_falls_back_and_says_why(officer):
     today = timezone.now().date()
-    response = officer.get(_url("decisions"), {"start": today, "end": today - timedelta(days=3)})
+    response = officer.get(
+        _url("decisions"), {"period_from": today, "period_to": today - timedelta(days=3)}
+    )
     assert response.status_code == 200
     assert "must start before it ends" in response.content.decode()
     assert len(response.context["chart"].buckets) == 30
@@ -293,7 +304,9 @@ def _event(key: str) -> Event:
 
 def test_export_as_json(officer, records):
     _event(records["a"])
-    response = officer.post(_url("requests"), {"visitor_key": records["a"], "action": "json"})
+    response = officer.post(
+        _url("requests_export"), {"visitor_key": records["a"], "format": "json"}
+    )
     assert response.status_code == 200
     assert response["Content-Type"] == "application/json"
     assert "no-store" in response["Cache-Control"]
@@ -308,7 +321,7 @@ def test_export_as_json(officer, records):
 
 def test_export_as_csv(officer, records):
     response = officer.post(
-        _url("requests"), {"visitor_key": records["b"].upper(), "action": "csv"}
+        _url("requests_export"), {"visitor_key": records["b"].upper(), "format": "csv"}
     )
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
@@ -320,7 +333,7 @@ def test_export_as_csv(officer, records):
 
 def test_a_malformed_id_is_refused(officer):
     for value in ("", "abc", "g" * 32, "a" * 33, XSS):
-        response = officer.post(_url("requests"), {"visitor_key": value, "action": "json"})
+        response = officer.post(_url("requests_export"), {"visitor_key": value, "format": "json"})
         assert response.status_code == 200
         assert response["Content-Type"].startswith("text/html")
         assert response.context["form"].errors
@@ -329,16 +342,14 @@ def test_a_malformed_id_is_refused(officer):
 
 def test_erasure_is_confirmed_then_removes_the_data(officer, records):
     event = _event(records["a"])
-    confirm = officer.post(_url("requests"), {"visitor_key": records["a"], "action": "erase"})
+    confirm = officer.get(_url("requests_erase"), {"visitor_key": records["a"]})
     assert confirm.status_code == 200
     assert confirm.context["held"]["segments.events"] == 1
     assert "Yes, erase" in confirm.content.decode()
     assert Event.objects.filter(pk=event.pk).exists()  # nothing happens before confirmation
     assert not ErasureRequest.objects.filter(visitor_key=records["a"], reason="request").exists()
 
-    response = officer.post(
-        _url("requests"), {"visitor_key": records["a"], "action": "confirm_erase"}
-    )
+    response = officer.post(_url("requests_erase"), {"visitor_key": records["a"]})
     assert response.status_code == 302 and response["Location"] == _url("requests")
     assert not Event.objects.filter(visitor_key=records["a"]).exists()
     erasure = ErasureRequest.objects.get(visitor_key=records["a"], reason="request")
@@ -347,7 +358,9 @@ def test_erasure_is_confirmed_then_removes_the_data(officer, records):
     assert latest.method == "erasure" and latest.granted == []
     assert Event.objects.count() == 0
     data = json.loads(
-        officer.post(_url("requests"), {"visitor_key": records["a"], "action": "json"}).content
+        officer.post(
+            _url("requests_export"), {"visitor_key": records["a"], "format": "json"}
+        ).content
     )
     assert data["segments.events"] == []
     page = officer.get(_url("requests")).content.decode()
@@ -387,8 +400,8 @@ def test_user_provided_text_is_escaped(officer, settings):
         officer.get(_url("log"), {"visitor_key": XSS, "method": XSS, "p": XSS}),
         officer.get(_url("log"), {"ordering": XSS}),
         officer.get(_url("log_results"), {"visitor_key": XSS, "_w_filter_fragment": "1"}),
-        officer.get(_url("decisions"), {"start": XSS, "end": XSS}),
-        officer.post(_url("requests"), {"visitor_key": XSS, "action": "erase"}),
+        officer.get(_url("decisions"), {"period_from": XSS, "period_to": XSS}),
+        officer.get(_url("requests_erase"), {"visitor_key": XSS}),
         officer.get(_url("processing")),
     ]
     for response in responses:

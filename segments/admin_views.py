@@ -153,6 +153,13 @@ class ModelDetailView(ModelPermissionMixin, WagtailAdminTemplateMixin, TemplateV
     def get_page_title(self):
         return self.model_obj.name
 
+    def get_breadcrumbs_items(self):
+        return [
+            *self.breadcrumbs_items,
+            {"url": reverse("ml_models:index"), "label": _("Models")},
+            {"url": "", "label": self.model_obj.name, "sublabel": self.get_page_subtitle()},
+        ]
+
     def get_page_subtitle(self):
         return self.model_obj.get_kind_display()
 

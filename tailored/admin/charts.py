@@ -388,7 +388,9 @@ def bar_chart(
             REFERENCE_COLOUR,
         )
         legend.append((reference[1], REFERENCE_COLOUR, "6 3"))
-    body = format_html('<g font-size="12">{}{}</g>{}', grid, rects, ref)
+    body = format_html(
+        '<g font-size="{}">{}</g><g font-size="12">{}</g>{}', FONT_SIZE, grid, rects, ref
+    )
     data = None
     if table:
         data = _data_table(

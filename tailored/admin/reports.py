@@ -72,6 +72,8 @@ class AggregateReportView(ReportView):
     """
 
     paginate_by = None  # aggregates: one row per segment or variant, and the chart shows them all
+    # Wagtail announces "There are N matches" while filtering: rows of aggregates match nothing.
+    is_filtering = False
 
     def filter_queryset(self, queryset):
         return queryset

@@ -1,21 +1,24 @@
 """Segments as snippets (with the visual rule builder and a history of changes), and the
-editors' screens: rule checks, previews as segments, share links and results."""
+editors' screens, mounted by viewsets: rule checks and previews as segments with share links
+(``EditorToolsViewSet``), and the results (a "Results" menu: ``ResultsViewSetGroup``)."""
 
 from django.contrib.auth.models import Permission
-from django.urls import include, path, reverse
+from django.urls import path
 from django.utils.translation import gettext_lazy as _
 from wagtail import hooks
-from wagtail.admin.menu import Menu, MenuItem, SubmenuMenuItem
+from wagtail.admin.menu import MenuItem
 from wagtail.admin.panels import FieldPanel, ObjectList
 from wagtail.admin.ui.menus.pages import PageMenuItem
+from wagtail.admin.viewsets.base import ViewSet, ViewSetGroup
 from wagtail.log_actions import LogFormatter, log
 from wagtail.snippets.models import register_snippet
-from wagtail.snippets.views.snippets import CreateView, EditView, SnippetViewSet
+from wagtail.snippets.views.snippets import EditView, SnippetViewSet
 
 from segments.api import describe_rule, segment_model
 
-from . import admin_urls
-from .admin_views import SHARE_ACTION
+from .admin_views.preview import SHARE_ACTION, PreviewAsView, PreviewRenderView
+from .admin_views.results import BlockReportView, SegmentResultsDetailView, SegmentResultsIndexView
+from .admin_views.rule_check import RuleCheckView
 from .forms import SegmentForm
 from .permissions import can_preview_page, can_view_results
 from .preview import supports_segment_preview
@@ -58,10 +61,6 @@ class SegmentEditView(EditView):
         return instance
 
 
-class SegmentCreateView(CreateView):
-    pass
-
-
 class SegmentViewSet(SnippetViewSet):
     model = segment_model()
     icon = "group"
@@ -72,7 +71,6 @@ class SegmentViewSet(SnippetViewSet):
     list_filter = ["enabled"]
     search_fields = ["name", "slug"]
     edit_view_class = SegmentEditView
-    add_view_class = SegmentCreateView
     edit_handler = ObjectList(
         [
             FieldPanel("name"),
@@ -139,42 +137,83 @@ def page_listing_more_buttons(page, user, next_url=None):
     yield PreviewAsSegmentsButton(page=page, priority=5)
 
 
+class EditorToolsViewSet(ViewSet):
+    """The rule builder's check endpoint and the preview screens, under ``/admin/tailored/``.
+    No menu item: they are reached from the segment editor and from each page's header."""
+
+    name = "cms_blocks_admin"
+    url_prefix = "tailored"
+
+    def get_urlpatterns(self):
+        return [
+            path("rules/check/", RuleCheckView.as_view(), name="rule_check"),
+            path("preview/<int:page_id>/", PreviewAsView.as_view(), name="preview_as"),
+            path(
+                "preview/<int:page_id>/render/", PreviewRenderView.as_view(), name="preview_render"
+            ),
+        ]
+
+
 class ResultsMenuItem(MenuItem):
     def is_shown(self, request):
         return can_view_results(request.user)
 
 
-@hooks.register("register_admin_menu_item")
-def register_results_menu():
-    items = [
-        ResultsMenuItem(
-            _("Segments"),
-            reverse("cms_blocks_admin:results"),
-            name="results-segments",
-            icon_name="group",
-            order=0,
-        ),
-        ResultsMenuItem(
-            _("Blocks and variants"),
-            reverse("cms_blocks_admin:results_blocks"),
-            name="results-blocks",
-            icon_name="table",
-            order=1,
-        ),
-    ]
-    return ResultsSubmenu(
-        _("Results"), Menu(items=items), name="results", icon_name="table", order=260
-    )
+class SegmentResultsViewSet(ViewSet):
+    """The segment dashboard and each segment's results, under ``/admin/tailored/results/``."""
+
+    name = "cms_blocks_results"
+    url_prefix = "tailored/results"
+    icon = "group"
+    menu_label = _("Segments")
+    menu_name = "results-segments"
+    menu_item_class = ResultsMenuItem
+
+    def get_urlpatterns(self):
+        return [
+            path("", SegmentResultsIndexView.as_view(), name="index"),
+            path(
+                "results/", SegmentResultsIndexView.as_view(results_only=True), name="index_results"
+            ),
+            path("segment/<slug:slug>/", SegmentResultsDetailView.as_view(), name="segment"),
+            path(
+                "segment/<slug:slug>/results/",
+                SegmentResultsDetailView.as_view(results_only=True),
+                name="segment_results",
+            ),
+        ]
 
 
-class ResultsSubmenu(SubmenuMenuItem):
-    def is_shown(self, request):
-        return can_view_results(request.user)
+class BlockResultsViewSet(ViewSet):
+    """Blocks and variants, under ``/admin/tailored/results/blocks/``."""
+
+    name = "cms_blocks_block_results"
+    url_prefix = "tailored/results/blocks"
+    icon = "table"
+    menu_label = _("Blocks and variants")
+    menu_name = "results-blocks"
+    menu_item_class = ResultsMenuItem
+
+    def get_urlpatterns(self):
+        return [
+            path("", BlockReportView.as_view(), name="index"),
+            path("results/", BlockReportView.as_view(results_only=True), name="index_results"),
+        ]
 
 
-@hooks.register("register_admin_urls")
-def register_admin_urls():
-    return [path("tailored/", include((admin_urls.urlpatterns, "cms_blocks_admin")))]
+class ResultsViewSetGroup(ViewSetGroup):
+    """The "Results" menu, shown to users who may view results (``cms_blocks.view_results``)."""
+
+    menu_label = _("Results")
+    menu_name = "results"
+    menu_icon = "table"
+    menu_order = 260
+    items = (SegmentResultsViewSet, BlockResultsViewSet)
+
+
+@hooks.register("register_admin_viewset")
+def register_viewsets():
+    return [EditorToolsViewSet(), ResultsViewSetGroup()]
 
 
 @hooks.register("register_permissions")

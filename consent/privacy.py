@@ -8,6 +8,8 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
+from tailored.spreadsheet import safe_cell as csv_safe_cell
+
 from . import chain
 from .actions import schedule_erasure
 from .conf import get_setting
@@ -66,14 +68,6 @@ def export_csv(data: dict[str, list[dict]]) -> str:
             for field, value in row.items():
                 writer.writerow([table, n, field, csv_safe_cell(value)])
     return out.getvalue()
-
-
-def csv_safe_cell(value) -> str:
-    if isinstance(value, list | tuple):
-        return " ".join(str(v) for v in value)
-    text = "" if value is None else str(value)
-    # Neutralise spreadsheet formulas (CSV injection).
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 # -- erasure (Art. 17) -------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 Everything here requires the permission ``consent.view_consent_log`` ("Can view the consent
 log and privacy tools"): the menu is hidden without it and every view answers 403. The
-permission can be given to a group in Settings → Groups.
+permission can be given to a group in Settings → Groups. The officer's exports, erasures and
+verifications appear in Reports → Site history (actions registered below).
 """
 
 from django.contrib.auth.models import Permission
@@ -12,12 +13,18 @@ from wagtail import hooks
 from wagtail.admin.menu import Menu, MenuItem, SubmenuMenuItem
 from wagtail.admin.viewsets.base import ViewSet
 
-from . import admin_views
+from .admin_views import audit
+from .admin_views.base import can_view_privacy
+from .admin_views.decisions import DecisionsView
+from .admin_views.log import ConsentLogView
+from .admin_views.processing import ProcessingRecordView
+from .admin_views.requests import DataSubjectExportView, DataSubjectRequestsView, EraseVisitorView
+from .admin_views.verify import VerifyView
 
 
 class PrivacyMenuItem(MenuItem):
     def is_shown(self, request):
-        return admin_views.can_view_privacy(request.user)
+        return can_view_privacy(request.user)
 
 
 class PrivacyViewSet(ViewSet):
@@ -42,20 +49,19 @@ class PrivacyViewSet(ViewSet):
 
     def get_urlpatterns(self):
         return [
-            path("", admin_views.ConsentLogView.as_view(), name="log"),
+            path("", ConsentLogView.as_view(), name="log"),
+            path("results/", ConsentLogView.as_view(results_only=True), name="log_results"),
+            path("decisions/", DecisionsView.as_view(), name="decisions"),
             path(
-                "results/",
-                admin_views.ConsentLogView.as_view(results_only=True),
-                name="log_results",
+                "decisions/results/",
+                DecisionsView.as_view(results_only=True),
+                name="decisions_results",
             ),
-            path("decisions/", admin_views.DecisionsView.as_view(), name="decisions"),
-            path("verify/", admin_views.VerifyView.as_view(), name="verify"),
-            path("requests/", admin_views.DataSubjectRequestsView.as_view(), name="requests"),
-            path(
-                "record-of-processing/",
-                admin_views.ProcessingRecordView.as_view(),
-                name="processing",
-            ),
+            path("verify/", VerifyView.as_view(), name="verify"),
+            path("requests/", DataSubjectRequestsView.as_view(), name="requests"),
+            path("requests/export/", DataSubjectExportView.as_view(), name="requests_export"),
+            path("requests/erase/", EraseVisitorView.as_view(), name="requests_erase"),
+            path("record-of-processing/", ProcessingRecordView.as_view(), name="processing"),
         ]
 
     def get_menu_item(self, order=None):
@@ -86,3 +92,9 @@ def register_privacy_viewset():
 @hooks.register("register_permissions")
 def register_permissions():
     return Permission.objects.filter(content_type__app_label="consent", codename="view_consent_log")
+
+
+@hooks.register("register_log_actions")
+def register_log_actions(actions):
+    for action, formatter in audit.FORMATTERS.items():
+        actions.register_action(action)(formatter)

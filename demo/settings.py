@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     *(["segments_ml"] if ML_INSTALLED else []),  # the optional [ml] extra
     "segments",
     "consent",
+    "tailored",
     "cookie_consent",
     "rest_framework",
     "drf_spectacular",

@@ -110,7 +110,6 @@ __all__ = [
     "track",
     "tracking_purpose",
     "unregister_condition",
-    "variant_counts",
     "visitor_histories",
 ]
 
@@ -258,43 +257,6 @@ def segment_priorities() -> dict[str, int]:
     from .definitions import enabled_segments
 
     return {s.slug: s.priority for s in enabled_segments()}
-
-
-def variant_counts(page: int | None = None, since=None) -> list[dict]:
-    """Impressions and clicks of personalised content from the durable event log, aggregated
-    in the database: one dict per (page, block, variant) with ``impressions``, ``clicks`` and
-    ``visitors`` (distinct visitors with an impression or a click of it), ordered by page,
-    block and variant. ``page`` (an id) and ``since`` (an aware datetime) narrow the events.
-    On PostgreSQL the grouping runs on the JSON properties in SQL."""
-    from django.db.models import Count, Q
-    from django.db.models.fields.json import KT
-
-    from .models import LoggedEvent as LoggedEvent
-
-    events = LoggedEvent.objects.filter(
-        name__in=("impression", "click"), properties__has_key="block"
-    )
-    if page is not None:
-        events = events.filter(properties__page=int(page))
-    if since is not None:
-        events = events.filter(occurred_at__gte=since)
-    rows = (
-        events.values(
-            page_id=KT("properties__page"),
-            block=KT("properties__block"),
-            variant=KT("properties__variant"),
-        )
-        .annotate(
-            impressions=Count("pk", filter=Q(name="impression")),
-            clicks=Count("pk", filter=Q(name="click")),
-            visitors=Count("visitor_key", distinct=True),
-        )
-        .order_by("page_id", "block", "variant")
-    )
-    return [
-        {**row, "page_id": int(row["page_id"]) if row["page_id"] not in (None, "") else None}
-        for row in rows
-    ]
 
 
 # -- for the editor's tools (rule builder, reports): admin code paths only ---------------------

@@ -2,23 +2,23 @@
 metrics as charts, drift, and the train / activate / rollback actions.
 
 Viewing needs ``segments_ml.view_mlmodel`` (or change); the actions need
-``segments_ml.change_mlmodel`` and POST with the CSRF token. Charts are inline SVG laid out
-here; every text in them (cluster names come from data) is escaped by ``format_html``. Nothing
+``segments_ml.change_mlmodel`` and POST with the CSRF token. Charts come from
+:mod:`tailored.admin.charts` (every text in them, cluster names included, is escaped). Nothing
 here imports scikit-learn: training happens in a worker.
 """
 
 from django.contrib import messages
 from django.http import HttpResponseNotAllowed
 from django.shortcuts import get_object_or_404, redirect
-from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy as _l
 from django.views.generic import TemplateView, View
 from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
 
 from segments.api import min_segment_size
+from tailored.admin.charts import Bar, Chart, Series, XYSeries, bar_chart, line_chart, xy_chart
+from tailored.admin.permissions import AdminPermissionMixin
 
 from . import tasks
 from . import versions as lifecycle
@@ -36,158 +36,71 @@ def can_change(user) -> bool:
     return user.has_perm(CHANGE)
 
 
-def forbidden(request) -> TemplateResponse:
-    title = _("Permission denied")
-    return TemplateResponse(
-        request,
-        "segments/admin/forbidden.html",
-        {"header_title": title, "page_title": title, "header_icon": "lock"},
-        status=403,
-    )
-
-
 # -- charts ----------------------------------------------------------------------------------
-W, H, PAD = 320, 240, 36
-
-
-def _svg(title: str, body: SafeString, width: int = W, height: int = H) -> SafeString:
-    return format_html(
-        '<svg class="ml-chart" viewBox="0 0 {} {}" width="{}" height="{}" role="img" '
-        'xmlns="http://www.w3.org/2000/svg"><title>{}</title>{}</svg>',
-        width,
-        height,
-        width,
-        height,
-        title,
-        body,
+def roc_chart(points: list) -> Chart:
+    return xy_chart(
+        [XYSeries(_("ROC curve"), [(fpr, tpr) for fpr, tpr in points])],
+        title=_("ROC curve on held-out time"),
+        x_label=_("false positive rate"),
+        y_label=_("true positive rate"),
+        table=True,
     )
 
 
-def _xy(x: float, y: float, width: int = W, height: int = H) -> tuple[str, str]:
-    return f"{PAD + x * (width - 2 * PAD):.1f}", f"{height - PAD - y * (height - 2 * PAD):.1f}"
-
-
-def _frame(x_label: str, y_label: str, width: int = W, height: int = H) -> SafeString:
-    x0, y0 = _xy(0, 0, width, height)
-    x1, y1 = _xy(1, 1, width, height)
-    return format_html(
-        '<rect x="{}" y="{}" width="{}" height="{}" fill="none" stroke="currentColor" '
-        'stroke-opacity="0.4"/><text x="{}" y="{}" font-size="11" text-anchor="middle" '
-        'fill="currentColor">{}</text><text x="12" y="{}" font-size="11" '
-        'transform="rotate(-90 12 {})" text-anchor="middle" fill="currentColor">{}</text>',
-        x0,
-        y1,
-        f"{float(x1) - float(x0):.1f}",
-        f"{float(y0) - float(y1):.1f}",
-        width / 2,
-        height - 8,
-        x_label,
-        height / 2,
-        height / 2,
-        y_label,
+def lift_chart(deciles: list[float]) -> Chart:
+    return bar_chart(
+        [
+            Bar(_("decile %(n)d") % {"n": i + 1}, lift, f"{lift:.2f}")
+            for i, lift in enumerate(deciles)
+        ],
+        title=_("Lift by decile"),
+        width=420,
+        label_width=90,
+        reference=(1.0, _("no lift (1.0)")),
+        table=True,
     )
 
 
-def roc_chart(points: list) -> SafeString:
-    line = " ".join(",".join(_xy(fpr, tpr)) for fpr, tpr in points)
-    a, b = _xy(0, 0), _xy(1, 1)
-    body = format_html(
-        '{}<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="currentColor" stroke-dasharray="4 4" '
-        'stroke-opacity="0.5"/><polyline fill="none" stroke="#2e7d32" stroke-width="2" '
-        'points="{}"/>',
-        _frame(_("false positive rate"), _("true positive rate")),
-        *a,
-        *b,
-        line,
+def calibration_chart(bins: list) -> Chart:
+    return xy_chart(
+        [
+            XYSeries(
+                _("observed share by predicted probability"),
+                [(p, o) for p, o, _n in bins],
+                dots=True,
+                notes=[f"{p:.2f} → {o:.2f} ({n})" for p, o, n in bins],
+            )
+        ],
+        title=_("Calibration on held-out time"),
+        x_label=_("predicted probability"),
+        y_label=_("observed share"),
+        table=True,
     )
-    return _svg(_("ROC curve on held-out time"), body)
 
 
-def lift_chart(deciles: list[float]) -> SafeString:
-    top = max([*deciles, 1.0]) * 1.1
-    bars = []
-    for i, lift in enumerate(deciles):
-        x, y = _xy(i / 10 + 0.01, lift / top)
-        y0 = _xy(0, 0)[1]
-        bars.append(
-            (x, y, f"{(W - 2 * PAD) / 10 - 4:.1f}", f"{float(y0) - float(y):.1f}", f"{lift:.2f}")
-        )
-    one = _xy(0, 1 / top)[1]
-    body = format_html(
-        '{}<line x1="{}" x2="{}" y1="{}" y2="{}" stroke="currentColor" stroke-dasharray="4 4"/>{}',
-        _frame(_("decile of score (highest first)"), _("lift")),
-        PAD,
-        W - PAD,
-        one,
-        one,
-        format_html_join(
-            "",
-            '<rect x="{}" y="{}" width="{}" height="{}" fill="#1565c0"><title>{}</title></rect>',
-            bars,
-        ),
+def cluster_chart(clusters: list[dict]) -> Chart:
+    return bar_chart(
+        [Bar(str(c["key"]), c["size"]) for c in clusters],
+        title=_("Cluster sizes"),
+        width=420,
+        label_width=120,
+        integer=True,
     )
-    return _svg(_("Lift by decile"), body)
 
 
-def calibration_chart(bins: list) -> SafeString:
-    a, b = _xy(0, 0), _xy(1, 1)
-    dots = [(*_xy(p, o), f"{p:.2f} → {o:.2f} ({n})") for p, o, n in bins]
-    body = format_html(
-        '{}<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="currentColor" stroke-dasharray="4 4" '
-        'stroke-opacity="0.5"/>{}',
-        _frame(_("predicted probability"), _("observed share")),
-        *a,
-        *b,
-        format_html_join(
-            "", '<circle cx="{}" cy="{}" r="4" fill="#c62828"><title>{}</title></circle>', dots
-        ),
-    )
-    return _svg(_("Calibration on held-out time"), body)
-
-
-def bar_chart(title: str, items: list[tuple[str, int]], width: int = 420) -> SafeString:
-    height = 24 * len(items) + 20
-    top = max([n for _label, n in items] + [1])
-    rows = [
-        (
-            8 + 24 * i,
-            f"{(width - 180) * n / top:.1f}",
-            label,
-            n,
-            22 + 24 * i,
-        )
-        for i, (label, n) in enumerate(items)
-    ]
-    body = format_html_join(
-        "",
-        '<rect x="170" y="{0}" width="{1}" height="18" fill="#6a1b9a"/>'
-        '<text x="164" y="{4}" font-size="12" text-anchor="end" fill="currentColor">{2}</text>'
-        '<text x="174" y="{4}" font-size="11" fill="#fff">{3}</text>',
-        rows,
-    )
-    return _svg(title, body, width, height)
-
-
-def drift_chart(checks: list, threshold: float) -> SafeString:
+def drift_chart(checks: list, threshold: float) -> Chart | None:
     if not checks:
-        return SafeString("")
-    top = max([c.max_psi for c in checks] + [threshold]) * 1.2 or 1.0
-    n = len(checks)
-    points = " ".join(
-        ",".join(_xy(i / max(n - 1, 1), c.max_psi / top)) for i, c in enumerate(checks)
+        return None
+    return line_chart(
+        [c.at.strftime("%m-%d") for c in checks],
+        [Series(_("largest PSI"), [c.max_psi for c in checks])],
+        title=_("Drift over time (dashed: retrain threshold)"),
+        width=420,
+        height=240,
+        reference=(threshold, _("retrain threshold")),
+        integer=False,
+        table=True,
     )
-    line = _xy(0, threshold / top)[1]
-    body = format_html(
-        '{}<line x1="{}" x2="{}" y1="{}" y2="{}" stroke="#c62828" stroke-dasharray="6 3"/>'
-        '<polyline fill="none" stroke="#ef6c00" stroke-width="2" points="{}"/>',
-        _frame(_("checks, oldest to newest"), _("largest PSI")),
-        PAD,
-        W - PAD,
-        line,
-        line,
-        points,
-    )
-    return _svg(_("Drift over time (dashed: retrain threshold)"), body)
 
 
 # -- views -----------------------------------------------------------------------------------
@@ -222,18 +135,32 @@ def warnings_for(version: ModelVersion | None) -> list[str]:
     return found
 
 
-class ModelDetailView(WagtailAdminTemplateMixin, TemplateView):
+class ModelPermissionMixin(AdminPermissionMixin):
+    permission_denied_message = _l(
+        "You need the permission to view models (or to change them) for this page."
+    )
+
+    def has_permission(self) -> bool:
+        return can_view(self.request.user)
+
+
+class ModelDetailView(ModelPermissionMixin, WagtailAdminTemplateMixin, TemplateView):
     template_name = "segments_ml/model_detail.html"
     header_icon = "cogs"
 
     def dispatch(self, request, *args, **kwargs):
-        if not can_view(request.user):
-            return forbidden(request)
         self.model_obj = get_object_or_404(MLModel, pk=kwargs["pk"])
         return super().dispatch(request, *args, **kwargs)
 
     def get_page_title(self):
         return self.model_obj.name
+
+    def get_breadcrumbs_items(self):
+        return [
+            *self.breadcrumbs_items,
+            {"url": reverse("ml_models:index"), "label": _("Models")},
+            {"url": "", "label": self.model_obj.name, "sublabel": self.get_page_subtitle()},
+        ]
 
     def get_page_subtitle(self):
         return self.model_obj.get_kind_display()
@@ -255,9 +182,7 @@ class ModelDetailView(WagtailAdminTemplateMixin, TemplateView):
                 ]
             elif model.kind == MLModel.Kind.CLUSTERING:
                 clusters = (shown.details or {}).get("clusters", [])
-                charts = [
-                    bar_chart(_("Cluster sizes"), [(f"{c['key']}", c["size"]) for c in clusters])
-                ]
+                charts = [cluster_chart(clusters)]
         drift = list(shown.drift.order_by("at")[:60]) if shown else []
         threshold = model.drift_threshold
         if threshold is None:
@@ -281,14 +206,17 @@ class ModelDetailView(WagtailAdminTemplateMixin, TemplateView):
         return context
 
 
-class _ActionView(View):
+class _ActionView(ModelPermissionMixin, View):
     """POST only, with the change permission; redirects back to the model's page."""
+
+    permission_denied_message = _l("You need the permission to change models for this action.")
+
+    def has_permission(self) -> bool:
+        return can_change(self.request.user)
 
     def dispatch(self, request, *args, **kwargs):
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        if not can_change(request.user):
-            return forbidden(request)
         return super().dispatch(request, *args, **kwargs)
 
     def back(self, model: MLModel):

@@ -2,6 +2,7 @@
 model's own add/change/delete/view permissions), and each model's page with its versions,
 charts, drift and the train / activate / rollback actions (segments_ml.admin_views)."""
 
+from django.db.models import Prefetch
 from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 from wagtail import hooks
@@ -9,12 +10,15 @@ from wagtail.admin.ui.tables import Column, TitleColumn
 from wagtail.admin.viewsets.model import ModelViewSet
 
 from . import admin_views
-from .models import MLModel
+from .models import MLModel, ModelVersion
 
 
 class ActiveColumn(Column):
+    """The active version and its main metric, from ``active_versions`` (prefetched by the
+    listing's queryset: no query per row)."""
+
     def get_value(self, instance):
-        version = instance.active_version
+        version = next(iter(instance.active_versions), None)
         if version is None:
             return _("none")
         name, value = version.primary_metric
@@ -55,6 +59,18 @@ class MLModelViewSet(ModelViewSet):
         "kind",
         ActiveColumn("active", label=_("Active version")),
     ]
+
+    def get_index_view_kwargs(self, **kwargs):
+        # One query for every listed model's active version (its ``model`` is set from the
+        # listing, so ``primary_metric`` needs no query either).
+        queryset = MLModel.objects.prefetch_related(
+            Prefetch(
+                "versions",
+                queryset=ModelVersion.objects.filter(is_active=True),
+                to_attr="active_versions",
+            )
+        )
+        return super().get_index_view_kwargs(queryset=queryset, **kwargs)
 
     def get_urlpatterns(self):
         return [

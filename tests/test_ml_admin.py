@@ -161,3 +161,67 @@ def test_weak_models_and_small_clusters_are_flagged_and_names_escaped(model):
     assert "Cluster tiny is too small to act on" in body
     assert "Cluster sizes" in body
     assert XSS not in body and "&lt;script&gt;" in body
+
+
+# -- query counts --------------------------------------------------------------------------
+METRICS = {
+    "roc_auc": 0.71,
+    "pr_auc": 0.4,
+    "lift_top_decile": 2.1,
+    "roc_curve": [[0, 0], [0.2, 0.5], [1, 1]],
+    "lift_by_decile": [2.1, 1.5, 1.2, 1, 0.9, 0.8, 0.7, 0.6, 0.6, 0.5],
+    "calibration": [[0.1, 0.12, 40], [0.5, 0.45, 30]],
+}
+
+
+def _propensity(slug: str) -> MLModel:
+    return MLModel.objects.create(
+        name=slug.title(),
+        slug=slug,
+        kind="propensity",
+        target={"event": "purchase", "horizon_days": 30},
+        population_event="purchase",
+    )
+
+
+def test_the_model_listing_runs_the_same_queries_for_more_models():
+    from tests.query_counts import assert_queries_do_not_grow
+
+    client = _login("viewer", "segments.view_mlmodel")
+
+    def build(n):
+        for _ in range(n):
+            m = _propensity(f"model-{MLModel.objects.count()}")
+            ModelVersion.objects.create(
+                model=m, number=1, status="ready", is_active=True, metrics=METRICS
+            )
+
+    assert_queries_do_not_grow(client, reverse("ml_models:index"), build)
+    page = client.get(reverse("ml_models:index")).content.decode()
+    assert page.count("v1 (roc_auc 0.710)") == 12  # every row shows its active version
+
+
+def test_a_model_page_runs_the_same_queries_for_more_versions_and_checks():
+    from segments.models import DriftCheck
+    from tests.query_counts import assert_queries_do_not_grow
+
+    client = _login("viewer", "segments.view_mlmodel")
+    m = _propensity("buys-again")
+    active = ModelVersion.objects.create(
+        model=m, number=1, status="ready", is_active=True, metrics=METRICS
+    )
+
+    def build(n):
+        for _ in range(n):
+            ModelVersion.objects.create(
+                model=m,
+                number=m.versions.count() + 1,
+                status="ready",
+                metrics=METRICS,
+                comparison={"version": active.pk, "number": 1, "metrics": {"roc_auc": 0.7}},
+            )
+            DriftCheck.objects.create(version=active, max_psi=0.05, threshold=0.2)
+
+    assert_queries_do_not_grow(client, reverse("ml_models:detail", args=[m.pk]), build)
+    page = client.get(reverse("ml_models:detail", args=[m.pk])).content.decode()
+    assert "Drift over time" in page and page.count("Activate anyway") == 0

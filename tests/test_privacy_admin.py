@@ -27,7 +27,15 @@ from segments.models import LoggedEvent
 
 pytestmark = [pytest.mark.django_db]
 
-SCREENS = ["log", "log_results", "decisions", "verify", "requests", "processing"]
+SCREENS = [
+    "log",
+    "log_results",
+    "decisions",
+    "decisions_results",
+    "verify",
+    "requests",
+    "processing",
+]
 XSS = '"><script>alert(1)</script>'
 
 
@@ -96,11 +104,12 @@ def test_without_the_permission_every_screen_is_forbidden(editor):
     assert editor.get(_url("log"), {"export": "csv"}).status_code == 403
     assert editor.post(_url("verify")).status_code == 403
     key = "a" * 32
-    assert editor.post(_url("requests"), {"visitor_key": key, "action": "json"}).status_code == 403
     assert (
-        editor.post(_url("requests"), {"visitor_key": key, "action": "confirm_erase"}).status_code
+        editor.post(_url("requests_export"), {"visitor_key": key, "format": "json"}).status_code
         == 403
     )
+    assert editor.get(_url("requests_erase"), {"visitor_key": key}).status_code == 403
+    assert editor.post(_url("requests_erase"), {"visitor_key": key}).status_code == 403
     assert not ErasureRequest.objects.exists()
 
 
@@ -239,7 +248,7 @@ def test_a_long_period_is_counted_per_week(officer):
     ConsentTally.objects.create(day=today, method="banner_accept_all", count=4)
     ConsentTally.objects.create(day=today - timedelta(days=100), method="api", count=5)
     start = today - timedelta(days=179)
-    response = officer.get(_url("decisions"), {"start": start, "end": today})
+    response = officer.get(_url("decisions"), {"period_from": start, "period_to": today})
     chart = response.context["chart"]
     assert chart.weekly and chart.grand_total == 9
     assert all(b.weekday() == 0 for b in chart.buckets)
@@ -248,7 +257,9 @@ def test_a_long_period_is_counted_per_week(officer):
 
 def test_an_invalid_period_falls_back_and_says_why(officer):
     today = timezone.now().date()
-    response = officer.get(_url("decisions"), {"start": today, "end": today - timedelta(days=3)})
+    response = officer.get(
+        _url("decisions"), {"period_from": today, "period_to": today - timedelta(days=3)}
+    )
     assert response.status_code == 200
     assert "must start before it ends" in response.content.decode()
     assert len(response.context["chart"].buckets) == 30
@@ -297,7 +308,9 @@ def _event(key: str) -> LoggedEvent:
 
 def test_export_as_json(officer, records):
     _event(records["a"])
-    response = officer.post(_url("requests"), {"visitor_key": records["a"], "action": "json"})
+    response = officer.post(
+        _url("requests_export"), {"visitor_key": records["a"], "format": "json"}
+    )
     assert response.status_code == 200
     assert response["Content-Type"] == "application/json"
     assert "no-store" in response["Cache-Control"]
@@ -312,7 +325,7 @@ def test_export_as_json(officer, records):
 
 def test_export_as_csv(officer, records):
     response = officer.post(
-        _url("requests"), {"visitor_key": records["b"].upper(), "action": "csv"}
+        _url("requests_export"), {"visitor_key": records["b"].upper(), "format": "csv"}
     )
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
@@ -324,7 +337,7 @@ def test_export_as_csv(officer, records):
 
 def test_a_malformed_id_is_refused(officer):
     for value in ("", "abc", "g" * 32, "a" * 33, XSS):
-        response = officer.post(_url("requests"), {"visitor_key": value, "action": "json"})
+        response = officer.post(_url("requests_export"), {"visitor_key": value, "format": "json"})
         assert response.status_code == 200
         assert response["Content-Type"].startswith("text/html")
         assert response.context["form"].errors
@@ -333,16 +346,14 @@ def test_a_malformed_id_is_refused(officer):
 
 def test_erasure_is_confirmed_then_removes_the_data(officer, records):
     event = _event(records["a"])
-    confirm = officer.post(_url("requests"), {"visitor_key": records["a"], "action": "erase"})
+    confirm = officer.get(_url("requests_erase"), {"visitor_key": records["a"]})
     assert confirm.status_code == 200
     assert confirm.context["held"]["segments.events"] == 1
     assert "Yes, erase" in confirm.content.decode()
     assert LoggedEvent.objects.filter(pk=event.pk).exists()  # nothing happens before confirmation
     assert not ErasureRequest.objects.filter(visitor_key=records["a"], reason="request").exists()
 
-    response = officer.post(
-        _url("requests"), {"visitor_key": records["a"], "action": "confirm_erase"}
-    )
+    response = officer.post(_url("requests_erase"), {"visitor_key": records["a"]})
     assert response.status_code == 302 and response["Location"] == _url("requests")
     assert not LoggedEvent.objects.filter(visitor_key=records["a"]).exists()
     erasure = ErasureRequest.objects.get(visitor_key=records["a"], reason="request")
@@ -351,7 +362,9 @@ def test_erasure_is_confirmed_then_removes_the_data(officer, records):
     assert latest.method == "erasure" and latest.granted == []
     assert LoggedEvent.objects.count() == 0
     data = json.loads(
-        officer.post(_url("requests"), {"visitor_key": records["a"], "action": "json"}).content
+        officer.post(
+            _url("requests_export"), {"visitor_key": records["a"], "format": "json"}
+        ).content
     )
     assert data["segments.events"] == []
     page = officer.get(_url("requests")).content.decode()
@@ -436,8 +449,8 @@ def test_user_provided_text_is_escaped(officer, settings):
         officer.get(_url("log"), {"visitor_key": XSS, "method": XSS, "p": XSS}),
         officer.get(_url("log"), {"ordering": XSS}),
         officer.get(_url("log_results"), {"visitor_key": XSS, "_w_filter_fragment": "1"}),
-        officer.get(_url("decisions"), {"start": XSS, "end": XSS}),
-        officer.post(_url("requests"), {"visitor_key": XSS, "action": "erase"}),
+        officer.get(_url("decisions"), {"period_from": XSS, "period_to": XSS}),
+        officer.get(_url("requests_erase"), {"visitor_key": XSS}),
         officer.get(_url("processing")),
     ]
     for response in responses:
@@ -456,3 +469,125 @@ def test_the_permission_can_be_given_to_a_group():
     permission = _permission("consent.view_consent_log")
     assert f'value="{permission.pk}"' in page
     assert "Can view the consent log and privacy tools" in page
+
+
+# -- spreadsheet exports -------------------------------------------------------------------
+def test_the_xlsx_export_neutralises_formulas(officer):
+    from openpyxl import load_workbook
+
+    record_decision(UNDECIDED, "accept_all", [], language="=HYPERLINK(1)")
+    response = officer.get(_url("log"), {"export": "xlsx"})
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    sheet = load_workbook(io.BytesIO(b"".join(response.streaming_content))).active
+    rows = list(sheet.iter_rows(values_only=True))
+    language = rows[0].index("language")
+    assert rows[1][language] == "'=HYPERLINK(1)"
+    assert sheet.cell(row=2, column=language + 1).data_type == "s"  # text, not a formula
+    assert rows[1][rows[0].index("granted")] == "analytics marketing personalization"
+
+
+def test_decisions_export_as_csv(officer):
+    today = timezone.now().date()
+    ConsentTally.objects.create(day=today, method="banner_accept_all", count=7)
+    ConsentTally.objects.create(day=today, method="withdraw", count=2)
+    response = officer.get(_url("decisions"), {"export": "csv"})
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0] == ["day", "banner_accept_all", "withdraw", "total"]
+    assert rows[-1] == [today.isoformat(), "7", "2", "9"] and len(rows) == 31
+
+
+@pytest.mark.parametrize(
+    "period",
+    [
+        {"period_to": "9999-12-31"},
+        {"period_from": "0001-01-01", "period_to": "0001-01-02"},
+        {"period_from": "2026-01-10", "period_to": "2026-01-01"},
+        {"period_from": "2020-01-01", "period_to": "2026-01-01"},
+        {"period_from": "yesterday"},
+    ],
+)
+def test_a_broken_period_is_a_message_on_the_page_never_an_error(officer, period):
+    response = officer.get(_url("decisions"), period)
+    assert response.status_code == 200
+    errors = response.context["filters"].form.errors
+    assert errors
+    page = response.content.decode()
+    assert 'class="nice-padding tailored-report__errors"' in page
+    assert len(response.context["chart"].buckets) == 30  # the default period instead
+
+
+# -- the audit log -------------------------------------------------------------------------
+def _entries(action: str) -> list:
+    from wagtail.models import ModelLogEntry
+
+    return list(ModelLogEntry.objects.filter(action=action).order_by("pk"))
+
+
+def test_privacy_actions_are_in_the_audit_log_without_visitor_ids(officer, records):
+    key = records["a"]
+    officer.get(_url("log"), {"export": "csv", "visitor_key": key, "method": "withdraw"})
+    officer.post(_url("requests_export"), {"visitor_key": key, "format": "json"})
+    officer.post(_url("requests_erase"), {"visitor_key": key})
+    officer.post(_url("verify"))
+
+    (export,) = _entries("consent.export_log")
+    assert export.data == {
+        "format": "csv",
+        "filters": {"visitor_key": key[:8] + "…", "method": "withdraw"},
+    }
+    (dsr,) = _entries("consent.dsr_export")
+    assert dsr.data["format"] == "json" and dsr.data["rows"] > 0
+    (erase,) = _entries("consent.erase")
+    assert erase.data["erasure"] == ErasureRequest.objects.get(reason="request").pk
+    (verify,) = _entries("consent.verify")
+    assert verify.data["checked"] == 4 and verify.data["problems"] == 0
+    for entry in (export, dsr, erase, verify):
+        assert entry.user.username == "officer"
+        assert entry.content_type.model == "consentrecord"
+        assert key not in json.dumps(entry.data) + entry.label  # never the whole id
+        assert records["b"] not in json.dumps(entry.data) + entry.label
+
+    history = officer.get(reverse("wagtailadmin_reports:site_history")).content.decode()
+    assert history.count("Exported the consent log as CSV") == 1
+    assert f"Exported the data held about pseudonymous id {key[:8]}…" in history
+    assert f"Erased the data held about pseudonymous id {key[:8]}…" in history
+    assert "Verified the consent log up to #4: 4 records, 0 problems" in history
+
+
+# -- query counts --------------------------------------------------------------------------
+def test_the_log_runs_the_same_queries_for_more_records(officer):
+    from tests.query_counts import assert_queries_do_not_grow
+
+    def build(n):
+        for _ in range(n):
+            record_decision(UNDECIDED, "accept_all", [], language="en")
+
+    assert_queries_do_not_grow(officer, _url("log"), build)
+    assert_queries_do_not_grow(officer, _url("log_results"), build, params={"method": "api"})
+
+
+def test_decisions_run_the_same_queries_for_more_days(officer):
+    from tests.query_counts import assert_queries_do_not_grow
+
+    today = timezone.now().date()
+    made = []
+
+    def build(n):
+        for _ in range(n):
+            day = today - timedelta(days=len(made))
+            made.append(ConsentTally.objects.create(day=day, method="withdraw", count=1))
+
+    assert_queries_do_not_grow(officer, _url("decisions"), build)
+
+
+def test_the_requests_screen_runs_the_same_queries_for_more_erasures(officer):
+    from tests.query_counts import assert_queries_do_not_grow
+
+    def build(n):
+        for i in range(n):
+            ErasureRequest.objects.create(
+                visitor_key=f"{i:032x}", reason="request", due_at=timezone.now()
+            )
+
+    assert_queries_do_not_grow(officer, _url("requests"), build, n=3)

@@ -172,6 +172,50 @@ def conversion_rate(segment: str, start: date, end: date, conversions: Iterable[
     return {"members": len(members), "converted": len(converted), "rate": rate}
 
 
+# -- every segment at once (the dashboard: a fixed number of queries, however many segments) -----
+def entries_and_exits_by_segment(start: date, end: date) -> dict[str, tuple[int, int]]:
+    """(entries, exits) of each segment with any in the period, in one query."""
+    rows = (
+        MembershipChange.objects.filter(
+            at__gte=_start(start), at__lt=_start(end + timedelta(days=1))
+        )
+        .values("segment")
+        .annotate(
+            entries=Count("pk", filter=Q(entered=True)), exits=Count("pk", filter=Q(entered=False))
+        )
+    )
+    return {r["segment"]: (r["entries"], r["exits"]) for r in rows}
+
+
+def conversion_rates(start: date, end: date, conversions: Iterable[str]) -> dict[str, dict]:
+    """:func:`conversion_rate` of every segment with members in the period, from one read of
+    the membership history and one of the members' conversion events (in chunks of visitors)."""
+    names = list(conversions)
+    t0, t1 = _start(start), _start(end + timedelta(days=1))
+    history = intervals(until=t1)
+    members: dict[str, list[str]] = defaultdict(list)
+    for key, by_segment in history.spans.items():
+        for segment in by_segment:
+            if history.member_during(key, segment, t0.timestamp(), t1.timestamp()):
+                members[segment].append(key)
+    converted: dict[str, set[str]] = defaultdict(set)
+    for chunk in _chunks(sorted({k for keys in members.values() for k in keys})):
+        events = LoggedEvent.objects.filter(
+            visitor_key__in=chunk, name__in=names, occurred_at__gte=t0, occurred_at__lt=t1
+        ).values_list("visitor_key", "occurred_at")
+        for key, at in events.iterator(chunk_size=5000):
+            for segment in history.segments_at(key, at.timestamp()):
+                converted[segment].add(key)
+    return {
+        segment: {
+            "members": len(keys),
+            "converted": len(converted[segment]),
+            "rate": len(converted[segment]) / len(keys),
+        }
+        for segment, keys in members.items()
+    }
+
+
 # -- blocks and variants -------------------------------------------------------------------------
 @dataclass
 class VariantRow:

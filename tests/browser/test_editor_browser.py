@@ -399,7 +399,7 @@ def test_editor_builds_a_segment_personalises_a_page_previews_it_and_visitors_ge
     log_in(driver, base)
     driver.get(base + "/admin/tailored/results/")
     row = driver.find_element(By.CSS_SELECTOR, "tr[data-segment=engaged]")
-    assert row.find_elements(By.TAG_NAME, "td")[2].text == "1"  # entries
+    assert row.find_elements(By.TAG_NAME, "td")[3].text == "1"  # name, size, members, entries
     screenshot(driver, "results-segments")
     driver.get(base + "/admin/tailored/results/segment/engaged/")
     screenshot(driver, "results-segment-engaged")

@@ -19,7 +19,7 @@ from .helpers import XSS, login, user
 pytestmark = pytest.mark.django_db
 
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
-RESULTS = ["cms_blocks_admin:results", "cms_blocks_admin:results_blocks"]
+RESULTS = ["cms_blocks_results:index", "cms_blocks_block_results:index"]
 SEGMENT_PERMS = ["segments.add_segment", "segments.change_segment", "segments.view_segment"]
 
 
@@ -36,7 +36,7 @@ def people():
 def _results_urls():
     segment("engaged")
     urls = [reverse(name) for name in RESULTS]
-    urls.append(reverse("cms_blocks_admin:results_segment", args=["engaged"]))
+    urls.append(reverse("cms_blocks_results:segment", args=["engaged"]))
     return urls + [f"{u}?export=csv" for u in urls]
 
 
@@ -81,8 +81,8 @@ def test_privacy_screens_stay_with_the_privacy_permission(people):
 def test_menus_follow_the_permissions(people):
     analyst = people["analyst"].get("/admin/").content.decode()
     manager = people["manager"].get("/admin/").content.decode()
-    assert reverse("cms_blocks_admin:results") in analyst
-    assert reverse("cms_blocks_admin:results") not in manager
+    assert reverse("cms_blocks_results:index") in analyst
+    assert reverse("cms_blocks_results:index") not in manager
     assert "/admin/snippets/segments/segment/" in manager
 
 
@@ -105,9 +105,9 @@ def test_user_text_is_escaped_in_every_editor_view(backend):
     client.force_login(admin)
     seg_pk = Segment.objects.get(slug="xss").pk
     views = [
-        reverse("cms_blocks_admin:results"),
-        reverse("cms_blocks_admin:results_segment", args=["xss"]),
-        reverse("cms_blocks_admin:results_blocks"),
+        reverse("cms_blocks_results:index"),
+        reverse("cms_blocks_results:segment", args=["xss"]),
+        reverse("cms_blocks_block_results:index"),
         reverse("cms_blocks_admin:preview_as", args=[page.pk])
         + "?segments=xss&consent=1&version=draft",
         f"/admin/snippets/segments/segment/edit/{seg_pk}/",

@@ -146,7 +146,11 @@ def test_block_report_from_events_recorded_through_the_pipeline(backend):
 
 
 # -- the screens ---------------------------------------------------------------------------------
-PERIOD = {"start": "2026-01-02", "end": "2026-01-05", "conversions": "purchase, signup"}
+PERIOD = {
+    "period_from": "2026-01-02",
+    "period_to": "2026-01-05",
+    "conversions": "purchase, signup",
+}
 
 
 @pytest.fixture
@@ -157,24 +161,24 @@ def analyst():
 def _csv(response):
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/csv")
-    return list(csv.reader(io.StringIO(response.content.decode())))
+    return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
 
 
 def test_dashboard_lists_segments_with_their_figures(analyst, history):
-    response = analyst.get(reverse("cms_blocks_admin:results"), PERIOD)
+    response = analyst.get(reverse("cms_blocks_results:index"), PERIOD)
     assert response.status_code == 200
     (row,) = [r for r in response.context["rows"] if r["slug"] == "engaged"]
     assert (row["members"], row["entries"], row["exits"], row["converted"]) == (3, 2, 2, 3)
     assert row["rate_shown"] == "100.0%"
     html = response.content.decode()
     assert "<svg" in html and "Conversion rate by segment" in html
-    rows = _csv(analyst.get(reverse("cms_blocks_admin:results"), {**PERIOD, "export": "csv"}))
+    rows = _csv(analyst.get(reverse("cms_blocks_results:index"), {**PERIOD, "export": "csv"}))
     assert rows[0][:4] == ["segment", "name", "size_now", "members"]
     assert rows[1][0] == "engaged" and rows[1][3:8] == ["3", "2", "2", "3", "1.0000"]
 
 
 def test_segment_detail_has_charts_top_pages_and_csv(analyst, history):
-    url = reverse("cms_blocks_admin:results_segment", args=["engaged"])
+    url = reverse("cms_blocks_results:segment", args=["engaged"])
     response = analyst.get(url, PERIOD)
     assert response.status_code == 200
     html = response.content.decode()
@@ -188,13 +192,11 @@ def test_segment_detail_has_charts_top_pages_and_csv(analyst, history):
         ["2026-01-04", "1", "0", "1"],
         ["2026-01-05", "1", "0", "0"],
     ]
-    assert (
-        analyst.get(reverse("cms_blocks_admin:results_segment", args=["nope"])).status_code == 404
-    )
+    assert analyst.get(reverse("cms_blocks_results:segment", args=["nope"])).status_code == 404
 
 
 def test_block_report_screen_and_csv(analyst, history):
-    url = reverse("cms_blocks_admin:results_blocks")
+    url = reverse("cms_blocks_block_results:index")
     response = analyst.get(url, PERIOD)
     assert response.status_code == 200
     table = response.context["rows"]
@@ -220,22 +222,25 @@ def test_block_report_screen_and_csv(analyst, history):
 
 
 def test_bad_periods_are_refused_with_a_message(analyst):
-    url = reverse("cms_blocks_admin:results")
-    response = analyst.get(url, {"start": "2026-02-01", "end": "2026-01-01"})
+    url = reverse("cms_blocks_results:index")
+    response = analyst.get(url, {"period_from": "2026-02-01", "period_to": "2026-01-01"})
     assert response.status_code == 400
     assert "The period must start before it ends." in response.content.decode()
-    assert analyst.get(url, {"start": "2020-01-01", "end": "2026-01-01"}).status_code == 400
+    assert (
+        analyst.get(url, {"period_from": "2020-01-01", "period_to": "2026-01-01"}).status_code
+        == 400
+    )
     assert analyst.get(url, {"conversions": "DROP TABLE"}).status_code == 400
-    assert analyst.get(url, {"start": "yesterday"}).status_code == 400
+    assert analyst.get(url, {"period_from": "yesterday"}).status_code == 400
 
 
 def test_csv_export_neutralises_formulas_and_pages_escape_names(analyst):
     segment("evil", name='=HYPERLINK("http://x")')
     segment("xss", name=XSS)
-    rows = _csv(analyst.get(reverse("cms_blocks_admin:results"), {"export": "csv"}))
+    rows = _csv(analyst.get(reverse("cms_blocks_results:index"), {"export": "csv"}))
     names = {r[0]: r[1] for r in rows[1:]}
     assert names["evil"] == '\'=HYPERLINK("http://x")'
-    html = analyst.get(reverse("cms_blocks_admin:results")).content.decode()
+    html = analyst.get(reverse("cms_blocks_results:index")).content.decode()
     assert XSS not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
-    detail = analyst.get(reverse("cms_blocks_admin:results_segment", args=["xss"])).content.decode()
+    detail = analyst.get(reverse("cms_blocks_results:segment", args=["xss"])).content.decode()
     assert XSS not in detail and "&lt;script&gt;" in detail

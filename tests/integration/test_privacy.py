@@ -2,6 +2,7 @@
 PostgreSQL and Redis."""
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -219,6 +220,8 @@ def test_withdrawal_in_another_process_stops_tracking_on_the_next_request(backen
         "TAILORED_WORKER_DB_NAME": connection.settings_dict["NAME"],
         "TAILORED_TEST_RUN": settings.TEST_RUN_ID,
         "PATH": "/usr/bin:/bin",
+        # The same services as this process, wherever they point.
+        **{k: v for k, v in os.environ.items() if k in ("TEST_DATABASE_URL", "TEST_REDIS_URL")},
     }
     out = subprocess.run(
         [sys.executable, "-c", script, cookie],

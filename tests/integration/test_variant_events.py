@@ -1,14 +1,12 @@
 """Impressions and clicks of personalised content: through the real event pipeline (event
-endpoint -> Redis stream -> drain -> PostgreSQL log) and back out as a variant report."""
+endpoint -> Redis stream -> drain -> PostgreSQL log). The report on them is tested in
+tests/editor/test_results.py (segments.reporting.results.block_report)."""
 
 import json
 import re
-from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 
-from cms_blocks.reports import VariantRow, variant_report
 from segments.api import EventError
 from segments.events import validate
 from segments.models import LoggedEvent
@@ -43,7 +41,7 @@ def send(client, *events):
     )
 
 
-def test_impressions_and_clicks_reach_the_log_and_the_report(backend):
+def test_impressions_and_clicks_reach_the_log(backend):
     alice, bob = consenting_browser(), consenting_browser()
     keys = markup_keys(alice.get("/ceramic-mug/").content.decode())
     assert keys["variant"] == "default"
@@ -56,37 +54,12 @@ def test_impressions_and_clicks_reach_the_log_and_the_report(backend):
     assert logged.count() == 4
     assert all(e.properties == keys for e in logged)
 
-    [row] = variant_report()
-    assert row == VariantRow(keys["page"], keys["block"], "default", 3, 1, 2)
-    assert row.ctr == pytest.approx(1 / 3)
-    assert variant_report(page=keys["page"]) == [row]
-    assert variant_report(page=keys["page"] + 1000) == []
-    assert variant_report(since=timezone.now() + timedelta(minutes=1)) == []
-
 
 def test_without_consent_nothing_is_recorded(backend):
     client = browser()
     keys = markup_keys(client.get("/ceramic-mug/").content.decode())
     assert send(client, ("impression", keys)).json() == {"recorded": 0}
     assert not LoggedEvent.objects.exists()
-    assert variant_report() == []
-
-
-def test_the_report_groups_variants_and_ignores_other_clicks(backend):
-    client = consenting_browser()
-    page = markup_keys(client.get("/ceramic-mug/").content.decode())["page"]
-    send(
-        client,
-        ("impression", {"block": "b1", "variant": "default", "page": page}),
-        ("impression", {"block": "b1", "variant": "v-1", "page": page}),
-        ("click", {"block": "b1", "variant": "v-1", "page": page}),
-        ("click", {"target": "nav", "label": "guides"}),  # an ordinary click, not a block's
-    )
-    rows = variant_report(page=page)
-    assert [(r.block, r.variant, r.impressions, r.clicks) for r in rows] == [
-        ("b1", "default", 1, 0),
-        ("b1", "v-1", 1, 1),
-    ]
 
 
 @pytest.mark.parametrize(

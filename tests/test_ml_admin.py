@@ -187,7 +187,7 @@ def _propensity(slug: str) -> MLModel:
 def test_the_model_listing_runs_the_same_queries_for_more_models():
     from tests.query_counts import assert_queries_do_not_grow
 
-    client = _login("viewer", "segments.view_mlmodel")
+    client = _login("viewer", "segments_ml.view_mlmodel")
 
     def build(n):
         for _ in range(n):
@@ -202,10 +202,10 @@ def test_the_model_listing_runs_the_same_queries_for_more_models():
 
 
 def test_a_model_page_runs_the_same_queries_for_more_versions_and_checks():
-    from segments.models import DriftCheck
+    from segments_ml.models import DriftCheck
     from tests.query_counts import assert_queries_do_not_grow
 
-    client = _login("viewer", "segments.view_mlmodel")
+    client = _login("viewer", "segments_ml.view_mlmodel")
     m = _propensity("buys-again")
     active = ModelVersion.objects.create(
         model=m, number=1, status="ready", is_active=True, metrics=METRICS

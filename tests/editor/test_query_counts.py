@@ -8,7 +8,7 @@ import pytest
 from django.urls import reverse
 from wagtail.models import Page
 
-from segments.models import Event, MembershipChange, Segment
+from segments.models import LoggedEvent, MembershipChange, Segment
 from tests.builders import segment
 from tests.query_counts import assert_queries_do_not_grow
 
@@ -24,7 +24,7 @@ def at(day: int, hour: int = 10) -> datetime:
 
 
 def event(key: str, name: str, when: datetime, **props) -> None:
-    Event.objects.create(
+    LoggedEvent.objects.create(
         event_id=uuid.uuid4(), visitor_key=key, name=name, occurred_at=when, properties=props
     )
 

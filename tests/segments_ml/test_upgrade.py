@@ -13,10 +13,15 @@ BEFORE = [("segments", "0002_ml_models"), ("segments_ml", None)]
 
 
 def _migrate(targets):
+    """Migrate to ``targets`` and return the models as they are there (every other app at its
+    latest migration)."""
     executor = MigrationExecutor(connection)
-    executor.loader.build_graph()
     executor.migrate(targets)
-    return executor.loader.project_state(targets).apps
+    executor.loader.build_graph()
+    pinned = {app for app, _name in targets}
+    nodes = [n for n in executor.loader.graph.leaf_nodes() if n[0] not in pinned]
+    nodes += [t for t in targets if t[1] is not None]
+    return executor.loader.project_state(nodes, at_end=True).apps
 
 
 def _latest():

@@ -86,20 +86,6 @@ def rows(result: dict) -> list[tuple[str, str, str, str, str, str]]:
     info.append(("  plugin pieces timed in pages, less the round trip", f["python_pieces_ms"]))
     info.append(("  added page CPU, less a bare round trip's CPU", f["python_ms"]))
     out += [(label, _ms(value), "", "", "", "") for label, value in info]
-    if "fastpath" in f:  # temporary (issue #11, point 8)
-        fast = f["fastpath"]
-        out.append(_scenario("Same visitor, hand-written socket client", fast["wall"]["consented"]))
-        out.append(_scenario("  same, CPU time of the web process", fast["cpu"]["consented"]))
-        out.append(
-            (
-                "  Redis round trips per request, hand-written",
-                f"{counts[rc.FASTPATH]['redis_round_trips']:.2f}",
-                "",
-                "",
-                "",
-                "",
-            )
-        )
     if "wp" in wall:
         setup = result["wp_setup"]
         per = setup["rules"] // max(setup["segments"], 1)
@@ -135,79 +121,6 @@ def table(lines) -> str:
     out.append("  ".join("-" * w for w in widths))
     out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in lines]
     return "\n".join(out)
-
-
-def _side_by_side(result: dict) -> list[str]:
-    """Temporary (issue #11, point 8): redis-py's connection against the hand-written socket
-    client, each figure from the same run."""
-    f, fast = result["figures"], result["figures"]["fastpath"]
-    costs, fast_costs = result["redis_costs"], result["fastpath"]["redis_costs"]
-
-    def scenario(s: dict) -> str:
-        return f"{s['ratio']:.3f}x ({s['added_ms']:+.2f} ± {s['added_ci95']:.2f} ms)"
-
-    def pair(a: float, b: float) -> str:
-        return f"{a:.3f} / {b:.3f} ms"
-
-    lines = [
-        (
-            "consented page / baseline, wall",
-            scenario(f["wall"]["consented"]),
-            scenario(fast["wall"]["consented"]),
-        ),
-        (
-            "consented page / baseline, CPU",
-            scenario(f["cpu"]["consented"]),
-            scenario(fast["cpu"]["consented"]),
-        ),
-        (
-            "Redis sends per page view",
-            f"{result['counts']['consented']['redis_round_trips']:.2f}",
-            f"{result['counts'][rc.FASTPATH]['redis_round_trips']:.2f}",
-        ),
-        (
-            "EVALSHA call in page, wall / CPU",
-            pair(f["round_trip_in_request_ms"], f["round_trip_cpu_ms"]),
-            pair(fast["round_trip_in_request_ms"], fast["round_trip_cpu_ms"]),
-        ),
-        (
-            "backend.exchange, tight loop, wall / CPU",
-            pair(costs["backend_exchange_ms"], costs["backend_exchange_cpu_ms"]),
-            pair(fast_costs["backend_exchange_ms"], fast_costs["backend_exchange_cpu_ms"]),
-        ),
-        (
-            "request-path Python, answered from memory",
-            _ms(f.get("python_answered_ms")),
-            _ms(fast.get("python_answered_ms")),
-        ),
-        (
-            "  same, real round trip less a bare one's CPU",
-            _ms(f.get("python_warm_ms")),
-            _ms(fast.get("python_warm_ms")),
-        ),
-        (
-            "plugin pieces in pages, less the round trip",
-            _ms(f["python_pieces_ms"]),
-            _ms(fast["python_pieces_ms"]),
-        ),
-        (
-            "added page CPU, less a bare round trip's CPU",
-            _ms(f["python_ms"]),
-            _ms(fast["python_ms"]),
-        ),
-    ]
-    width = max(len(label) for label, _, _ in lines)
-    head = ("Side by side (same rounds)", "redis-py connection", "hand-written client")
-    a_width = max(len(a) for _, a, _ in [head, *lines])
-    out = [f"{head[0]:<{width}}  {head[1]:<{a_width}}  {head[2]}"]
-    out += [f"{label:<{width}}  {a:<{a_width}}  {b}" for label, a, b in lines]
-    wall, cpu = fast["wall"]["vs_redis_py"], fast["cpu"]["vs_redis_py"]
-    out.append(
-        f"Hand-written minus redis-py, median of per-round differences ± 95% interval: wall "
-        f"{wall['added_ms']:+.2f} ± {wall['added_ci95']:.2f} ms ({wall['ratio']:.3f}x), CPU "
-        f"{cpu['added_ms']:+.2f} ± {cpu['added_ci95']:.2f} ms ({cpu['ratio']:.3f}x)."
-    )
-    return out
 
 
 def details(result: dict) -> str:
@@ -322,8 +235,6 @@ def details(result: dict) -> str:
                 "loopback network stack, which runs in the sender's process); subtracted from "
                 "the plugin's added CPU to give its Python."
             )
-    if "fastpath" in f:
-        out += ["", *_side_by_side(result)]
     out.append("")
     out.append("wagtail-personalisation:")
     wp = result.get("wp_setup")

@@ -40,10 +40,6 @@ TARGET_PYTHON_MS = 0.1
 TARGET_ROUND_TRIPS = 1
 TARGET_VS_WP = 20.0
 
-# Temporary (issue #11, point 8): the consented visitor's page again, with the request path's
-# hand-written socket client instead of redis-py's connection, in the same rounds.
-FASTPATH = "consented-fastpath"
-
 
 def log(message: str) -> None:
     print(f"[bench] {message}", file=sys.stderr, flush=True)
@@ -341,13 +337,6 @@ def run(options) -> dict:
                     if other in workers:
                         workers.pop(other).stop()
                         ready.pop(other, None)
-        if services.redis_url:
-            # Started once the others are ready, so its visitor's history is drained by its
-            # own drain rather than racing the consented scenario's for the partition locks.
-            workers[FASTPATH] = Worker(
-                FASTPATH, sys.executable, "bench.settings_fastpath", ["serve", "consented"], env
-            )
-            ready[FASTPATH] = workers[FASTPATH].read()
         result["ready"] = ready
         result["counts"] = {
             name: w.ask("count", 3 if name == "wp" else 50) for name, w in workers.items()
@@ -395,10 +384,6 @@ def run(options) -> dict:
         result["breakdown_undecided"] = workers["undecided"].ask("breakdown", plan.breakdown_n)
         if services.redis_url:
             result["redis_costs"] = workers["consented"].ask("redis", plan.redis_n)
-            result["fastpath"] = {
-                "breakdown": workers[FASTPATH].ask("breakdown", plan.breakdown_n),
-                "redis_costs": workers[FASTPATH].ask("redis", plan.redis_n),
-            }
         if options.profile:
             result["profile"] = workers["consented"].ask("profile", plan.breakdown_n)
     finally:
@@ -443,32 +428,18 @@ def figures(result: dict) -> dict:
             f["wp_baseline_vs_baseline"] = _paired(batches, "wp-baseline", "baseline")
             plugin_added = f["consented"]["added_ms"]
             f["wp_vs_plugin"] = f["wp"]["added_ms"] / plugin_added if plugin_added > 0 else math.inf
-    out.update(_python_figures(result["breakdown"], result.get("redis_costs", {}), out))
-    if FASTPATH in result["batches_ms"]:
-        fast = {"wall": {}, "cpu": {}}
-        for clock, batches in (("wall", result["batches_ms"]), ("cpu", result["batches_cpu_ms"])):
-            fast[clock]["consented"] = _paired(batches, FASTPATH, "baseline")
-            # The two clients against each other, round by round.
-            fast[clock]["vs_redis_py"] = _paired(batches, FASTPATH, "consented")
-        extra = result.get("fastpath", {})
-        fast.update(_python_figures(extra["breakdown"], extra.get("redis_costs", {}), fast))
-        out["fastpath"] = fast
-    return out
-
-
-def _python_figures(breakdown: dict, costs: dict, clocks: dict) -> dict:
-    out = {}
-    pieces = {p["label"].strip(): p for p in breakdown["pieces"]}
+    pieces = {p["label"].strip(): p for p in result["breakdown"]["pieces"]}
     trip = pieces.get("Redis EVALSHA call (client + round trip)", {"ms": 0.0, "cpu_ms": 0.0})
     out["round_trip_in_request_ms"] = trip["ms"]
     out["round_trip_cpu_ms"] = trip["cpu_ms"]
     # Python: the CPU time the plugin adds to the web process, less what a bare round trip
     # costs the process (the socket system calls, measured with a raw socket).
     # (the page view's own payload when measured, else a PING).
+    costs = result.get("redis_costs", {})
     bare = costs.get("payload_round_trip_cpu_ms", costs.get("raw_ping_cpu_ms", 0.0))
     out["bare_round_trip_cpu_ms"] = bare
-    out["python_ms"] = clocks["cpu"]["consented"]["added_ms"] - bare
-    out["python_wall_estimate_ms"] = clocks["wall"]["consented"]["added_ms"] - trip["ms"]
+    out["python_ms"] = out["cpu"]["consented"]["added_ms"] - bare
+    out["python_wall_estimate_ms"] = out["wall"]["consented"]["added_ms"] - trip["ms"]
     # The same in a tight loop of the two middleware around a bare view (warm caches).
     if "warm_added_cpu_ms" in costs:
         out["python_warm_ms"] = costs["warm_added_cpu_ms"] - bare
@@ -476,7 +447,7 @@ def _python_figures(breakdown: dict, costs: dict, clocks: dict) -> dict:
     if "warm_answered_added_cpu_ms" in costs:
         out["python_answered_ms"] = costs["warm_answered_added_cpu_ms"]
     # Inside page views: the plugin's pieces as timed there, less the round trip they contain.
-    out["python_pieces_ms"] = breakdown["plugin_cpu_ms"] - trip["cpu_ms"]
+    out["python_pieces_ms"] = result["breakdown"]["plugin_cpu_ms"] - trip["cpu_ms"]
     return out
 
 

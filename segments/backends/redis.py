@@ -13,6 +13,7 @@ Layout (``P`` is the key prefix):
 import math
 import os
 import threading
+import weakref
 import zlib
 
 import redis
@@ -22,7 +23,6 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.retry import Retry
 
-from . import fastpath
 from .base import (
     CONSENT_PREFIX,
     SEGMENT_PREFIX,
@@ -104,18 +104,6 @@ class RedisBackend(BaseBackend):
         self.raw = _connect(options, decode_responses=False)
         self._exchange = self.client.register_script(_EXCHANGE)
         self._local = threading.local()  # the request path's connection, one per thread
-        # Temporary (issue #11, point 8): the hand-written socket client, kept selectable only
-        # to measure it against redis-py's connection in one benchmark run.
-        self._fast = (
-            fastpath.ScriptCaller(
-                options["URL"],
-                self._exchange.sha,
-                socket_timeout=float(options.get("SOCKET_TIMEOUT", 0.5)),
-                connect_timeout=float(options.get("CONNECT_TIMEOUT", 0.5)),
-            )
-            if options.get("FASTPATH") and fastpath.supported(options["URL"])
-            else None
-        )
         self._set_consent = self.client.register_script(_SET_CONSENT)
         self._unlock = self.client.register_script(_UNLOCK)
         self._groups_ready: set[str] = set()
@@ -183,8 +171,6 @@ class RedisBackend(BaseBackend):
         This skips redis-py's client layer (connection checkout, command lookup, response
         callbacks), which is most of its cost per call; the connection itself (packing and
         parsing with hiredis, reconnecting, health checks) is redis-py's own."""
-        if self._fast is not None:
-            return self._fastpath_round_trip(keys, args)
         connection = self._request_connection()
         command = connection.pack_command("EVALSHA", self._exchange.sha, len(keys), *keys, *args)
         reused = connection.is_connected
@@ -201,14 +187,6 @@ class RedisBackend(BaseBackend):
                 raise
         connection.send_packed_command(command)
         return connection.read_response()
-
-    def _fastpath_round_trip(self, keys: list[str], args: list[str]) -> list:
-        try:
-            return self._fast(keys, [a.encode() for a in args])
-        except fastpath.NoScript as exc:
-            raise NoScriptError(str(exc)) from exc
-        except fastpath.FastPathError as exc:
-            raise RedisError(str(exc)) from exc
 
     def append_events(self, partition, events):
         stream = self._stream(partition)
@@ -441,20 +419,19 @@ class RedisBackend(BaseBackend):
 
 
 class _HeldConnection:
-    """A thread's request connection, closed as soon as the thread's local storage goes.
+    """A thread's request connection, closed as soon as the thread's local storage goes (or at
+    interpreter exit).
 
     Dropping the connection alone would leave its socket open until a full garbage
     collection: redis-py's connection and its notification handlers refer to each other. (In a
     forked child, closing the parent's connection only closes the child's copy of the socket:
     redis-py shuts a socket down only in the process that opened it.)"""
 
-    __slots__ = ("connection",)
+    __slots__ = ("__weakref__", "connection")
 
     def __init__(self, connection: AbstractConnection):
         self.connection = connection
-
-    def __del__(self):
-        self.connection.disconnect()
+        weakref.finalize(self, connection.disconnect)
 
 
 def _id(entry_id: str) -> tuple[int, int]:

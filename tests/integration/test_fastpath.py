@@ -4,6 +4,7 @@ per call, health checks, reconnecting after the server dropped an idle connectio
 forgotten script, timing out instead of hanging (and not trying twice), a forked process and
 each thread with its own connection, AUTH with an ACL user, and TLS."""
 
+import gc
 import os
 import secrets
 import shutil
@@ -18,7 +19,9 @@ import hiredis
 import pytest
 import redis
 from django.conf import settings
+from redis.backoff import ExponentialBackoff
 from redis.connection import SSLConnection
+from redis.retry import Retry
 
 from segments.backends.base import BackendUnavailable
 from segments.backends.redis import RedisBackend
@@ -221,6 +224,15 @@ def test_a_loading_server_is_unavailable_without_reconnecting():
         server.close()
 
 
+def test_no_redis_py_retries_on_the_request_connection_whatever_the_pools(store):
+    # With retries, an unreachable server would cost a page several waits with backoff.
+    pool = store.client.connection_pool
+    pool.connection_kwargs["retry"] = Retry(ExponentialBackoff(), 5)
+    assert pool.make_connection().retry.get_retries() == 5
+    assert store._request_connection().retry.get_retries() == 0
+    assert _exchange(store).consented
+
+
 def test_an_unreachable_server_is_unavailable():
     backend = RedisBackend({"URL": "redis://127.0.0.1:1/0", "KEY_PREFIX": "x"})
     with pytest.raises(BackendUnavailable):
@@ -257,14 +269,19 @@ def test_each_thread_has_its_own_connection_closed_when_the_thread_ends(store):
         assert _exchange(store).consented
         ports.append(_port(store._request_connection()))
 
-    thread = threading.Thread(target=page_view)
-    thread.start()
-    thread.join()
-    assert len(ports) == 1 and ports[0] != main_port
-    deadline = time.monotonic() + 2
-    while _server_entry(store, ports[0]) is not None:
-        assert time.monotonic() < deadline, "an ended thread's connection is still open"
-        time.sleep(0.05)
+    # Without the cyclic garbage collector: the connection must not wait for a collection.
+    gc.disable()
+    try:
+        thread = threading.Thread(target=page_view)
+        thread.start()
+        thread.join()
+        assert len(ports) == 1 and ports[0] != main_port
+        deadline = time.monotonic() + 2
+        while _server_entry(store, ports[0]) is not None:
+            assert time.monotonic() < deadline, "an ended thread's connection is still open"
+            time.sleep(0.05)
+    finally:
+        gc.enable()
     assert _server_entry(store, main_port) is not None
 
 

@@ -211,8 +211,8 @@ def details(result: dict) -> str:
         )
         if "warm_answered_added_cpu_ms" in costs:
             out.append(
-                f"The same loop with the round trip answered from memory (the socket caller "
-                f"returns the reply the real call gave, no system call): "
+                f"The same loop with the round trip answered from memory (the backend's round "
+                f"trip returns the reply the real call gave, no system call): "
                 f"{costs['warm_answered_ms']:.3f} ms wall (+{costs['warm_answered_added_ms']:.3f}),"
                 f" +{costs['warm_answered_added_cpu_ms']:.3f} ms CPU: the request path's own "
                 f"Python (cookie check, page-view event, exchange call and reply, union with "

@@ -11,12 +11,18 @@ Layout (``P`` is the key prefix):
 """
 
 import math
+import os
+import threading
+import weakref
 import zlib
 
 import redis
-from redis.exceptions import RedisError, ResponseError
+from redis.backoff import NoBackoff
+from redis.connection import AbstractConnection
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.retry import Retry
 
-from . import fastpath
 from .base import (
     CONSENT_PREFIX,
     SEGMENT_PREFIX,
@@ -97,16 +103,7 @@ class RedisBackend(BaseBackend):
         # Profiles are stored compressed, so they go through a binary connection.
         self.raw = _connect(options, decode_responses=False)
         self._exchange = self.client.register_script(_EXCHANGE)
-        self._fast = (
-            fastpath.ScriptCaller(
-                options["URL"],
-                self._exchange.sha,
-                socket_timeout=float(options.get("SOCKET_TIMEOUT", 0.5)),
-                connect_timeout=float(options.get("CONNECT_TIMEOUT", 0.5)),
-            )
-            if fastpath.supported(options["URL"])
-            else None
-        )
+        self._local = threading.local()  # the request path's connection, one per thread
         self._set_consent = self.client.register_script(_SET_CONSENT)
         self._unlock = self.client.register_script(_UNLOCK)
         self._groups_ready: set[str] = set()
@@ -139,20 +136,57 @@ class RedisBackend(BaseBackend):
         return Exchange(True, now=now, flat=result[2], drain_needed=bool(result[1]))
 
     def _call_exchange(self, keys: list[str], args: list[str]) -> list:
-        if self._fast is None:
-            try:
-                return self._exchange(keys=keys, args=args)
-            except RedisError as exc:
-                raise BackendUnavailable(str(exc)) from exc
-        encoded = [a.encode() for a in args]
         try:
             try:
-                return self._fast(keys, encoded)
-            except fastpath.NoScript:
+                return self._round_trip(keys, args)
+            except NoScriptError:
                 self.client.script_load(_EXCHANGE)  # the server forgot it (restart, flush)
-                return self._fast(keys, encoded)
-        except (fastpath.FastPathError, fastpath.NoScript, RedisError) as exc:
+                return self._round_trip(keys, args)
+        except ResponseError as exc:
+            # The error's code only: the rest of an error reply may quote the call's data.
+            raise BackendUnavailable(str(exc).split(" ", 1)[0]) from exc
+        except RedisError as exc:
             raise BackendUnavailable(str(exc)) from exc
+
+    def _request_connection(self) -> AbstractConnection:
+        """This thread's connection for the request path, made by the client's pool.
+
+        Made with the pool's connection class and settings (TLS for ``rediss://``, AUTH, the
+        database, timeouts, health checks; a Sentinel pool's class finds the primary), but not
+        taken from the pool's free list: it stays with its thread for the thread's life and is
+        closed when the thread ends. redis-py's retries are off on it, whatever the pool's: a
+        page waits at most one timeout, then renders default content. A forked child makes
+        its own (a connection remembers the process that made it)."""
+        held = getattr(self._local, "held", None)
+        if held is None or held.connection.pid != os.getpid():
+            pool = self.client.connection_pool
+            held = self._local.held = _HeldConnection(
+                pool.connection_class(**{**pool.connection_kwargs, "retry": Retry(NoBackoff(), 0)})
+            )
+        return held.connection
+
+    def _round_trip(self, keys: list[str], args: list[str]) -> list:
+        """EVALSHA of the exchange script: one packed command written, one reply read.
+
+        This skips redis-py's client layer (connection checkout, command lookup, response
+        callbacks), which is most of its cost per call; the connection itself (packing and
+        parsing with hiredis, reconnecting, health checks) is redis-py's own."""
+        connection = self._request_connection()
+        command = connection.pack_command("EVALSHA", self._exchange.sha, len(keys), *keys, *args)
+        reused = connection.is_connected
+        try:
+            connection.send_packed_command(command)
+            return connection.read_response()
+        except RedisConnectionError as exc:
+            # A connection the server dropped while idle (restart, client timeout) fails on
+            # first use: reconnect once. Not after a timeout, which would double the wait, nor
+            # after a refused AUTH or a LOADING reply (subclasses). A failed call has closed
+            # the connection, so a half-read reply is never taken for the next one. (A repeated
+            # event is harmless: events are deduplicated by id.)
+            if not reused or type(exc) is not RedisConnectionError:
+                raise
+        connection.send_packed_command(command)
+        return connection.read_response()
 
     def append_events(self, partition, events):
         stream = self._stream(partition)
@@ -382,6 +416,22 @@ class RedisBackend(BaseBackend):
         for n in range(0, len(keys), 500):
             self.client.delete(*keys[n : n + 500])
         self._groups_ready.clear()
+
+
+class _HeldConnection:
+    """A thread's request connection, closed as soon as the thread's local storage goes (or at
+    interpreter exit).
+
+    Dropping the connection alone would leave its socket open until a full garbage
+    collection: redis-py's connection and its notification handlers refer to each other. (In a
+    forked child, closing the parent's connection only closes the child's copy of the socket:
+    redis-py shuts a socket down only in the process that opened it.)"""
+
+    __slots__ = ("__weakref__", "connection")
+
+    def __init__(self, connection: AbstractConnection):
+        self.connection = connection
+        weakref.finalize(self, connection.disconnect)
 
 
 def _id(entry_id: str) -> tuple[int, int]:

@@ -3,12 +3,14 @@
 is recorded under an override."""
 
 from unittest import mock
+from urllib.request import urlopen
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.core.cache import caches
 from django.http import HttpResponse
-from django.test import RequestFactory, TestCase, override_settings
+from django.test import AsyncClient, RequestFactory, TestCase, override_settings
 
 import personalization.cache
 from consent.middleware import ConsentMiddleware
@@ -147,6 +149,22 @@ def test_whole_page_variants_and_the_headless_endpoints_follow_the_override(page
         data = client.get(f"/api/personalization/pages/{page.pk}/").json()
         assert data["visitor"]["segments"] == ["vip"]
     assert "VIP page" not in client.get("/offers/").content.decode()
+
+
+def test_an_async_test_function_can_be_decorated(page):
+    @override_segments("vip")
+    async def check() -> str:
+        return shown(await AsyncClient().get("/offers/"))
+
+    assert async_to_sync(check)() == VIP
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_a_live_server_in_the_test_process_sees_the_override(live_server):
+    personalised_page(variants=VARIANTS)
+    url = f"{live_server.url}/offers/"
+    with override_segments("engaged"), urlopen(url) as response:  # noqa: S310 - an http URL
+        assert ENGAGED in response.read().decode()
 
 
 CACHE_SAFE = {

@@ -68,6 +68,8 @@ class _PreviewVisitor:
 
     __slots__ = ("_segments",)
 
+    cacheable = False  # these are not the visitor's own segments: never a shared cache entry
+
     def __init__(self, segments: frozenset[str]):
         self._segments = segments
 

@@ -214,6 +214,8 @@ def _begin(request: HttpRequest) -> CacheState | None:
     visitor = getattr(request, "personalization", None)
     if visitor is None:
         return None  # PersonalizationMiddleware did not run (check personalization.E004)
+    if not visitor.cacheable:
+        return None  # forced segments or consent (personalization.testutils): not shareable
     consent = get_consent(request)
     context_all = context_segments(visitor.context())
     stored = None

@@ -28,6 +28,10 @@ class VisitorContext:
 
     __slots__ = ("_context", "_exchange", "_recorded", "_segments", "request")
 
+    # Whether responses for this visitor may be shared through the cache-safe page cache
+    # (personalization.cache): not when their state is forced (a preview, a test override).
+    cacheable = True
+
     def __init__(self, request: HttpRequest):
         self.request = request
         self._exchange: Exchange | None = None

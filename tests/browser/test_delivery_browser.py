@@ -7,9 +7,8 @@ Headless Chromium against the live demo site; real PostgreSQL and Redis, Celery 
 import pytest
 
 import segments.definitions
-from demo.home.models import ContentPage, HomePage
 from segments.models import LoggedEvent
-from tests.builders import demo_site, segment
+from tests.builders import demo_site, personalised_page, segment
 from tests.conftest import IN_CI
 
 try:
@@ -36,38 +35,13 @@ def offers():
     demo_site()
     segment("spring", SPRING)
     segments.definitions.forget_definitions()
-    home = HomePage.objects.get()
-    page = ContentPage(
-        title="Offers",
-        slug="offers",
-        body=[
-            (
-                "personalised",
-                {
-                    "default": [
-                        ("paragraph", '<p>Standard offer <a href="/guides/">guides</a></p>')
-                    ],
-                    "variants": [
-                        {
-                            "segments": ["engaged"],
-                            "match": "any",
-                            "content": [
-                                ("paragraph", '<p>ENGAGED offer <a href="/guides/">claim</a></p>')
-                            ],
-                        },
-                        {
-                            "segments": ["spring"],
-                            "match": "any",
-                            "content": [("paragraph", "<p>Spring sale offer</p>")],
-                        },
-                    ],
-                },
-            )
+    return personalised_page(
+        default='Standard offer <a href="/guides/">guides</a>',
+        variants=[
+            ("engaged", 'ENGAGED offer <a href="/guides/">claim</a>'),
+            ("spring", "Spring sale offer"),
         ],
     )
-    home.add_child(instance=page)
-    page.save_revision().publish()
-    return page
 
 
 def wait(driver, timeout: float = 10):

@@ -11,9 +11,9 @@ from django.urls import reverse
 from wagtail.models import GroupPagePermission, PageLogEntry
 
 from cms_blocks.preview import SHARE_SALT, PreviewAs, ShareLink, make_token, read_token
-from demo.home.models import ContentPage, HomePage
+from demo.home.models import HomePage
 from segments.models import LoggedEvent
-from tests.builders import consenting_browser, demo_site, segment
+from tests.builders import consenting_browser, demo_site, personalised_page, segment
 
 from .helpers import login, user
 
@@ -22,41 +22,19 @@ pytestmark = [pytest.mark.services, pytest.mark.django_db]
 MOBILE = {"type": "context", "attribute": "device", "op": "eq", "value": "mobile"}
 
 
-def _personalised(default, *variants):
-    return (
-        "personalised",
-        {
-            "default": [("paragraph", f"<p>{default}</p>")],
-            "variants": [
-                {"segments": segs, "match": match, "content": [("paragraph", f"<p>{text}</p>")]}
-                for segs, match, text in variants
-            ],
-        },
-    )
-
-
 @pytest.fixture
 def page():
     demo_site()
     segment("vip", {"type": "event_count", "event": "purchase", "min": 2, "window": "30d"})
     segment("mobile", MOBILE, name="Mobile visitors")
-    home = HomePage.objects.get()
-    offers = home.add_child(
-        instance=ContentPage(
-            title="Offers",
-            slug="offers",
-            body=[
-                _personalised(
-                    "DEFAULT-OFFER",
-                    (["engaged", "vip"], "all", "BOTH-OFFER"),
-                    (["engaged"], "any", "ENGAGED-OFFER"),
-                    (["mobile"], "any", "MOBILE-OFFER"),
-                )
-            ],
-        )
+    return personalised_page(
+        default="DEFAULT-OFFER",
+        variants=[
+            (["engaged", "vip"], "BOTH-OFFER", "all"),
+            ("engaged", "ENGAGED-OFFER"),
+            ("mobile", "MOBILE-OFFER"),
+        ],
     )
-    offers.save_revision().publish()
-    return offers
 
 
 @pytest.fixture

@@ -15,9 +15,9 @@ from django.test import override_settings
 
 import personalization.cache
 import segments.definitions
-from demo.home.models import ContentPage, HomePage
+from demo.home.models import ContentPage
 from personalization.cache import CacheAwareSegments, CacheState
-from tests.builders import browser, consenting_browser, demo_site, segment
+from tests.builders import browser, consenting_browser, demo_site, personalised_page, segment
 
 pytestmark = [
     pytest.mark.services,
@@ -67,34 +67,9 @@ def offers(shared_cache):
     demo_site()
     segment("french", FRENCH)
     segments.definitions.forget_definitions()
-    home = HomePage.objects.get()
-    page = ContentPage(
-        title="Offers",
-        slug="offers",
-        body=[
-            (
-                "personalised",
-                {
-                    "default": [("paragraph", f"<p>{OFFER_DEFAULT}</p>")],
-                    "variants": [
-                        {
-                            "segments": ["engaged"],
-                            "match": "any",
-                            "content": [("paragraph", f"<p>{OFFER_ENGAGED}</p>")],
-                        },
-                        {
-                            "segments": ["french"],
-                            "match": "any",
-                            "content": [("paragraph", f"<p>{OFFER_FRENCH}</p>")],
-                        },
-                    ],
-                },
-            )
-        ],
+    return personalised_page(
+        default=OFFER_DEFAULT, variants=[("engaged", OFFER_ENGAGED), ("french", OFFER_FRENCH)]
     )
-    home.add_child(instance=page)
-    page.save_revision().publish()
-    return page
 
 
 @pytest.fixture

@@ -5,8 +5,15 @@ import pytest
 import yaml
 
 import segments.definitions
-from demo.home.models import ContentPage, HomePage
-from tests.builders import browser, consenting_browser, demo_site, segment
+from demo.home.models import ContentPage
+from tests.builders import (
+    browser,
+    consenting_browser,
+    demo_site,
+    page_variant,
+    personalised_page,
+    segment,
+)
 
 pytestmark = [
     pytest.mark.services,
@@ -21,35 +28,11 @@ def site():
     demo_site()
     segment("french", FRENCH)
     segments.definitions.forget_definitions()
-    home = HomePage.objects.get()
-    page = ContentPage(
-        title="Offers",
-        slug="offers",
-        body=[
-            ("heading", "Offers"),
-            (
-                "personalised",
-                {
-                    "default": [("paragraph", "<p>Standard</p>")],
-                    "variants": [
-                        {
-                            "segments": ["engaged"],
-                            "match": "any",
-                            "content": [("paragraph", "<p>Engaged</p>")],
-                        },
-                        {
-                            "segments": ["french"],
-                            "match": "any",
-                            "content": [("paragraph", "<p>Français</p>")],
-                        },
-                    ],
-                },
-            ),
-        ],
+    return personalised_page(
+        before=[("heading", "Offers")],
+        default="Standard",
+        variants=[("engaged", "Engaged"), ("french", "Français")],
     )
-    home.add_child(instance=page)
-    page.save_revision().publish()
-    return page
 
 
 def page_json(client, page, **extra):
@@ -101,16 +84,9 @@ def test_a_consented_visitors_stored_segments_resolve_the_variant(site):
 
 def test_page_variants_are_resolved_and_named(site):
     guides = ContentPage.objects.get(slug="guides")
-    home = HomePage.objects.get()
-    variant = ContentPage(
-        title="Guides FR",
-        slug="guides-fr",
-        variant_of=guides,
-        variant_segments=["french"],
-        body=[("paragraph", "<p>Guides en français</p>")],
+    variant = page_variant(
+        guides, "french", "Guides en français", slug="guides-fr", title="Guides FR"
     )
-    home.add_child(instance=variant)
-    variant.save_revision().publish()
     french = page_json(browser(), guides, HTTP_ACCEPT_LANGUAGE="fr")
     assert french["id"] == guides.pk
     assert french["meta"]["variant"] == {"id": variant.pk, "title": "Guides FR"}

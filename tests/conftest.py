@@ -1,7 +1,16 @@
+import importlib.util
 import os
 
 import pytest
 from django.conf import settings
+
+# The tiers are markers (services, worker, browser); the directories mirror the apps. The
+# browser and worker fixtures live in tests/support.
+pytest_plugins = ["tests.support.browser", "tests.support.worker"]
+
+# Without the [ml] extra, model-driven segments are not installed: their tests are not
+# collected (everything else must pass without scikit-learn).
+collect_ignore = [] if importlib.util.find_spec("sklearn") else ["segments_ml"]
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

@@ -9,7 +9,7 @@ from django.test import override_settings
 from consent import checks as consent_checks
 from consent.identity import hash_key
 from tailored.conf import AppSettings
-from tests.first_party import submodules
+from tests.support.first_party import submodules
 
 defaults = types.ModuleType("example.defaults")
 defaults.EXAMPLE_LIMIT = 3

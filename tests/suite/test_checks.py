@@ -12,7 +12,7 @@ from personalization import checks as personalization_checks
 from personalization.cache import FetchFromCacheMiddleware, UpdateCacheMiddleware
 from personalization.middleware import PersonalizationMiddleware
 from segments import checks as segments_checks
-from tests.first_party import submodules
+from tests.support.first_party import submodules
 
 
 def ids(messages):
@@ -170,7 +170,7 @@ def test_the_middleware_checks_accept_a_projects_subclasses(settings):
 
 
 def test_the_checks_page_lists_every_id_sorted():
-    table = (Path(__file__).resolve().parent.parent / "docs" / "checks.md").read_text()
+    table = (Path(__file__).resolve().parents[2] / "docs" / "checks.md").read_text()
     documented = re.findall(r"^\| ([a-z_]+\.[EW]\d{3}) \|", table, flags=re.MULTILINE)
     assert documented == sorted(documented)
     sources = "".join(Path(module.__file__).read_text() for _app, module in submodules("checks"))

@@ -12,8 +12,7 @@ from cms_blocks.widgets import SegmentChooser
 from segments.api import describe_rule as describe
 from segments.models import Segment
 from tests.builders import segment
-
-from .helpers import XSS, consent, login, visit
+from tests.cms_blocks.helpers import XSS, consent, login, visit
 
 pytestmark = pytest.mark.django_db
 

@@ -28,7 +28,7 @@ from segments_ml.artifacts import ArtifactError, load_artifact
 from segments_ml.models import DriftCheck, MLModel, ModelVersion
 from segments_ml.training import train_version
 from tests.builders import segment
-from tests.ml_builders import DAY, customers, store
+from tests.segments_ml.builders import DAY, customers, store
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db]
 

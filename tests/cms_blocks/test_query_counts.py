@@ -10,9 +10,8 @@ from wagtail.models import Page
 
 from segments.models import LoggedEvent, MembershipChange, Segment
 from tests.builders import segment
-from tests.query_counts import assert_queries_do_not_grow
-
-from .helpers import login
+from tests.cms_blocks.helpers import login
+from tests.support.query_counts import assert_queries_do_not_grow
 
 pytestmark = pytest.mark.django_db
 

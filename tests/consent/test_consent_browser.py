@@ -17,13 +17,14 @@ try:
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
-    from tests.browser.waits import gone
+    from tests.support.waits import gone
 except ImportError:
     if IN_CI:
         raise  # the dev extra installs selenium: a CI run without it is broken
     pytest.skip("selenium is not installed (pip install -e '.[dev]')", allow_module_level=True)
 
 pytestmark = [
+    pytest.mark.browser,
     pytest.mark.services,
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]

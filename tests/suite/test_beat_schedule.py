@@ -7,9 +7,9 @@ from django.conf import settings
 
 from demo import celery_app
 from segments_ml import conf as segments_ml_conf
-from tests.first_party import submodules
+from tests.support.first_party import submodules
 
-INSTALLATION = Path(__file__).resolve().parent.parent / "docs" / "installation.md"
+INSTALLATION = Path(__file__).resolve().parents[2] / "docs" / "installation.md"
 
 
 def schedules() -> dict[str, dict]:

@@ -21,6 +21,7 @@ except ImportError:
     pytest.skip("selenium is not installed (pip install -e '.[dev]')", allow_module_level=True)
 
 pytestmark = [
+    pytest.mark.browser,
     pytest.mark.services,
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]

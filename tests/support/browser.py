@@ -1,4 +1,5 @@
-"""Headless Chromium (Debian's chromium + chromium-driver) driven by Selenium.
+"""Fixtures of the browser tests (marked ``browser``): headless Chromium (Debian's chromium +
+chromium-driver) driven by Selenium.
 
 Nothing is downloaded: the driver binary is given explicitly, so Selenium Manager never runs.
 Without /usr/bin/chromium the browser tests are skipped locally and fail under CI=true.
@@ -35,9 +36,6 @@ CHROMIUM_ARGS = [
 ]
 
 
-HERE = Path(__file__).resolve().parent
-
-
 def _missing() -> str | None:
     for path, what in ((CHROMIUM, "Chromium"), (CHROMEDRIVER, "chromedriver")):
         if not (path.is_file() and os.access(path, os.X_OK)):
@@ -55,7 +53,7 @@ def pytest_collection_modifyitems(config, items):
         return
     skip = pytest.mark.skip(reason=message)
     for item in items:
-        if HERE in item.path.parents:
+        if "browser" in item.keywords:
             item.add_marker(skip)
 
 

@@ -1,6 +1,6 @@
 """Impressions and clicks of personalised content: through the real event pipeline (event
 endpoint -> Redis stream -> drain -> PostgreSQL log). The report on them is tested in
-tests/editor/test_results.py (segments.reporting.results.block_report)."""
+tests/cms_blocks/test_results.py (segments.reporting.results.block_report)."""
 
 import json
 import re

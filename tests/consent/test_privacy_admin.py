@@ -557,7 +557,7 @@ def test_privacy_actions_are_in_the_audit_log_without_visitor_ids(officer, recor
 
 # -- query counts --------------------------------------------------------------------------
 def test_the_log_runs_the_same_queries_for_more_records(officer):
-    from tests.query_counts import assert_queries_do_not_grow
+    from tests.support.query_counts import assert_queries_do_not_grow
 
     def build(n):
         for _ in range(n):
@@ -568,7 +568,7 @@ def test_the_log_runs_the_same_queries_for_more_records(officer):
 
 
 def test_decisions_run_the_same_queries_for_more_days(officer):
-    from tests.query_counts import assert_queries_do_not_grow
+    from tests.support.query_counts import assert_queries_do_not_grow
 
     today = timezone.now().date()
     made = []
@@ -582,7 +582,7 @@ def test_decisions_run_the_same_queries_for_more_days(officer):
 
 
 def test_the_requests_screen_runs_the_same_queries_for_more_erasures(officer):
-    from tests.query_counts import assert_queries_do_not_grow
+    from tests.support.query_counts import assert_queries_do_not_grow
 
     def build(n):
         for i in range(n):

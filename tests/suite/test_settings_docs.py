@@ -4,7 +4,7 @@ exist. Apps are found generically (tests.first_party), so a new app's settings a
 
 import re
 
-from tests.first_party import ROOT, submodules
+from tests.support.first_party import ROOT, submodules
 
 SETTINGS_PAGE = ROOT / "docs" / "settings.md"
 ROW = re.compile(r"^\| `(?P<name>[A-Z][A-Z0-9_]*)` \| (?P<default>[^|]+) \| (?P<meaning>[^|]+) \|$")

@@ -12,8 +12,7 @@ from django.urls import reverse
 from segments.models import LoggedEvent, MembershipChange
 from segments.reporting import results as reports
 from tests.builders import segment
-
-from .helpers import XSS, consent, login, visit
+from tests.cms_blocks.helpers import XSS, consent, login, visit
 
 pytestmark = pytest.mark.django_db
 

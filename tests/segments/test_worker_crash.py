@@ -12,8 +12,7 @@ from segments import events
 from segments.api import mirror_consent
 from segments.models import LoggedEvent
 from segments.tasks import drain, sweep
-
-from .conftest import start_worker, stop_worker, wait_for
+from tests.support.worker import start_worker, stop_worker, wait_for
 
 pytestmark = [
     pytest.mark.services,

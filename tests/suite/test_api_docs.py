@@ -4,7 +4,7 @@ Apps are found generically (tests.first_party), so a new app's api.py is covered
 
 import re
 
-from tests.first_party import ROOT, submodules
+from tests.support.first_party import ROOT, submodules
 
 API_PAGE = ROOT / "docs" / "api.md"
 ENTRY = re.compile(r"^- `(?P<name>[A-Za-z_][A-Za-z0-9_]*)[(`]")

@@ -11,7 +11,7 @@ from types import ModuleType
 
 from django.apps import AppConfig, apps
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _shipped_patterns() -> list[str]:

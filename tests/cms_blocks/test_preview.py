@@ -14,8 +14,7 @@ from cms_blocks.preview import SHARE_SALT, PreviewAs, ShareLink, make_token, rea
 from demo.home.models import HomePage
 from segments.models import LoggedEvent
 from tests.builders import consenting_browser, demo_site, personalised_page, segment
-
-from .helpers import login, user
+from tests.cms_blocks.helpers import login, user
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db]
 

@@ -9,7 +9,7 @@ from segments.rules import RuleError, compile_rule, model_references
 from segments_ml import clustering, drift
 from segments_ml import dataset as ds
 from segments_ml.transform import Transform, nearest
-from tests.ml_builders import DAY, customers
+from tests.segments_ml.builders import DAY, customers
 
 NOW = 1_700_000_000.0
 

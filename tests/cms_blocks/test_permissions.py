@@ -13,8 +13,7 @@ from wagtail.models import GroupPagePermission
 from demo.home.models import ContentPage, HomePage
 from segments.models import LoggedEvent, Segment
 from tests.builders import demo_site, segment
-
-from .helpers import XSS, login, user
+from tests.cms_blocks.helpers import XSS, login, user
 
 pytestmark = pytest.mark.django_db
 

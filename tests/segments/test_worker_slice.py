@@ -6,8 +6,7 @@ from django.conf import settings
 from consent.models import ConsentRecord
 from segments.models import LoggedEvent
 from tests.builders import browser, consenting_browser, demo_site
-
-from .conftest import wait_for
+from tests.support.worker import wait_for
 
 pytestmark = [
     pytest.mark.services,

@@ -12,7 +12,7 @@ from django.urls import reverse
 from segments_ml import versions as registry
 from segments_ml.models import MLModel, ModelVersion
 from segments_ml.training import train_version
-from tests.ml_builders import customers, store
+from tests.segments_ml.builders import customers, store
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db]
 
@@ -185,7 +185,7 @@ def _propensity(slug: str) -> MLModel:
 
 
 def test_the_model_listing_runs_the_same_queries_for_more_models():
-    from tests.query_counts import assert_queries_do_not_grow
+    from tests.support.query_counts import assert_queries_do_not_grow
 
     client = _login("viewer", "segments_ml.view_mlmodel")
 
@@ -203,7 +203,7 @@ def test_the_model_listing_runs_the_same_queries_for_more_models():
 
 def test_a_model_page_runs_the_same_queries_for_more_versions_and_checks():
     from segments_ml.models import DriftCheck
-    from tests.query_counts import assert_queries_do_not_grow
+    from tests.support.query_counts import assert_queries_do_not_grow
 
     client = _login("viewer", "segments_ml.view_mlmodel")
     m = _propensity("buys-again")

@@ -13,9 +13,8 @@ from segments.models import MembershipChange, Segment
 from segments_ml import tasks
 from segments_ml import versions as registry
 from segments_ml.models import MLModel, ModelVersion
-from tests.ml_builders import DAY, customers, store
-
-from .conftest import wait_for
+from tests.segments_ml.builders import DAY, customers, store
+from tests.support.worker import wait_for
 
 pytestmark = [
     pytest.mark.services,
@@ -87,7 +86,7 @@ def test_a_prefork_worker_loads_the_model_code_once_before_forking(transactional
     on their first batch with a model), before any task has run."""
     from django.db import connection
 
-    from .conftest import start_worker, stop_worker
+    from tests.support.worker import start_worker, stop_worker
 
     log_path = tmp_path / "worker.log"
     proc = start_worker(

@@ -30,6 +30,7 @@ from django.db import models
 from django.http import Http404, HttpResponseRedirect
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.panels import FieldPanel, MultiFieldPanel, PageChooserPanel
+from wagtail.search.index import remove_object
 
 from personalization.api import Candidate, choose_for
 from segments.api import segment_choices, segment_priorities
@@ -125,8 +126,6 @@ class PageVariantMixin(models.Model):
             self.show_in_menus = False  # also when saved from code, not the admin form
         result = super().save(*args, **kwargs)
         if self.is_variant:
-            from wagtail.search.index import remove_object
-
             remove_object(self)  # indexed before it became a variant
         return result
 

@@ -5,6 +5,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
+from cookie_consent.models import Cookie
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -58,8 +59,6 @@ def _cookies_of(purposes: frozenset[str]) -> list[tuple[str, str, str]]:
     """(name, path, domain) of the cookies declared under ``purposes`` in the inventory."""
     if not purposes:
         return []
-    from cookie_consent.models import Cookie
-
     return [
         (c.name, c.path or "/", c.domain)
         for c in Cookie.objects.filter(cookiegroup__varname__in=purposes).select_related(

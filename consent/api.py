@@ -1,5 +1,6 @@
 """The consent app's public Python API: what the layers above may use."""
 
+from . import notices
 from .actions import consented_keys, grant_imported, rebuild_grants, record_decision
 from .conf import get_setting
 from .identity import external_key, user_key, visitor_key
@@ -57,8 +58,6 @@ __all__ = [
 
 def notice_version() -> str:
     """The version of the notice in force (consent under another one does not count)."""
-    from . import notices
-
     return notices.current_version()
 
 

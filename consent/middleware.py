@@ -4,6 +4,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.translation import get_language
 
 from . import cookies
+from .actions import honour_gpc
 from .conf import get_setting
 from .policy import apply_privacy_signals
 
@@ -28,8 +29,6 @@ class ConsentMiddleware:
         request.consent = effective
         response = self.get_response(request)
         if effective is not claimed and not getattr(request, "consent_decided", False):
-            from .actions import honour_gpc
-
             decision = honour_gpc(claimed, effective, language=get_language() or "")
             cookies.write(response, decision.state)
             cookies.delete(response, decision.delete_cookies)

@@ -5,6 +5,7 @@ import json
 import threading
 import time
 
+from cookie_consent.models import CookieGroup
 from django.core.signals import setting_changed
 from django.db import IntegrityError, transaction
 from django.dispatch import receiver
@@ -19,8 +20,6 @@ _lock = threading.Lock()
 def purpose_snapshot() -> list[dict]:
     """The configured purposes with their names, descriptions and cookies, as django-cookie-
     consent's cookie groups declare them (a purpose without a group gets its code as name)."""
-    from cookie_consent.models import CookieGroup
-
     groups = {g.varname: g for g in CookieGroup.objects.prefetch_related("cookie_set")}
     snapshot = []
     for code in get_setting("CONSENT_PURPOSES"):

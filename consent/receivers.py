@@ -1,8 +1,21 @@
 """Signal handlers the consent app wires up in ``ready()``."""
 
+import logging
 import threading
+from functools import partial
 
-from django.db import DEFAULT_DB_ALIAS
+from cookie_consent.models import CookieGroup
+from django.db import DEFAULT_DB_ALIAS, transaction
+from django.utils import timezone
+
+from .conf import get_setting
+from .identity import user_key
+from .models import ChainHead, IdentityLink
+from .notices import publish
+from .policy import UNDECIDED
+from .tasks import process_erasure
+
+logger = logging.getLogger(__name__)
 
 _quiet = threading.local()
 
@@ -20,11 +33,6 @@ PURPOSE_NAMES = {
 
 def ensure_setup(sender=None, using=DEFAULT_DB_ALIAS, **kwargs) -> None:
     """After migrate: the chain head exists and every configured purpose has a cookie group."""
-    from cookie_consent.models import CookieGroup
-
-    from .conf import get_setting
-    from .models import ChainHead
-
     ChainHead.objects.using(using).get_or_create(pk=1)
     _quiet.active = True  # one notice for the whole set-up, not one per purpose
     try:
@@ -52,20 +60,11 @@ def purposes_changed(sender, raw=False, **kwargs) -> None:
     """A purpose or a cookie behind it changed: publish a new notice version."""
     if raw or getattr(_quiet, "active", False):
         return
-    from django.db import transaction
-
-    from .notices import publish
-
     transaction.on_commit(publish)
 
 
 def link_user(sender, request, user, **kwargs) -> None:
     """A consenting visitor logs in: link the account to their profile (both keyed hashes)."""
-    from .conf import get_setting
-    from .identity import user_key
-    from .models import IdentityLink
-    from .policy import UNDECIDED
-
     state = getattr(request, "consent", UNDECIDED)  # what the middleware verified
     purpose = get_setting("CONSENT_LINK_PURPOSE")
     if state.visitor_key is None or not state.allows(purpose) or user is None:
@@ -78,24 +77,12 @@ def erasure_requested(sender, instance, created: bool, raw: bool = False, **kwar
     A broker failure is logged, not raised: the beat sweep runs due erasures anyway."""
     if not created or raw:
         return
-    from functools import partial
-
-    from django.db import transaction
-
     transaction.on_commit(partial(_enqueue_erasure, instance.pk, instance.due_at))
 
 
 def _enqueue_erasure(pk: int, due_at) -> None:
-    import logging
-
-    from django.utils import timezone
-
-    from .tasks import process_erasure
-
     countdown = max((due_at - timezone.now()).total_seconds(), 0.0)
     try:
         process_erasure.apply_async((pk,), countdown=countdown)
     except Exception as exc:
-        logging.getLogger(__name__).warning(
-            "Could not enqueue erasure %s: %s", pk, type(exc).__name__
-        )
+        logger.warning("Could not enqueue erasure %s: %s", pk, type(exc).__name__)

@@ -1,17 +1,15 @@
 """Celery tasks of the consent app: arguments are ids, never personal data."""
 
 from celery import shared_task
+from django.utils import timezone
 
 from . import privacy
+from .models import ErasureRequest
 
 
 @shared_task(name="consent.process_erasure", acks_late=True, ignore_result=True)
 def process_erasure(request_id: int) -> None:
     """Carry out one erasure request once it is due (idempotent)."""
-    from django.utils import timezone
-
-    from .models import ErasureRequest
-
     request = ErasureRequest.objects.filter(pk=request_id).first()
     if request is None or request.due_at > timezone.now():
         return  # not due yet (an early delivery): the periodic sweep picks it up

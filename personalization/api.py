@@ -5,6 +5,9 @@ from typing import TypeVar
 
 from django.http import HttpRequest
 
+from consent.api import UNDECIDED, ConsentState, purposes
+from segments.api import context_only_slugs
+
 from .decisions import Candidate, choose
 
 __all__ = [
@@ -92,8 +95,6 @@ def preview_as(request: HttpRequest, segments, *, consented: bool = True) -> fro
     only context-only segments can apply, as for a real visitor without consent. Returns the
     segments the request now has. Call it before anything reads ``request.segments``.
     """
-    from consent.api import UNDECIDED, ConsentState, purposes
-    from segments.api import context_only_slugs
 
     chosen = frozenset(segments)
     if consented:

@@ -13,15 +13,18 @@ from .backends import get_backend
 from .backends.base import BackendUnavailable, Exchange
 from .conf import get_setting
 from .consent_mirror import mirror_consent, mirror_consent_from_record, tracking_purpose
-from .definitions import context_only_segments
+from .definitions import context_only_segments, enabled_segments
 from .events import NAME_RE, Event, EventError
-from .events.importer import Mapping
+from .events.importer import Mapping, read_visitor_events
+from .events.log import visitor_histories
 from .events.request import is_page_view, page_view, request_context
 from .extensions import (
     register_explainer,
     register_profile_scorer,
     register_rule_reference_validator,
 )
+from .models import Segment
+from .profiles import catalog
 from .profiles.catalog import (
     DAY,
     DEFAULT_PROPENSITY_FEATURES,
@@ -32,7 +35,9 @@ from .profiles.catalog import (
     ModelFeature,
     check_features,
 )
-from .profiles.features import MAX_WINDOW, Profile
+from .profiles.features import DIMENSIONS, MAX_WINDOW, Profile
+from .reporting import results as reports
+from .reporting.insights import estimate_size
 from .rules import (
     NEVER,
     CompileOptions,
@@ -48,8 +53,12 @@ from .rules import (
     reason_value,
     register_condition,
     unregister_condition,
+    validate_rule,
 )
+from .rules import catalog as rules_catalog
+from .rules import describe_rule as _describe_rule
 from .rules.text import describe_comparison, quoted
+from .stream.drain import reevaluate
 
 __all__ = [
     "DAY",
@@ -183,6 +192,7 @@ def schedule_drain(visitor_key: str) -> None:
     Called at most about once per partition per burst of events (the stream's drain flag
     decides). A broker failure is logged, not raised: the periodic sweep drains the partition.
     """
+    # Celery and the drain load with the first event that needs a worker, not at start-up
     from .tasks import drain
 
     try:
@@ -239,14 +249,12 @@ def record_events(
 
 def segment_choices() -> list[tuple[str, str]]:
     """(slug, name) of every segment, for choosers and choice blocks."""
-    from .models import Segment
 
     return list(Segment.objects.order_by("name").values_list("slug", "name"))
 
 
 def segment_model():
     """The Segment model class (for admin registration by the layers above)."""
-    from .models import Segment
 
     return Segment
 
@@ -254,7 +262,6 @@ def segment_model():
 def segment_priorities() -> dict[str, int]:
     """``{slug: priority}`` of the enabled segments (from the per-process definitions cache:
     no query on most calls)."""
-    from .definitions import enabled_segments
 
     return {s.slug: s.priority for s in enabled_segments()}
 
@@ -265,7 +272,6 @@ def segment_priorities() -> dict[str, int]:
 def rule_problems(tree) -> list[tuple[str, str]]:
     """What is wrong with a rule, as ``(path, message)`` pairs (empty when it is valid): see
     :func:`segments.rules.validate_rule`."""
-    from .rules import validate_rule
 
     return validate_rule(tree)
 
@@ -274,9 +280,8 @@ def describe_rule(tree) -> str:
     """A rule as one sentence for editors ("Visitors matching at least 3 page views in the last
     10 minutes."), worded by each condition type. Never raises: parts of a rule still being
     built read as "an incomplete condition" (see :func:`segments.rules.describe_rule`)."""
-    from .rules import describe_rule
 
-    return describe_rule(tree)
+    return _describe_rule(tree)
 
 
 def rule_catalog() -> dict:
@@ -285,9 +290,6 @@ def rule_catalog() -> dict:
     catalog (name, kind, unit, description, parameter), the operators of each kind of value and
     their labels, the units of a window, context attributes with their kinds and the
     dimensions an event count can be filtered on."""
-    from .profiles import catalog
-    from .profiles.features import DIMENSIONS
-    from .rules import catalog as rules_catalog
 
     result = rules_catalog()
     fields = {
@@ -308,7 +310,6 @@ def estimate_rule_size(rule, sample: int = 2000) -> dict:
     """How many stored profiles a rule (not yet saved) would match, estimated from a sample
     (see :func:`segments.reporting.insights.estimate_size`). Raises ``RuleError`` for an
     invalid rule and :class:`BackendUnavailable` when the fast store cannot be reached."""
-    from .reporting.insights import estimate_size
 
     return estimate_size(rule, sample=sample)
 
@@ -321,39 +322,10 @@ def context_only_slugs() -> frozenset[str]:
 def report():
     """The reporting queries (:mod:`segments.reporting.results`): sizes over time, entries
     and exits, top pages, conversions, and impressions/clicks/conversions per block, variant and
-    segment. Imported on use: reports are admin code paths."""
-    from .reporting import results as reports
-
+    segment (the module; its functions are the reporting API of the editor's screens)."""
     return reports
 
 
 def min_segment_size() -> int:
     """Segments (and clusters) smaller than this are flagged as too small to act on."""
     return int(get_setting("SEGMENTS_MIN_SIZE"))
-
-
-# -- for optional apps that extend the pipeline (model-driven segments): worker code paths ---
-
-
-def reevaluate(keys: list[str], now: float, *, rescore: bool = False) -> int:
-    """Evaluate ``keys``' segments again from their stored profiles (``rescore``: let the
-    registered scorers score them first); see :func:`segments.stream.drain.reevaluate`."""
-    from .stream.drain import reevaluate as _reevaluate
-
-    return _reevaluate(keys, now, rescore=rescore)
-
-
-def visitor_histories(*, since=None, until=None, purpose: str | None = None):
-    """Each consenting visitor's events from the durable log, streamed in time order: see
-    :func:`segments.events.log.visitor_histories`."""
-    from .events.log import visitor_histories as _histories
-
-    return _histories(since=since, until=until, purpose=purpose)
-
-
-def read_visitor_events(path, mapping: Mapping) -> list[tuple[str, list[tuple[str, float, dict]]]]:
-    """Each visitor's events from an export file, keyed and validated like an import but
-    stored nowhere: see :func:`segments.events.importer.read_visitor_events`."""
-    from .events.importer import read_visitor_events as _read
-
-    return _read(path, mapping)

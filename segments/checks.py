@@ -2,7 +2,12 @@ from django.core.checks import Error, Tags, Warning, register
 from django.db import DatabaseError
 from django.utils.module_loading import import_string
 
+from consent.api import purposes, rate_problem
+
+from .backends import get_backend
 from .conf import get_setting
+from .models import Segment
+from .rules import validate_rule
 
 
 @register()
@@ -27,7 +32,6 @@ def check_backend(app_configs=None, **kwargs):
                 id="segments.E002",
             )
         ]
-    from .backends import get_backend
 
     try:
         get_backend()
@@ -49,7 +53,6 @@ def check_backend(app_configs=None, **kwargs):
 def check_backend_reachable(app_configs=None, **kwargs):
     if check_backend():
         return []  # not configured correctly: check_backend reports it
-    from .backends import get_backend
 
     if not get_backend().ping():
         return [
@@ -65,7 +68,6 @@ def check_backend_reachable(app_configs=None, **kwargs):
 
 @register()
 def check_purpose(app_configs=None, **kwargs):
-    from consent.api import purposes
 
     purpose = get_setting("SEGMENTS_PURPOSE")
     if purpose not in purposes():
@@ -84,8 +86,6 @@ def check_stored_rules(app_configs=None, databases=None, **kwargs):
     """Enabled segments whose stored rule the engine now refuses: saved before a stricter rule
     (unknown keys are errors), or naming a condition type no installed app registers. Loading
     the enabled segments would fail on them, so ``migrate`` and ``check --database`` say so."""
-    from .models import Segment
-    from .rules import validate_rule
 
     errors = []
     for alias in databases or ():
@@ -112,7 +112,6 @@ def check_stored_rules(app_configs=None, databases=None, **kwargs):
 
 @register()
 def check_event_rate(app_configs=None, **kwargs):
-    from consent.api import rate_problem
 
     problem = rate_problem(get_setting("SEGMENTS_EVENT_RATE"))
     if problem:

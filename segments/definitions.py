@@ -9,6 +9,7 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 
 from .conf import get_setting
+from .models import Segment
 from .rules import Evaluator, compile_rule, is_context_only
 
 
@@ -42,7 +43,6 @@ def enabled_segments() -> list[CompiledSegment]:
     ttl = float(get_setting("SEGMENTS_DEFINITIONS_CACHE_SECONDS"))
     if cached is not None and time.monotonic() - cached[0] < ttl:
         return cached[1]
-    from .models import Segment
 
     tz = site_timezone()
     result = []

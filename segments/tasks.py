@@ -2,6 +2,7 @@
 
 from celery import shared_task
 
+from .reporting.insights import take_snapshots
 from .stream import drain as pipeline
 
 
@@ -39,6 +40,5 @@ def reevaluate() -> int:
 @shared_task(name="segments.snapshot", ignore_result=True)
 def snapshot() -> int:
     """Celery beat (daily): record each segment's size with its rule version."""
-    from .reporting.insights import take_snapshots
 
     return len(take_snapshots())

@@ -28,6 +28,7 @@ def digest(data: bytes) -> str:
 
 def save_artifact(version: ModelVersion, obj) -> None:
     """Serialise ``obj`` with joblib into storage and record its digest on ``version``."""
+    # joblib comes with scikit-learn: loaded only when an artifact is written
     import joblib
 
     buffer = io.BytesIO()
@@ -41,6 +42,7 @@ def save_artifact(version: ModelVersion, obj) -> None:
 def load_artifact(version: ModelVersion):
     """The version's estimator, after checking the file is under our prefix and its HMAC
     matches the one recorded at training time (never unpickle anything else)."""
+    # joblib comes with scikit-learn: loaded only when an artifact is read
     import joblib
 
     name = version.artifact.name if version.artifact else ""

@@ -13,6 +13,7 @@ import numpy as np
 from segments.api import Profile, model_references
 
 from .dataset import MODEL_FEATURES, feature_matrix
+from .models import ModelVersion
 from .scoring import Scorer, active_models
 
 
@@ -80,7 +81,6 @@ def explain_segments(profile: Profile, rules: dict, now: float) -> dict[str, dic
     """The explainer registered with :mod:`segments.extensions`: for each segment whose rule
     uses models, the visitor's top contributing features per model (only while some version is
     active: otherwise nothing is loaded)."""
-    from .models import ModelVersion
 
     uses = {
         slug: refs

@@ -6,6 +6,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
+from segments.api import MODEL_FEATURES, NAME_RE, model_references
+
 
 class MLModel(models.Model):
     """A model segments can use: a clustering of visitors or a propensity (will they do X within
@@ -82,15 +84,12 @@ class MLModel(models.Model):
 
     def clean(self) -> None:
         super().clean()
-        from segments.api import NAME_RE
 
         errors = {}
         algorithms = self.ALGORITHMS.get(self.kind, ())
         if self.algorithm and self.algorithm not in algorithms:
             errors["algorithm"] = _("Use one of: %s.") % ", ".join(algorithms)
         if self.features:
-            from segments.api import MODEL_FEATURES
-
             bad = [f for f in self.features if f not in MODEL_FEATURES]
             if not isinstance(self.features, list) or bad:
                 errors["features"] = _("Unknown features %(bad)s; known: %(known)s.") % {
@@ -222,7 +221,6 @@ def model_reference_problems(rule) -> list[str]:
     """Messages for model and cluster conditions naming a model (or cluster) that does not
     exist, or a model of the wrong kind."""
     problems = []
-    from segments.api import model_references
 
     references = model_references(rule)
     if not references:

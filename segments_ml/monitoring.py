@@ -9,13 +9,13 @@ from .conf import get_setting
 from .dataset import feature_matrix
 from .drift import psi
 from .models import DriftCheck, ModelVersion
+from .versions import training_in_progress
 
 
 def check(version: ModelVersion, profiles: list[Profile], now: float) -> DriftCheck | None:
     """Record the PSI of each feature of ``version`` for ``profiles``, with the verdict
     ``retrain`` when the largest exceeds the threshold (the model's own, else
     SEGMENTS_ML_DRIFT_THRESHOLD) and no training is under way. Acting on it is the caller's."""
-    from .versions import training_in_progress
 
     reference = (version.details or {}).get("drift")
     if not reference or not profiles:

@@ -19,7 +19,9 @@ import numpy as np
 
 from segments.api import Profile
 
+from .artifacts import load_artifact
 from .dataset import feature_matrix
+from .models import ModelVersion
 from .transform import Transform, nearest
 
 logger = logging.getLogger(__name__)
@@ -112,7 +114,6 @@ def active_models() -> ActiveModels:
     database is asked at most every CHECK_SECONDS (not once per batch: a busy worker drains
     dozens of batches a second)."""
     global _cache, _checked_at
-    from .models import ModelVersion
 
     cached = _cache
     if cached is not None and time.monotonic() - _checked_at < CHECK_SECONDS:
@@ -143,7 +144,6 @@ def active_models() -> ActiveModels:
 
 
 def _load(version) -> Scorer:
-    from .artifacts import load_artifact
 
     details = version.details or {}
     scorer = Scorer(version.model.slug, version.model.kind, version.pk, list(version.features))

@@ -3,12 +3,18 @@ retraining schedule, drift checks and the nightly re-scoring. Arguments are ids 
 
 import logging
 import time
+from datetime import timedelta
 
 from celery import shared_task
 from celery.signals import worker_init
 from django.db import transaction
+from django.utils import timezone
 
+from segments.api import get_backend, reevaluate
+
+from .models import MLModel, ModelVersion
 from .preload import preload_for_workers
+from .versions import activate_if_better, new_version, training_in_progress
 
 logger = logging.getLogger(__name__)
 
@@ -18,8 +24,6 @@ worker_init.connect(preload_for_workers, weak=False, dispatch_uid="segments.ml.p
 def queue_training(model, *, trigger: str = "manual", user: str = ""):
     """Create a version (:func:`segments_ml.versions.new_version`) and hand its training to a
     worker once the transaction commits."""
-    from .models import ModelVersion
-    from .versions import new_version
 
     version = new_version(model, trigger=trigger, user=user)
 
@@ -40,9 +44,8 @@ def queue_training(model, *, trigger: str = "manual", user: str = ""):
 @shared_task(name="segments.ml.train", acks_late=True, ignore_result=True)
 def train(version_id: int) -> str:
     """Train a queued version (progress is written to the version as it goes)."""
-    from .models import ModelVersion
+    # scikit-learn: only a worker that trains loads it (this module is imported by the admin)
     from .training import train_version
-    from .versions import activate_if_better
 
     version = ModelVersion.objects.filter(pk=version_id).first()
     if version is None or version.status not in ("queued", "training"):
@@ -57,12 +60,6 @@ def train(version_id: int) -> str:
 def retrain_due() -> list[str]:
     """Celery beat (daily): queue a retrain of each model in use whose newest version is older
     than its retraining interval (``retrain_days``, weekly by default)."""
-    from datetime import timedelta
-
-    from django.utils import timezone
-
-    from .models import MLModel
-    from .versions import training_in_progress
 
     queued = []
     now = timezone.now()
@@ -83,6 +80,7 @@ def retrain_due() -> list[str]:
 def check_drift() -> dict[str, float]:
     """Celery beat (daily): population stability of each active model's features; a model
     whose drift exceeds its threshold is retrained."""
+    # numpy: loaded by the worker that checks drift, not by the admin
     from .monitoring import check_all
 
     checks = check_all()
@@ -102,7 +100,6 @@ def retrain_drifted(checks) -> list:
 def rescore() -> int:
     """Celery beat (nightly): every stored visitor scored again by the active models (scores
     move with time alone: recency grows), and their segments evaluated again."""
-    from segments.api import get_backend, reevaluate
 
     total = 0
     now = time.time()

@@ -10,9 +10,11 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 from django.utils import timezone
+from sklearn.metrics import silhouette_score
 
 from . import clustering, propensity
 from . import dataset as ds
+from .artifacts import load_artifact, save_artifact
 from .drift import reference_bins
 from .models import MLModel, ModelVersion
 from .transform import Transform, nearest
@@ -144,7 +146,6 @@ def _train(version, model, report, source, data_end, holdout_cutoff) -> None:
         version.params = {"algorithm": algorithm, **params}
         if active is not None and active.features == features:
             report(0.8, f"scoring the held-out rows with the active v{active.number}")
-            from .artifacts import load_artifact
 
             old_scores = propensity.predict(load_artifact(active), result.holdout.X)
             version.comparison = {
@@ -203,7 +204,6 @@ def _train(version, model, report, source, data_end, holdout_cutoff) -> None:
             "drift": reference_bins(data.X, features),
         }
         artifact = fitted["estimator"]
-    from .artifacts import save_artifact
 
     report(0.95, "saving the artifact")
     save_artifact(version, artifact)
@@ -218,7 +218,6 @@ def _silhouette_of(version: ModelVersion, X: np.ndarray, space: Transform) -> fl
     """Silhouette of an older clustering's assignment of the given visitors (by its own
     standardisation and centres), measured in the new version's space on the same sample: the
     same-data comparison."""
-    from sklearn.metrics import silhouette_score
 
     details = version.details or {}
     clusters = details.get("clusters") or []

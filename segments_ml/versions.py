@@ -114,6 +114,7 @@ def deactivate(model: MLModel, *, user: str = "") -> None:
 def _active_set_changed() -> None:
     """This process's scorers see the change at once (other workers within
     scoring.CHECK_SECONDS)."""
+    # numpy: the admin's activation screens load it only here
     from . import scoring
 
     scoring.forget()  # harmless if the transaction rolls back: the next batch asks again

@@ -27,6 +27,8 @@ from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
+from ..backends import get_backend
+from ..backends.base import BackendUnavailable
 from ..models import LoggedEvent, MembershipChange
 
 ALL = ""  # the "all visitors" row of a breakdown
@@ -322,8 +324,6 @@ def block_report(
 
 def current_sizes() -> dict[str, int] | None:
     """Each segment's size now, from the fast store (None when it cannot be reached)."""
-    from ..backends import get_backend
-    from ..backends.base import BackendUnavailable
 
     try:
         return get_backend().segment_sizes()

@@ -77,6 +77,7 @@ class Command(BaseCommand):
         self._propensity(source, options, ds, fit_propensity)
 
     def _clustering(self, source, end, options, ds, clustering):
+        # scikit-learn's plain K-Means, the baseline the clustering is compared with
         from sklearn.cluster import KMeans
         from sklearn.metrics import silhouette_score
 
@@ -93,6 +94,7 @@ class Command(BaseCommand):
             out(f"  k={k}: silhouette {score:.4f}")
         out(f"chosen k={fitted['k']} (silhouette {fitted['silhouette']:.4f}) in {seconds:.1f} s")
         # Plain K-Means (scikit-learn defaults) on the same standardised log-RFM, same k.
+        # numpy: loaded once the data is there
         from segments_ml.transform import Transform
 
         Z = Transform.from_dict(fitted["transform"])(data.X)
@@ -179,6 +181,7 @@ class Command(BaseCommand):
 
 
 def _scores(result):
+    # numpy and scikit-learn: loaded once the data is there
     from segments_ml.propensity import predict
 
     return predict(result.estimator, result.holdout.X)
@@ -186,6 +189,7 @@ def _scores(result):
 
 def _difference_interval(y, a, b, rounds: int = 300) -> tuple[float, float]:
     """Bootstrap interval of ROC AUC(a) - ROC AUC(b) over the same resampled customers."""
+    # numpy and scikit-learn: loaded once the data is there
     import numpy as np
     from sklearn.metrics import roc_auc_score
 

@@ -39,7 +39,7 @@ from consent.api import purposes as configured_purposes
 from segments.api import tracking_purpose
 
 from . import middleware
-from .api import preview_as
+from .preview import preview_as
 from .visitor import VisitorContext
 
 __all__ = ["override_consent", "override_segments"]

@@ -10,6 +10,7 @@ from django.dispatch import receiver
 
 from .conf import get_setting
 from .models import Segment
+from .profiles.features import Profile
 from .rules import Evaluator, compile_rule, is_context_only
 
 
@@ -77,3 +78,16 @@ _context_only: tuple[list[CompiledSegment], list[CompiledSegment]] | None = None
 def forget_definitions() -> None:
     global _definitions
     _definitions = None
+
+
+_EMPTY = Profile()
+
+
+def context_segments(context: dict[str, str], now: float | None = None) -> frozenset[str]:
+    """Segments whose rules use only the request's context (device, campaign, time...):
+    decided from ``context`` alone, for any visitor, storing nothing."""
+    candidates = context_only_segments()
+    if not candidates:
+        return frozenset()
+    now = time.time() if now is None else now
+    return frozenset(s.slug for s in candidates if s.evaluate(_EMPTY, now, context).matched)

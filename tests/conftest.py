@@ -66,13 +66,13 @@ def _reset_process_state():
     from django.core.cache import cache
 
     import consent.notices
-    import segments.api
     import segments.definitions
+    import segments.recording
 
-    segments.api._down_until = 0.0
+    segments.recording._down_until = 0.0
     consent.notices.forget_cache()
     segments.definitions.forget_definitions()
     cache.clear()  # rate-limit counters
     yield
-    segments.api._down_until = 0.0
+    segments.recording._down_until = 0.0
     consent.notices.forget_cache()

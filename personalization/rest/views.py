@@ -19,7 +19,7 @@ from wagtail.models import Page
 from consent.api import APIEndpoint, get_consent
 from segments.api import tracking_purpose
 
-from ..api import segments_for
+from ..choices import segments_for
 from .serializers import PersonalisedPageSerializer, VisitorSerializer
 
 logger = logging.getLogger(__name__)

@@ -9,9 +9,11 @@ from rest_framework.response import Response
 
 from consent.api import APIEndpoint, BeaconParser, JSONParser, get_consent
 
-from ..api import EventError, record_events, tracking_purpose
 from ..conf import get_setting
+from ..consent_mirror import tracking_purpose
+from ..events import EventError
 from ..events.request import is_bot
+from ..recording import record_events
 from .permissions import SameOrigin
 from .serializers import EventBatchSerializer
 

@@ -1,0 +1,132 @@
+"""Recording behaviour: the request path's one round trip to the fast store (record the events
+if the server's consent state allows it, read the memberships back), server-side and client
+events validated and recorded in one round trip, and the drain a worker is asked for.
+
+A fast store that fails is skipped for ``SEGMENTS_FAILURE_BACKOFF`` seconds: pages render
+default content meanwhile, and nothing waits on it."""
+
+import hashlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+
+from consent.api import get_consent, notice_version
+
+from . import events as _events
+from .backends import get_backend
+from .backends.base import BackendUnavailable, Exchange
+from .conf import get_setting
+from .consent_mirror import mirror_consent_from_record, tracking_purpose
+from .events import Event, EventError
+
+logger = logging.getLogger(__name__)
+_down_until = 0.0
+NO_CONSENT = Exchange(consented=False)
+
+
+def _backend_usable() -> bool:
+    return time.monotonic() >= _down_until
+
+
+def _mark_down(exc: Exception) -> None:
+    global _down_until
+    _down_until = time.monotonic() + float(get_setting("SEGMENTS_FAILURE_BACKOFF"))
+    logger.warning("Fast store unavailable, serving default content: %s", type(exc).__name__)
+
+
+def exchange(
+    visitor_key: str,
+    event: Event | None = None,
+    *,
+    visitor_id: str | None = None,
+    events: Sequence[Event] = (),
+) -> Exchange:
+    """Record ``event`` (or ``events``, in order) for ``visitor_key`` if the server's consent
+    state allows it, and return the visitor's memberships, in one round trip to the fast store.
+
+    Never raises for an unavailable store: the result then says "not consented", so callers
+    serve default content. When the store has lost the visitor's consent state it is rebuilt
+    from the durable consent record (a database query, only then).
+    """
+    if not _backend_usable():
+        return NO_CONSENT
+    backend = get_backend()
+    batch = [event] if event is not None else list(events)
+    fields = [_events.encode(e) for e in batch]
+    purpose = get_setting("SEGMENTS_PURPOSE")
+    version = notice_version()
+    try:
+        result = backend.exchange(
+            visitor_key, purpose=purpose, notice_version=version, now=time.time(), events=fields
+        )
+        if result.consented is None:
+            mirror_consent_from_record(visitor_key, visitor_id)
+            result = backend.exchange(
+                visitor_key, purpose=purpose, notice_version=version, now=time.time(), events=fields
+            )
+    except BackendUnavailable as exc:
+        _mark_down(exc)
+        return NO_CONSENT
+    return result if result.consented else NO_CONSENT
+
+
+def schedule_drain(visitor_key: str) -> None:
+    """Make sure a worker drains the partition that ``visitor_key``'s events go to.
+
+    Called at most about once per partition per burst of events (the stream's drain flag
+    decides). A broker failure is logged, not raised: the periodic sweep drains the partition.
+    """
+    # Celery and the drain load with the first event that needs a worker, not at start-up
+    from .tasks import drain
+
+    try:
+        drain.delay(get_backend().partition_for(visitor_key))
+    except Exception as exc:
+        logger.warning("Could not schedule a drain: %s", type(exc).__name__)
+
+
+def track(target, name: str, /, **properties) -> bool:
+    """Record a server-side event (a purchase with ``value``, a signup) for a visitor, given
+    their request or their pseudonymous key. Nothing is recorded without consent for the
+    purpose (whatever the properties say). Raises :class:`EventError` for an invalid event;
+    returns whether it was recorded."""
+    if isinstance(target, str):
+        key, visitor_id = target, None
+    else:
+        state = get_consent(target)
+        if state.visitor_key is None or not state.allows(tracking_purpose()):
+            return False
+        key, visitor_id = state.visitor_key, state.visitor_id
+    return record_events(key, [(name, properties, None)], visitor_id=visitor_id) > 0
+
+
+def record_events(
+    visitor_key: str,
+    items: Sequence[tuple[str, dict | None, str | None]],
+    *,
+    visitor_id: str | None = None,
+) -> int:
+    """Validate and record events given as (name, properties, client event id or None), all
+    in one round trip. Raises :class:`EventError` (nothing recorded) if any is invalid; returns
+    how many were recorded (0 without consent)."""
+    now = time.time()
+    batch = []
+    for name, properties, event_id in items:
+        clean = _events.validate(name, properties)
+        if event_id is not None and not _events.EVENT_ID_RE.match(str(event_id)):
+            raise EventError("An event id is 8 to 64 letters, digits, '-' or '_'.")
+        event = Event(visitor_key=visitor_key, name=name, ts=now, properties=clean)
+        if event_id is not None:
+            # Client ids become the visitor's own namespace of UUIDs: the same id sent twice
+            # (a retried beacon) is the same event; another visitor's cannot collide with it.
+            digest = hashlib.blake2b(f"{visitor_key}:{event_id}".encode(), digest_size=16)
+            event = replace(event, event_id=digest.hexdigest())
+        _events.encode(event)  # size check before anything is written
+        batch.append(event)
+    if not batch:
+        return 0
+    result = exchange(visitor_key, events=batch, visitor_id=visitor_id)
+    if result.drain_needed:
+        schedule_drain(visitor_key)
+    return len(batch) if result.consented else 0

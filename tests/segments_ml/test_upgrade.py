@@ -7,7 +7,11 @@ from django.contrib.auth.models import Group, Permission
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 
-pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.services,
+    # like every transactional test here, so the data post_migrate made is restored after it
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+]
 
 BEFORE = [("segments", "0002_ml_models"), ("segments_ml", None)]
 

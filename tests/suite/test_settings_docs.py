@@ -14,7 +14,7 @@ def declared() -> dict[str, list[str]]:
     """Each app's label and the settings its defaults.py declares."""
     return {
         config.label: sorted(name for name in vars(module) if name.isupper())
-        for config, module in submodules("defaults")
+        for config, module in submodules("defaults", shipped=True)
     }
 
 

@@ -5,6 +5,7 @@ pyproject.toml), so a new app is covered by the documentation tests without edit
 import importlib
 import importlib.util
 import tomllib
+from dataclasses import dataclass
 from fnmatch import fnmatch
 from pathlib import Path
 from types import ModuleType
@@ -28,10 +29,29 @@ def first_party_apps() -> list[AppConfig]:
     ]
 
 
-def submodules(name: str) -> list[tuple[AppConfig, ModuleType]]:
-    """``(app, app.<name>)`` for every first-party app that has such a submodule."""
+@dataclass(frozen=True)
+class ShippedApp:
+    """An app the distribution ships, installed here or not (segments_ml is optional)."""
+
+    name: str
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+
+def shipped_apps() -> list[ShippedApp]:
+    """Every app the distribution ships (a shipped top-level package with an ``apps`` module),
+    whether this site installs it or not: the documentation covers them all."""
+    names = [p.rstrip("*") for p in _shipped_patterns()]
+    return [ShippedApp(n) for n in names if importlib.util.find_spec(f"{n}.apps") is not None]
+
+
+def submodules(name: str, *, shipped: bool = False) -> list[tuple[AppConfig, ModuleType]]:
+    """``(app, app.<name>)`` for every first-party app that has such a submodule: the installed
+    ones, or with ``shipped`` every app the distribution ships."""
     found = []
-    for config in first_party_apps():
+    for config in shipped_apps() if shipped else first_party_apps():
         if importlib.util.find_spec(f"{config.name}.{name}") is not None:
             found.append((config, importlib.import_module(f"{config.name}.{name}")))
     return found

@@ -3,7 +3,7 @@
 import types
 
 import pytest
-from django.core.management import CommandError, call_command
+from django.apps import apps
 from django.test import override_settings
 
 from consent import checks as consent_checks
@@ -44,13 +44,10 @@ def _apps_with_settings():
 
 def test_every_app_reads_its_settings_through_the_one_helper():
     found = _apps_with_settings()
-    assert {config.label for config, _conf in found} >= {
-        "consent",
-        "segments",
-        "segments_ml",
-        "personalization",
-        "cms_blocks",
-    }
+    expected = {"consent", "segments", "personalization", "cms_blocks"}
+    if apps.is_installed("segments_ml"):
+        expected.add("segments_ml")
+    assert {config.label for config, _conf in found} >= expected
     for config, conf in found:
         helper = conf.get_setting.__self__
         assert isinstance(helper, AppSettings), config.label
@@ -75,12 +72,3 @@ def test_a_derived_hash_key_can_be_allowed_outside_debug(settings):
     settings.CONSENT_ALLOW_DERIVED_HASH_KEY = True
     assert hash_key()
     assert [m.id for m in consent_checks.check_hash_key()] == ["consent.W001"]
-
-
-def test_the_evaluation_data_is_looked_for_where_the_project_is_at_call_time(settings, tmp_path):
-    settings.BASE_DIR = tmp_path / "site"
-    expected = tmp_path / "shared" / "data" / "online_retail" / "online_retail.csv.gz"
-    with pytest.raises(CommandError, match=str(expected)):
-        call_command("segments_ml_eval")
-    with pytest.raises(CommandError, match=str(tmp_path / "elsewhere")):
-        call_command("segments_ml_eval", "--data-dir", str(tmp_path / "elsewhere"))

@@ -27,7 +27,7 @@ from ..backends.base import CONSENT_PREFIX, NOTICE_FIELD
 from ..consent_mirror import mirror_consent_from_record, tracking_purpose
 
 
-class ImportError_(ValueError):
+class ImportFileError(ValueError):
     """A file or mapping the importer cannot use (bad column, unreadable format)."""
 
 
@@ -68,9 +68,9 @@ def open_rows(path: str | Path) -> Iterator[dict]:
                     try:
                         row = json.loads(line)
                     except ValueError as exc:
-                        raise ImportError_(f"line {n}: not JSON ({exc})") from exc
+                        raise ImportFileError(f"line {n}: not JSON ({exc})") from exc
                     if not isinstance(row, dict):
-                        raise ImportError_(f"line {n}: not a JSON object")
+                        raise ImportFileError(f"line {n}: not a JSON object")
                     yield row
         else:
             yield from csv.DictReader(handle)
@@ -244,4 +244,4 @@ def _check_consent(backend, keys: list[str], purpose: str, version: str, allowed
         )
 
 
-__all__ = ["ImportError_", "ImportStats", "Mapping", "import_file"]
+__all__ = ["ImportFileError", "ImportStats", "Mapping", "import_file"]

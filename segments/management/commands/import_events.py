@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from segments.backends import get_backend
 from segments.events import EventError
-from segments.events.importer import ImportError_, Mapping, import_file
+from segments.events.importer import ImportFileError, Mapping, import_file
 from segments.stream import drain as pipeline
 
 
@@ -66,7 +66,7 @@ class Command(BaseCommand):
         )
         try:
             stats = import_file(options["file"], mapping, assume_consent=options["assume_consent"])
-        except (OSError, ImportError_, EventError) as exc:
+        except (OSError, ImportFileError, EventError) as exc:
             raise CommandError(str(exc)) from exc
         for error in stats.errors:
             self.stderr.write(error)

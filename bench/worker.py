@@ -532,8 +532,8 @@ def breakdown(scenario: Scenario, n: int) -> dict:
 
     import consent.cookies
     import personalization.visitor
-    import segments.api
     import segments.events
+    import segments.recording
     from personalization.visitor import VisitorContext
     from segments.api import get_backend
 
@@ -543,7 +543,7 @@ def breakdown(scenario: Scenario, n: int) -> dict:
     timers.wrap(VisitorContext, "segments", "request.segments (first use: exchange + union)")
     timers.wrap(VisitorContext, "finish", "VisitorContext.finish (after the response)")
     timers.wrap(personalization.visitor, "exchange", "  segments.api.exchange (incl. round trip)")
-    timers.wrap(segments.api, "notice_version", "    notice_version()")
+    timers.wrap(segments.recording, "notice_version", "    notice_version()")
     timers.wrap(segments.events, "encode", "    encode the page-view event")
     backend = get_backend()
     if hasattr(backend, "_call_exchange"):
@@ -592,7 +592,8 @@ def redis_costs(scenario: Scenario, n: int) -> dict:
     """What one round trip to this Redis costs, measured from here."""
     from django.conf import settings
 
-    from segments.api import exchange, get_backend, notice_version, tracking_purpose
+    from consent.api import notice_version
+    from segments.api import exchange, get_backend, tracking_purpose
 
     url = getattr(settings, "BENCH_REDIS_URL", "")
     if not url:

@@ -131,27 +131,119 @@ def _words(feature: str, z: float) -> str | None:
     return f"{label}: {level} than average"
 
 
-def suggest_name(z: dict[str, float]) -> str:
-    """A name from the cluster's standardised centre: RFM archetypes when RFM features are
-    there, else the most distinctive feature."""
-    r = z.get("days_since_last_purchase", z.get("days_since_last_seen"))
-    f = z.get("purchase_count", z.get("sessions"))
-    m = z.get("monetary_value")
-    if r is not None and f is not None:
-        value = m if m is not None else f
-        if r < -0.3 and f > 0.6 and value > 0.6:
-            return "champions"
-        if r > 0.5 and f < -0.3:
-            return "lapsed one-off buyers" if m is None or m < 0 else "lapsed big spenders"
-        if r > 0.5:
-            return "at risk"
-        if r < -0.3 and f < -0.2:
-            return "recent newcomers"
-        if f > 0.2:
-            return "regulars"
-        return "occasional buyers"
-    name, value = max(z.items(), key=lambda item: abs(item[1]))
-    return f"{'high' if value > 0 else 'low'} {MODEL_FEATURES[name].label}"
+# How a cluster is named (RFM-style). Recency is judged on the typical member's own values
+# (the medians), in days, because "long ago" means the same whatever the rest of the data
+# looks like: a majority that last bought 491 days ago is lapsed even where that is the
+# average. Frequency uses the median number of orders (one order: a one-off buyer), and
+# both frequency and money spent are also judged against the other customers (the
+# standardised centre, z), since what is "a lot" depends on the shop and its currency.
+RECENT_DAYS = 30  # bought (or visited) in the last month: recent
+AT_RISK_DAYS = 90  # more than a quarter ago: at risk of lapsing
+LAPSED_DAYS = 180  # more than half a year ago: lapsed
+LOYAL_ORDERS = 4  # a typical member with this many orders or more is a regular
+HIGH_Z = 0.6  # standard deviations above the average: "high" frequency or spend
+
+
+def _rfm(z: dict[str, float], median: dict[str, float] | None):
+    """(recency in days or None, orders or None, frequency z, monetary z, noun)."""
+    median = median or {}
+    if "days_since_last_purchase" in z:
+        recency_name, frequency_name, noun = "days_since_last_purchase", "purchase_count", "buyers"
+    elif "days_since_last_seen" in z:
+        recency_name, frequency_name, noun = "days_since_last_seen", "sessions", "visitors"
+    else:
+        return None
+    if frequency_name not in z:
+        frequency_name = "purchase_count" if "purchase_count" in z else "sessions"
+    return (
+        recency_name,
+        median.get(recency_name),
+        median.get(frequency_name),
+        z.get(frequency_name),
+        z.get("monetary_value"),
+        noun,
+    )
+
+
+def suggest_name(z: dict[str, float], median: dict[str, float] | None = None) -> str:
+    """A name from the cluster's standardised centre ``z`` and its members' ``median``
+    values: RFM archetypes when recency and frequency features are there (see
+    :func:`name_reason` for the thresholds), else the most distinctive feature."""
+    return _name_and_reason(z, median)[0]
+
+
+def name_reason(z: dict[str, float], median: dict[str, float] | None = None) -> str:
+    """Why :func:`suggest_name` chose its name, in words an editor can check against the
+    cluster's medians ("last purchase 491 days ago (over 180: lapsed); 1 order (one-off)")."""
+    return _name_and_reason(z, median)[1]
+
+
+def _name_and_reason(z: dict[str, float], median: dict[str, float] | None) -> tuple[str, str]:
+    rfm = _rfm(z, median)
+    if rfm is None or (rfm[3] is None and rfm[2] is None):
+        name, value = max(z.items(), key=lambda item: abs(item[1]))
+        label = MODEL_FEATURES[name].label
+        return (
+            f"{'high' if value > 0 else 'low'} {label}",
+            f"{label}: {value:+.1f} standard deviations from the average",
+        )
+    recency_name, days, orders, fz, mz, noun = rfm
+    if days is None:  # no medians (an older version's profile): judge recency relatively
+        rz = z[recency_name]
+        days = LAPSED_DAYS + 1 if rz > 1.0 else AT_RISK_DAYS + 1 if rz > 0.5 else RECENT_DAYS
+    one_off = orders is not None and orders <= 1
+    frequent = (orders is not None and orders >= LOYAL_ORDERS) or (fz or 0.0) >= HIGH_Z
+    big = (mz if mz is not None else (fz or 0.0)) >= HIGH_Z
+    last = "last purchase" if noun == "buyers" else "last visit"
+    what = "order" if noun == "buyers" else "visit"
+    parts = [f"{last} {days:.0f} days ago"]
+    if days > LAPSED_DAYS:
+        parts[0] += f" (over {LAPSED_DAYS}: lapsed)"
+        if one_off:
+            name = f"lapsed one-off {noun}"
+        elif big:
+            name = "lapsed big spenders" if noun == "buyers" else "lapsed regulars"
+        else:
+            name = f"lapsed repeat {noun}"
+    elif days > AT_RISK_DAYS:
+        parts[0] += f" (over {AT_RISK_DAYS}: at risk)"
+        if one_off:
+            name = f"one-off {noun} at risk"
+        elif frequent or big:
+            name = "loyal customers at risk" if noun == "buyers" else "regulars at risk"
+        else:
+            name = f"{noun} at risk"
+    elif days <= RECENT_DAYS:
+        parts[0] += f" (within {RECENT_DAYS}: recent)"
+        if one_off:
+            name = "new customers" if noun == "buyers" else "new visitors"
+        elif frequent and big:
+            name = "champions"
+        elif frequent:
+            name = "loyal customers" if noun == "buyers" else "regulars"
+        else:
+            name = f"recent repeat {noun}"
+    else:
+        parts[0] += f" ({RECENT_DAYS} to {AT_RISK_DAYS}: neither recent nor at risk)"
+        if frequent and big:
+            name = "loyal customers" if noun == "buyers" else "regulars"
+        elif one_off:
+            name = f"one-off {noun}"
+        else:
+            name = f"occasional {noun}"
+    if orders is not None:
+        count = f"{orders:.0f} {what}{'' if orders == 1 else 's'}"
+        if one_off:
+            count += " (one-off)"
+        elif orders >= LOYAL_ORDERS:
+            count += f" ({LOYAL_ORDERS} or more: frequent)"
+        parts.append(count)
+    if fz is not None and fz >= HIGH_Z:
+        parts.append(f"frequency {fz:+.1f} standard deviations above the average (high)")
+    if mz is not None:
+        level = "high" if mz >= HIGH_Z else "not high"
+        parts.append(f"spend {mz:+.1f} standard deviations from the average ({level})")
+    return name, "; ".join(parts)
 
 
 def slug(name: str) -> str:
@@ -171,18 +263,18 @@ def profiles(
         ranked = sorted(z.items(), key=lambda item: -abs(item[1]))
         words = [w for f, v in ranked if (w := _words(f, v))]
         medians = np.median(rows, axis=0) if len(rows) else np.zeros(len(transform.features))
+        median = {f: round(float(v), 2) for f, v in zip(transform.features, medians, strict=True)}
         out.append(
             {
                 "index": c,
                 "size": len(rows),
                 "share": round(len(rows) / n, 4) if n else 0.0,
-                "name": suggest_name(z),
+                "name": suggest_name(z, median),
+                "name_reason": name_reason(z, median),
                 "center": [round(v, 4) for v in centers[c].tolist()],
                 "center_log": (centers[c] * transform.scale + transform.mean).tolist(),
                 "z": {f: round(v, 3) for f, v in z.items()},
-                "median": {
-                    f: round(float(v), 2) for f, v in zip(transform.features, medians, strict=True)
-                },
+                "median": median,
                 "description": words[:4] or ["close to the average visitor"],
             }
         )
@@ -194,9 +286,10 @@ def assign_keys(
 ) -> None:
     """Give each new cluster a stable ``key``: matched to the previous version's clusters by the
     Hungarian algorithm on centre distances (old centres expressed in the new version's
-    standardisation), a cluster closer than ``max_distance`` keeps the old key and name, so
-    segments mapped to "cluster: champions" keep meaning the same; the others get new keys from
-    their names. A retired key is never reused for something else."""
+    standardisation), a cluster closer than ``max_distance`` keeps the old key, so segments
+    mapped to "cluster: champions" keep meaning the same group (its name is the one its profile
+    earns now; ``renamed_from`` keeps the old one when they differ); the others get new keys
+    from their names. A retired key is never reused for something else."""
     taken: set[str] = set()
     if old and len(old[0].get("center_log", ())) == len(transform.features):
         a = np.array([c["center"] for c in new])
@@ -208,7 +301,10 @@ def assign_keys(
         for r, c in zip(rows, cols, strict=True):
             if cost[r, c] <= max_distance:
                 new[r]["key"] = old[c]["key"]
-                new[r]["name"] = old[c].get("name", new[r]["name"])
+                # The key stays (rules use it); the name follows the cluster's profile now,
+                # so a group that has lapsed since is no longer called what it was.
+                if old[c].get("name") and old[c]["name"] != new[r]["name"]:
+                    new[r]["renamed_from"] = old[c]["name"]
                 new[r]["matched_distance"] = round(float(cost[r, c]), 3)
         taken |= {c["key"] for c in old}
     for cluster in new:
@@ -252,4 +348,16 @@ def train(
     }
 
 
-__all__ = ["assign_keys", "choose_k", "profiles", "suggest_name", "train"]
+__all__ = [
+    "AT_RISK_DAYS",
+    "HIGH_Z",
+    "LAPSED_DAYS",
+    "LOYAL_ORDERS",
+    "RECENT_DAYS",
+    "assign_keys",
+    "choose_k",
+    "name_reason",
+    "profiles",
+    "suggest_name",
+    "train",
+]

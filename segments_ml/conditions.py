@@ -29,7 +29,7 @@ from segments.api import (
     describe_comparison,
     join_path,
     quoted,
-    reason_comparison,
+    reason_check,
     reason_value,
     register_condition,
 )
@@ -91,13 +91,20 @@ class ModelCondition(Condition):
                     return Outcome(False, NEVER, (f"not scored by {label} yet",))
                 rank = entry[1]
                 matched = rank >= floor
+                ranked = (
+                    f"{label} score {reason_value(entry[0])} ranks in the top "
+                    f"{reason_value(max(100 - rank, 1))}%"
+                )
+                if matched:
+                    return Outcome(
+                        True, NEVER, lambda: (f"{ranked} (top {reason_value(top)}% required)",)
+                    )
                 return Outcome(
-                    matched,
+                    False,
                     NEVER,
                     lambda: (
-                        f"{label} score {reason_value(entry[0])} ranks in the top "
-                        f"{reason_value(max(100 - rank, 1))}% "
-                        f"(top {reason_value(top)}% required)",
+                        f"{ranked}, not in the top {reason_value(top)}% required "
+                        f"({reason_value(float(floor - rank))} percentile points short)",
                     ),
                 )
 
@@ -118,9 +125,7 @@ class ModelCondition(Condition):
             return Outcome(
                 matched,
                 NEVER,
-                lambda: (
-                    f"{label} score is {reason_value(score)} ({reason_comparison(op, target)})",
-                ),
+                lambda: (reason_check(f"{label} score", score, op, target, matched),),
             )
 
         return evaluate

@@ -43,7 +43,7 @@ from .engine import (
     describe_condition,
     join_path,
     parse_window,
-    reason_comparison,
+    reason_check,
     reason_value,
     register_condition,
     window_words,
@@ -154,7 +154,9 @@ class NotCondition(Condition):
 
         def evaluate(profile: Profile, now: float, context: dict | None = None) -> Outcome:
             o = child(profile, now, context)
-            return Outcome(not o.matched, o.until, lambda: [f"not ({r})" for r in o.reasons])
+            if o.matched:  # the excluded condition holds, so "not" fails: say it was excluded
+                return Outcome(False, o.until, lambda: [f"excluded: {r}" for r in o.reasons])
+            return Outcome(True, o.until, lambda: [f"not ({r})" for r in o.reasons])
 
         return evaluate
 
@@ -234,21 +236,36 @@ class EventCountCondition(Condition):
         def evaluate(profile: Profile, now: float, context: dict | None = None) -> Outcome:
             count = profile.count_within(key, window, now)
 
+            counted = f"{count} {label} event(s) in the last {window_text}"
+
             def reason():
                 bound = (
                     f"threshold {minimum}"
                     if maximum is None
                     else f"between {minimum} and {maximum}"
                 )
-                return (f"{count} {label} event(s) in the last {window_text} ({bound})",)
+                return (f"{counted} ({bound})",)
 
             if count >= minimum and (maximum is None or count <= maximum):
                 until = profile.count_valid_until(key, window, minimum, now)
                 return Outcome(True, until, reason)
             if maximum is not None and count > maximum:  # too many: fewer once some age out
                 until = profile.count_valid_until(key, window, maximum + 1, now)
-                return Outcome(False, until, reason)
-            return Outcome(False, NEVER, reason)  # only a new event can make it hold
+                return Outcome(
+                    False,
+                    until,
+                    lambda: (
+                        f"{counted}, more than the {maximum} allowed ({count - maximum} too many)",
+                    ),
+                )
+            # only a new event can make it hold
+            return Outcome(
+                False,
+                NEVER,
+                lambda: (
+                    f"{counted}, fewer than the {minimum} required ({minimum - count} short)",
+                ),
+            )
 
         return evaluate
 
@@ -308,7 +325,14 @@ class EventWithoutCondition(Condition):
             if profile.last_ts.get(without, -math.inf) >= last:
                 return Outcome(False, NEVER, (f"{other} after the latest {label}",))
             if now - last < min_age:
-                return Outcome(False, last + min_age, (f"{label} too recent",))
+                return Outcome(
+                    False,
+                    last + min_age,
+                    lambda: (
+                        f"{label} too recent: {_minutes(now - last)} ago, at least "
+                        f"{_minutes(min_age)} required ({_minutes(last + min_age - now)} short)",
+                    ),
+                )
             return Outcome(
                 True, last + window, (f"{label} in the last {window_text} and no {other} since",)
             )
@@ -375,7 +399,7 @@ class FeatureCondition(Condition):
             return Outcome(
                 matched,
                 _feature_until(feature, profile, now, op, target, matched),
-                lambda: (f"{subject} is {reason_value(value)} ({reason_comparison(op, target)})",),
+                lambda: (reason_check(subject, value, op, target, matched),),
             )
 
         return evaluate
@@ -396,6 +420,13 @@ class FeatureCondition(Condition):
             "op": "gte" if number else "eq",
             "value": 1 if number else "",
         }
+
+
+def _minutes(seconds: float) -> str:
+    minutes = max(seconds, 0.0) / 60.0
+    if minutes >= 120:
+        return f"{reason_value(minutes / 60.0)} hours"
+    return f"{reason_value(minutes)} minutes"
 
 
 def _feature_until(
@@ -522,9 +553,7 @@ class ContextCondition(Condition):
                 until = NEVER
             matched = test(value)
             return Outcome(
-                matched,
-                until,
-                (f"{attribute} is {reason_value(value)} ({reason_comparison(op, target)})",),
+                matched, until, lambda: (reason_check(attribute, value, op, target, matched),)
             )
 
         return evaluate

@@ -234,6 +234,40 @@ def reason_comparison(op: str, target: Any) -> str:
     return f"{op.replace('_', ' ')} {target}"
 
 
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def reason_check(subject: str, value: Any, op: str, target: Any, matched: bool) -> str:
+    """A comparison's reason worded by its result, so that a reason never reads as if a
+    condition held when it did not. Held: "engagement score is 12 (≥ 10)". Failed: which
+    comparison failed and, for numbers, by how much: "engagement score is 8, not ≥ 10 (2 too
+    low)", "days since last seen is 40, not < 30 (10 too high)", "the device is unknown, so
+    not = mobile"."""
+    shown = reason_value(value)
+    wanted = reason_comparison(op, target)
+    if matched:
+        return f"{subject} is {shown} ({wanted})"
+    if value is None:
+        return f"{subject} is unknown, so not {wanted}"
+    gap = comparison_gap(value, op, target)
+    return f"{subject} is {shown}, not {wanted}" + (f" ({gap})" if gap else "")
+
+
+def comparison_gap(value: Any, op: str, target: Any) -> str | None:
+    """How far a number is from satisfying an ordered comparison it fails: "2 too low",
+    "10 too high", "at the limit" (for a strict comparison met with equality); None when the
+    comparison holds or is not an ordered one on numbers."""
+    if not (_number(value) and _number(target)) or op not in _COMPARE or op in ("eq", "ne"):
+        return None
+    if _COMPARE[op](value, target):
+        return None
+    distance = abs(value - target)
+    if distance == 0:
+        return "at the limit, which is excluded"
+    return f"{reason_value(float(distance))} too {'low' if op in ('gt', 'gte') else 'high'}"
+
+
 # -- what a condition type is -------------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class Field:
@@ -553,6 +587,7 @@ __all__ = [
     "Outcome",
     "RuleError",
     "catalog",
+    "comparison_gap",
     "compile_comparison",
     "compile_rule",
     "conditions",
@@ -563,6 +598,7 @@ __all__ = [
     "model_references",
     "operators_for",
     "parse_window",
+    "reason_check",
     "reason_comparison",
     "reason_value",
     "register_condition",

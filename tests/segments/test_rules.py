@@ -364,7 +364,9 @@ def test_event_count_on_empty_profile_never_changes_without_events():
     evaluate = compile_rule(count_rule(minimum=3))
     outcome = evaluate(Profile(), T)
     assert outcome == Outcome(
-        False, NEVER, ("0 page view event(s) in the last 10 minutes (threshold 3)",)
+        False,
+        NEVER,
+        ("0 page view event(s) in the last 10 minutes, fewer than the 3 required (3 short)",),
     )
 
 
@@ -384,7 +386,9 @@ def test_three_page_views_in_ten_minutes_until():
     after = evaluate(profile, outcome.until + 1)
     assert after.matched is False
     assert after.until == NEVER
-    assert after.reasons == ("2 page view event(s) in the last 10 minutes (threshold 3)",)
+    assert after.reasons == (
+        "2 page view event(s) in the last 10 minutes, fewer than the 3 required (1 short)",
+    )
 
 
 def test_until_is_at_most_one_bucket_after_the_exact_window():
@@ -466,6 +470,7 @@ A = count_rule("page_view", 1, "10m")
 B = count_rule("signup", 1, "1h")
 A_REASON = "1 page view event(s) in the last 10 minutes (threshold 1)"
 B_REASON = "1 signup event(s) in the last 1 hour (threshold 1)"
+A_MISSED = "0 page view event(s) in the last 10 minutes, fewer than the 1 required (1 short)"
 
 
 @pytest.fixture
@@ -476,12 +481,12 @@ def profile():
 def test_not_of_matching_condition(profile):
     evaluate = compile_rule({"type": "not", "condition": A})
     outcome = evaluate(profile, T + 300)
-    assert outcome == Outcome(False, T + 660, (f"not ({A_REASON})",))
+    assert outcome == Outcome(False, T + 660, (f"excluded: {A_REASON}",))
     # ... and starts to hold when the child stops, without any new event.
     later = evaluate(profile, T + 661)
     assert later.matched is True
     assert later.until == NEVER
-    assert later.reasons == ("not (0 page view event(s) in the last 10 minutes (threshold 1))",)
+    assert later.reasons == (f"not ({A_MISSED})",)
 
 
 def test_not_of_empty_profile_holds_forever():
@@ -493,7 +498,7 @@ def test_not_of_empty_profile_holds_forever():
 def test_double_not(profile):
     evaluate = compile_rule({"type": "not", "condition": {"type": "not", "condition": A}})
     outcome = evaluate(profile, T + 300)
-    assert outcome == Outcome(True, T + 660, (f"not (not ({A_REASON}))",))
+    assert outcome == Outcome(True, T + 660, (f"not (excluded: {A_REASON})",))
 
 
 def test_all_matching_holds_until_first_child_stops(profile):
@@ -509,7 +514,7 @@ def test_all_not_matching_reports_only_failing_children(profile):
     outcome = evaluate(profile, T + 700)
     assert outcome.matched is False
     assert outcome.until == NEVER  # only a new page view can make it hold again
-    assert outcome.reasons == ("0 page view event(s) in the last 10 minutes (threshold 1)",)
+    assert outcome.reasons == (A_MISSED,)
 
 
 def test_all_not_matching_until_failing_child_may_start_to_hold(profile):
@@ -517,7 +522,7 @@ def test_all_not_matching_until_failing_child_may_start_to_hold(profile):
     outcome = evaluate(profile, T + 300)
     assert outcome.matched is False
     assert outcome.until == T + 3780
-    assert outcome.reasons == (f"not ({B_REASON})",)
+    assert outcome.reasons == (f"excluded: {B_REASON}",)
     # A has expired by then, so it is still false: the early guess was safe.
     assert evaluate(profile, T + 3781).matched is False
 
@@ -576,7 +581,7 @@ def test_nested_not_of_all(profile):
     tree = {"type": "not", "condition": {"type": "all", "conditions": [A, B]}}
     evaluate = compile_rule(tree)
     outcome = evaluate(profile, T + 300)
-    assert outcome == Outcome(False, T + 660, (f"not ({A_REASON})", f"not ({B_REASON})"))
+    assert outcome == Outcome(False, T + 660, (f"excluded: {A_REASON}", f"excluded: {B_REASON}"))
     assert evaluate(profile, T + 661).matched is True
 
 

@@ -224,15 +224,30 @@ class _ActionView(ModelPermissionMixin, View):
 
 
 class TrainView(_ActionView):
+    """``POST [as_of]``: queue a training; with ``as_of`` (a date, or date and time) on the
+    data as it stood at that instant."""
+
     def post(self, request, pk):
         model = get_object_or_404(MLModel, pk=pk)
+        as_of = None
+        if request.POST.get("as_of", "").strip():
+            try:
+                as_of = lifecycle.parse_as_of(request.POST["as_of"])
+            except ValueError as exc:
+                messages.error(request, _("Not trained: %(why)s") % {"why": exc})
+                return self.back(model)
         if lifecycle.training_in_progress(model):
             messages.warning(request, _("A training of this model is already under way."))
         else:
-            version = tasks.queue_training(model, user=request.user.get_username())
+            version = tasks.queue_training(model, user=request.user.get_username(), as_of=as_of)
+            if as_of is None:
+                message = _("Training v%(n)s in a worker; progress shows below.")
+            else:
+                message = _(
+                    "Training v%(n)s in a worker on the data as of %(as_of)s; progress shows below."
+                )
             messages.success(
-                request,
-                _("Training v%(n)s in a worker; progress shows below.") % {"n": version.number},
+                request, message % {"n": version.number, "as_of": as_of and as_of.isoformat()}
             )
         return self.back(model)
 

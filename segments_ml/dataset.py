@@ -46,6 +46,7 @@ __all__ = [
     "build",
     "check_features",
     "event_log",
+    "events_before",
     "feature_matrix",
     "feature_row",
     "finite",
@@ -261,6 +262,20 @@ event_log = visitor_histories
 from_file = read_visitor_events
 
 
+def events_before(
+    source: Iterable[tuple[str, list[EventTuple]]], instant: float
+) -> list[tuple[str, list[EventTuple]]]:
+    """The source as it stood at ``instant`` (epoch seconds): each visitor's events strictly
+    before it, visitors with none left out. What ``--as-of`` does to a file (the durable log
+    is read with ``until`` instead)."""
+    out = []
+    for key, events in source:
+        kept = [e for e in events if e[1] < instant]
+        if kept:
+            out.append((key, kept))
+    return out
+
+
 def finite(X: np.ndarray) -> np.ndarray:
     """Guard against an infinite or missing value reaching an estimator."""
     return np.nan_to_num(X, nan=0.0, posinf=1e12, neginf=-1e12)
@@ -285,6 +300,7 @@ __all__ = [
     "TimeSplit",
     "build",
     "event_log",
+    "events_before",
     "feature_matrix",
     "feature_row",
     "from_file",

@@ -21,11 +21,13 @@ logger = logging.getLogger(__name__)
 worker_init.connect(preload_for_workers, weak=False, dispatch_uid="segments.ml.preload")
 
 
-def queue_training(model, *, trigger: str = "manual", user: str = ""):
+def queue_training(model, *, trigger: str = "manual", user: str = "", as_of=None):
     """Create a version (:func:`segments_ml.versions.new_version`) and hand its training to a
-    worker once the transaction commits."""
+    worker once the transaction commits. ``as_of`` (an aware datetime): train on the data as
+    it stood then; the task's argument stays the version's id (the instant is on the
+    version)."""
 
-    version = new_version(model, trigger=trigger, user=user)
+    version = new_version(model, trigger=trigger, user=user, as_of=as_of)
 
     def send() -> None:
         try:

@@ -86,18 +86,32 @@ def _progress(version: ModelVersion):
 
 
 def train_version(
-    version_id: int, *, source=None, data_end: datetime | None = None, holdout_cutoff=None
+    version_id: int,
+    *,
+    as_of: datetime | None = None,
+    source=None,
+    data_end: datetime | None = None,
+    holdout_cutoff=None,
 ) -> ModelVersion:
-    """Train a queued version; on failure the version is marked failed with the error. With
-    ``source`` (visitors' events) instead of the event log, and fixed dates, for evaluations."""
+    """Train a queued version; on failure the version is marked failed with the error.
+
+    ``as_of``: train as the data stood at that instant (reproducible figures for a past date):
+    the durable log is read up to it (events at or after it are ignored), features are
+    computed at it, and for a propensity model the held-out cut-off leaves one horizon of
+    labels before it. Without it, the instant the version was queued for
+    (:func:`segments_ml.versions.new_version`'s ``as_of``), else now. The same as-of on a log
+    that holds later events gives the same model and figures as on a log without them.
+    ``source`` (visitors' events) replaces the event log (evaluations); ``data_end`` is the
+    former name of ``as_of``."""
     version = ModelVersion.objects.select_related("model").get(pk=version_id)
+    as_of = as_of or data_end or version.data_end
     model = version.model
     report = _progress(version)
     version.status = ModelVersion.Status.TRAINING
     version.started_at = timezone.now()
     version.save(update_fields=["status", "started_at"])
     try:
-        _train(version, model, report, source, data_end, holdout_cutoff)
+        _train(version, model, report, source, as_of, holdout_cutoff)
     except Exception as exc:
         logger.exception("Training %s failed", version)
         version.status = ModelVersion.Status.FAILED
@@ -110,15 +124,17 @@ def train_version(
     return version
 
 
-def _train(version, model, report, source, data_end, holdout_cutoff) -> None:
+def _train(version, model, report, source, as_of, holdout_cutoff) -> None:
     started = time.perf_counter()
-    end = data_end or timezone.now()
+    end = as_of or timezone.now()
     start = end - timedelta(days=model.training_days)
     features = ds.check_features(model.features or _default_features(model))
     params = dict(model.params or {})
     if source is None:
-        report(0.05, "reading the event log")
+        report(0.05, f"reading the event log as of {end.astimezone(UTC):%Y-%m-%d %H:%M} UTC")
         source = ds.event_log(since=start, until=end)
+    else:
+        source = ds.events_before(source, end.timestamp())
     active = model.versions.filter(is_active=True).exclude(pk=version.pk).first()
     require = model.population_event or None
     version.data_start, version.data_end, version.features = start, end, features
@@ -142,7 +158,11 @@ def _train(version, model, report, source, data_end, holdout_cutoff) -> None:
         result = fit_propensity(data, split, algorithm=algorithm, params=params, progress=report)
         version.metrics = {**result.metrics, "algorithm": algorithm, "baseline": result.baseline}
         version.train_rows, version.holdout_rows = result.train_rows, result.holdout_rows
-        version.split = {**split.as_dict(), "target": target.as_dict()}
+        version.split = {
+            **split.as_dict(),
+            "target": target.as_dict(),
+            "as_of": end.astimezone(UTC).isoformat(),
+        }
         version.params = {"algorithm": algorithm, **params}
         if active is not None and active.features == features:
             report(0.8, f"scoring the held-out rows with the active v{active.number}")

@@ -10,9 +10,11 @@ in the database: a file is unpickled only if it is ours and unchanged.
 """
 
 import logging
+from datetime import UTC, datetime
 
 from django.db import transaction
 from django.db.models import Max
+from django.utils import timezone
 
 from .artifacts import ArtifactError, load_artifact, save_artifact
 from .conf import get_setting
@@ -21,17 +23,43 @@ from .models import MLModel, ModelActivation, ModelVersion
 logger = logging.getLogger(__name__)
 
 
+def parse_as_of(value: str) -> datetime:
+    """An ``--as-of`` value: a date (``2011-12-10``: that day's midnight, UTC, so the events of
+    that day are left out) or a date and time (UTC unless it carries an offset). Raises
+    ``ValueError`` with a message an editor can act on; refuses the future."""
+    text = (value or "").strip()
+    if not text or len(text) > 40:
+        raise ValueError("give a date such as 2011-12-10 (or a date and time).")
+    try:
+        instant = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a date such as 2011-12-10.") from None
+    if timezone.is_naive(instant):
+        instant = instant.replace(tzinfo=UTC)
+    if instant > timezone.now():
+        raise ValueError("the as-of date cannot be in the future.")
+    return instant
+
+
 class ActivationRefused(Exception):
     """Activation or rollback is not allowed; the message says why, in plain words."""
 
 
-def new_version(model: MLModel, *, trigger: str = "manual", user: str = "") -> ModelVersion:
-    """A queued version with the next number (training happens in a worker)."""
+def new_version(
+    model: MLModel, *, trigger: str = "manual", user: str = "", as_of: datetime | None = None
+) -> ModelVersion:
+    """A queued version with the next number (training happens in a worker). ``as_of``: train
+    it on the data as it stood at that instant (kept as the version's ``data_end``, which the
+    training reads; see :func:`segments_ml.training.train_version`)."""
+    if as_of is not None and timezone.is_naive(as_of):
+        raise ValueError("as_of must be an aware datetime.")
+    if as_of is not None and as_of > timezone.now():
+        raise ValueError("as_of cannot be in the future.")
     with transaction.atomic():
         MLModel.objects.select_for_update().get(pk=model.pk)
         number = (model.versions.aggregate(n=Max("number"))["n"] or 0) + 1
         return ModelVersion.objects.create(
-            model=model, number=number, trigger=trigger, requested_by=user[:150]
+            model=model, number=number, trigger=trigger, requested_by=user[:150], data_end=as_of
         )
 
 
@@ -147,6 +175,7 @@ __all__ = [
     "deactivate",
     "load_artifact",
     "new_version",
+    "parse_as_of",
     "rollback",
     "save_artifact",
 ]

@@ -4,13 +4,15 @@ applied to profiles like the workers do, features come from the catalog as of ea
 (segments_ml.dataset.build), and the clustering and propensity code is the training code."""
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 DATASETS = {"online-retail": "online_retail.csv.gz"}
+DEFAULT_AS_OF = "2011-12-10"  # the day after Online Retail's last invoice
+DEFAULT_CUTOFF = "2011-09-10"
 
 
 def default_data_dir() -> Path:
@@ -38,9 +40,20 @@ class Command(BaseCommand):
             "shared/data/online_retail/ beside the project directory).",
         )
         parser.add_argument("--path", help="The CSV itself (default: the dataset's file there).")
-        parser.add_argument("--cutoff", default="2011-09-10", help="Held-out cut-off (date).")
+        parser.add_argument(
+            "--as-of",
+            dest="as_of",
+            help="Evaluate as the data stood at this instant (a date: its midnight, UTC; or an "
+            "ISO date and time): later events are ignored, the clustering's features are "
+            "computed then, and propensity labels end by then. Default: 2011-12-10, the end of "
+            "Online Retail.",
+        )
+        parser.add_argument(
+            "--cutoff",
+            help="Held-out cut-off (date). Default: one horizon before the as-of date.",
+        )
         parser.add_argument("--horizon", type=int, default=90, help="Days after the cut-off.")
-        parser.add_argument("--end", default="2011-12-10", help="End of the data (date).")
+        parser.add_argument("--end", help="The former name of --as-of.")
         parser.add_argument("--k-min", type=int, default=3)
         parser.add_argument("--k-max", type=int, default=8)
         parser.add_argument("--windows", type=int, default=4, help="Training cut-offs.")
@@ -72,7 +85,20 @@ class Command(BaseCommand):
             f"Read {events} events of {len(source)} customers from {path.name} "
             f"in {time.perf_counter() - started:.1f} s (rows without a customer skipped).\n"
         )
-        end = _date(options["end"])
+        end = _as_of(options)
+        source = ds.events_before(source, end.timestamp())
+        options["as_of"] = end.isoformat()
+        if not options["cutoff"]:
+            default = _date(DEFAULT_AS_OF) == end and options["horizon"] == 90
+            options["cutoff"] = (
+                DEFAULT_CUTOFF
+                if default  # the published figures (docs/models.md)
+                else (end - timedelta(days=options["horizon"])).date().isoformat()
+            )
+        self.stdout.write(
+            f"As of {options['as_of']}: {sum(len(e) for _, e in source)} events of "
+            f"{len(source)} customers before it (later events ignored).\n"
+        )
         self._clustering(source, end, options, ds, clustering)
         self._propensity(source, options, ds, fit_propensity)
 
@@ -82,7 +108,7 @@ class Command(BaseCommand):
         from sklearn.metrics import silhouette_score
 
         out = self.stdout.write
-        out("== RFM clustering (as of {}; customers with a purchase) ==".format(options["end"]))
+        out("== RFM clustering (as of {}; customers with a purchase) ==".format(options["as_of"]))
         started = time.perf_counter()
         data = ds.build(source, [end.timestamp()], ds.RFM, require="purchase")
         fitted = clustering.train(
@@ -112,6 +138,7 @@ class Command(BaseCommand):
                 f"{med['days_since_last_purchase']:.0f} days since last purchase, "
                 f"{med['purchase_count']:.0f} orders, {med['monetary_value']:.0f} spent"
             )
+            out(f"      named for: {c['name_reason']}")
             for words in c["description"]:
                 out(f"      - {words}")
         out("")
@@ -121,6 +148,11 @@ class Command(BaseCommand):
         horizon = options["horizon"]
         target = ds.Target("purchase", horizon)
         cutoff = _date(options["cutoff"]).timestamp()
+        if cutoff + target.horizon > _date(options["as_of"]).timestamp() + 1e-6:
+            raise CommandError(
+                f"--cutoff {options['cutoff']} leaves less than {horizon} days of labels before "
+                f"the as-of date {options['as_of'][:10]}."
+            )
         first = cutoff - target.horizon
         split = ds.TimeSplit(
             tuple(first - i * 30 * ds.DAY for i in range(options["windows"])),
@@ -204,6 +236,15 @@ def _difference_interval(y, a, b, rounds: int = 300) -> tuple[float, float]:
 
 def _date(value: str) -> datetime:
     try:
-        return datetime.fromisoformat(value).replace(tzinfo=UTC)
+        moment = datetime.fromisoformat(value)
     except ValueError as exc:
         raise CommandError(f"not a date: {value!r}") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _as_of(options) -> datetime:
+    """The instant the evaluation is as of: --as-of (or its former name --end), else the end
+    of Online Retail."""
+    if options["as_of"] and options["end"] and _date(options["as_of"]) != _date(options["end"]):
+        raise CommandError("give --as-of or --end (its former name), not both.")
+    return _date(options["as_of"] or options["end"] or DEFAULT_AS_OF)

@@ -1,5 +1,7 @@
 """The segments app's public Python API: what the layers above may use."""
 
+from datetime import datetime
+
 from .backends import get_backend
 from .backends.base import BackendUnavailable, Exchange
 from .conf import get_setting
@@ -28,7 +30,9 @@ from .profiles.catalog import (
 )
 from .profiles.features import DIMENSIONS, MAX_WINDOW, Profile
 from .recording import exchange, record_events, schedule_drain, track
+from .reporting import insights
 from .reporting import results as reports
+from .reporting.access import may_view_visitors
 from .reporting.insights import estimate_size
 from .rules import (
     NEVER,
@@ -84,9 +88,12 @@ __all__ = [
     "describe_rule",
     "estimate_rule_size",
     "exchange",
+    "explain_visitor",
+    "feature_values",
     "get_backend",
     "is_page_view",
     "join_path",
+    "may_view_visitors",
     "min_segment_size",
     "mirror_consent",
     "model_references",
@@ -194,6 +201,27 @@ def report():
     and exits, top pages, conversions, and impressions/clicks/conversions per block, variant and
     segment (the module; its functions are the reporting API of the editor's screens)."""
     return reports
+
+
+# -- one visitor, for editors and privacy officers ----------------------------------------------
+
+
+def feature_values(visitor_key: str, as_of: datetime | None = None) -> list[dict]:
+    """Every feature of the catalog with this visitor's value (``value``; ``by_param`` for
+    features taking a parameter), their kind, unit, description and trend: now, from the fast
+    store, or ``as_of`` an instant, rebuilt from the durable log's events before it. Keyed by
+    the pseudonymous key only (``consent.api.visitor_key`` of the cookie's id); raises
+    :class:`BackendUnavailable` when the fast store is needed and unreachable. See
+    :func:`segments.reporting.insights.feature_values`."""
+    return insights.feature_values(visitor_key, as_of)
+
+
+def explain_visitor(visitor_key: str, as_of: datetime | None = None) -> list[dict]:
+    """Each behavioural segment for this visitor: ``member``, ``because`` (the rule's reasons:
+    for a non-member, which condition failed and by how much), ``until``, recent ``history``
+    and ``model_factors`` (what the models' explainers add). See
+    :func:`segments.reporting.insights.explain`."""
+    return insights.explain(visitor_key, as_of)
 
 
 def min_segment_size() -> int:

@@ -2,10 +2,11 @@
 
 from django.urls import path
 
-from .rest.views import EventIntakeView
+from .rest.views import EventIntakeView, VisitorFeaturesView
 
 app_name = "segments"
 
 urlpatterns = [
     path("events/", EventIntakeView.as_view(), name="events"),
+    path("visitors/features/", VisitorFeaturesView.as_view(), name="visitor_features"),
 ]

@@ -65,6 +65,22 @@ def _copy(rows: list[Row], table: str) -> None:
             copy.write_row((event_id, key, name, occurred_at, dumps(properties).decode()))
 
 
+def visitor_events(
+    visitor_key: str, *, until: datetime | None = None
+) -> list[tuple[str, float, dict]]:
+    """One visitor's events from the durable log, in time order, as ``(name, ts,
+    properties)``; with ``until``, only those strictly before it (the log as it stood then)."""
+    rows = LoggedEvent.objects.filter(visitor_key=visitor_key)
+    if until is not None:
+        rows = rows.filter(occurred_at__lt=until)
+    return [
+        (name, at.timestamp(), properties or {})
+        for name, at, properties in rows.order_by("occurred_at", "event_id").values_list(
+            "name", "occurred_at", "properties"
+        )
+    ]
+
+
 def visitor_histories(
     *, since: datetime | None = None, until: datetime | None = None, purpose: str | None = None
 ) -> Iterator[tuple[str, list[tuple[str, float, dict]]]]:

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import logging
+import math
 import time
 from datetime import UTC, datetime
 
@@ -12,7 +13,9 @@ from .. import extensions
 from ..backends import get_backend
 from ..conf import get_setting
 from ..definitions import enabled_segments, site_timezone
+from ..events.log import visitor_events
 from ..models import MembershipChange, Segment, SegmentSnapshot
+from ..profiles.catalog import FEATURES
 from ..profiles.features import Profile
 from ..rules import NEVER, compile_rule
 
@@ -78,15 +81,70 @@ def estimate_size(rule, sample: int = 2000) -> dict:
     }
 
 
-def explain(visitor_key: str) -> list[dict]:
+def visitor_profile(visitor_key: str, as_of: datetime | None = None) -> tuple[Profile, float]:
+    """A visitor's profile and the moment it is read at: now, from the fast store (what the
+    workers hold, model outputs included); or ``as_of``, rebuilt from the durable log's
+    events before that instant, the way the workers build it (no model outputs then)."""
+    if as_of is None:
+        state = get_backend().visitor_data(visitor_key)
+        return Profile.from_dict(json.loads(state.profile) if state.profile else None), time.time()
+    profile = Profile()
+    for i, (name, ts, properties) in enumerate(visitor_events(visitor_key, until=as_of), 1):
+        profile.apply(name, ts, (int(ts * 1000), i), properties)
+    return profile, as_of.timestamp()
+
+
+def _shown(value):
+    if isinstance(value, float):
+        return round(value, 4) if math.isfinite(value) else None
+    return value
+
+
+def feature_values(visitor_key: str, as_of: datetime | None = None) -> list[dict]:
+    """Every feature of the catalog (:mod:`segments.profiles.catalog`) with this visitor's
+    value, now or ``as_of`` an instant (see :func:`visitor_profile`): name, kind, unit,
+    description, how it moves with time, ``value`` (None: unknown, e.g. the days since the
+    last purchase of someone who never bought) and, for a feature that takes a parameter,
+    ``by_param``: the value for each event (``total_events``) or category
+    (``category_affinity``) the visitor has."""
+    profile, now = visitor_profile(visitor_key, as_of)
+    params = {"event": sorted(profile.totals), "category": sorted(profile.affinity)}
+    result = []
+    for feature in FEATURES.values():
+        entry = {
+            "name": feature.name,
+            "kind": feature.kind,
+            "unit": feature.unit,
+            "description": feature.description,
+            "trend": feature.trend,
+            "param": feature.param,
+            "value": None,
+        }
+        if feature.param is None:
+            entry["value"] = _shown(feature.value(profile, now, None))
+        else:
+            entry["by_param"] = {
+                p: _shown(feature.value(profile, now, p)) for p in params.get(feature.param, [])
+            }
+            if feature.param == "event":  # the parameter's default: page views
+                entry["value"] = _shown(feature.value(profile, now, None))
+        result.append(entry)
+    return result
+
+
+def explain(visitor_key: str, as_of: datetime | None = None) -> list[dict]:
     """For one visitor: each behavioural segment, whether they are in it, why, until when, and
     their recent entries and exits (e.g. "in engaged because: 4 page view event(s) in the last
-    10 minutes (threshold 3)")."""
-    state = get_backend().visitor_data(visitor_key)
-    profile = Profile.from_dict(json.loads(state.profile) if state.profile else None)
-    now = time.time()
+    10 minutes (threshold 3)"; for a non-member, which condition failed and by how much: "not
+    in engaged because: 1 page view event(s) in the last 10 minutes, fewer than the 3 required
+    (2 short)"). ``as_of``: as the visitor stood at that instant (profile rebuilt from the
+    durable log, history up to then; model conditions read as not scored)."""
+    profile, now = visitor_profile(visitor_key, as_of)
     history: dict[str, list[dict]] = {}
-    for change in MembershipChange.objects.filter(visitor_key=visitor_key).order_by("-at")[:200]:
+    changes = MembershipChange.objects.filter(visitor_key=visitor_key)
+    if as_of is not None:
+        changes = changes.filter(at__lte=as_of)
+    for change in changes.order_by("-at")[:200]:
         history.setdefault(change.segment, []).append(
             {"entered": change.entered, "at": change.at.isoformat(), "reason": change.reason}
         )

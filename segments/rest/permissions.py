@@ -1,8 +1,11 @@
-"""Same-origin check for endpoints that cannot use a CSRF token (beacons send no headers)."""
+"""Same-origin check for endpoints that cannot use a CSRF token (beacons send no headers), and
+who may look up one visitor."""
 
 from urllib.parse import urlsplit
 
 from rest_framework.permissions import BasePermission
+
+from ..reporting.access import may_view_visitors
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
@@ -47,3 +50,15 @@ class SameOrigin(BasePermission):
         if referer:
             return _origin(referer) == expected
         return True
+
+
+class MayViewVisitors(BasePermission):
+    """Staff users (a session of the Wagtail admin) holding a permission that lets them see one
+    visitor's features and memberships (:func:`segments.api.may_view_visitors`): editors who
+    may see segments, privacy officers. Everyone else is refused."""
+
+    message = "You need staff status and the permission to view segments or the privacy tools."
+
+    def has_permission(self, request, view) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and user.is_staff and may_view_visitors(user))

@@ -4,6 +4,8 @@ Each event is checked with the same schema as server-side events (:func:`segment
 validate`), so a batch is refused or accepted whole, whatever the visitor's consent.
 """
 
+from datetime import UTC, datetime
+
 from django.core.validators import RegexValidator
 from rest_framework import serializers
 
@@ -59,3 +61,39 @@ class EventBatchSerializer(serializers.Serializer):
     def items(self) -> list[tuple[str, dict, str | None]]:
         """The validated events as ``(name, properties, event_id)`` for ``record_events``."""
         return [(e["name"], e["properties"], e["event_id"]) for e in self.validated_data["events"]]
+
+
+HEX_ID = RegexValidator(r"\A[0-9a-fA-F]{32}\Z", "32 hexadecimal characters.")
+
+
+class VisitorLookupSerializer(serializers.Serializer):
+    """Which visitor, and as of when: ``key`` (the pseudonymous key, a keyed hash) or
+    ``visitor_id`` (the id in the visitor's consent cookie, hashed here with the current key and
+    never stored or returned), and an optional ``as_of`` (a date or an ISO date and time)."""
+
+    key = StrictCharField(required=False, trim_whitespace=True, validators=[HEX_ID])
+    visitor_id = StrictCharField(required=False, trim_whitespace=True, validators=[HEX_ID])
+    as_of = StrictCharField(required=False, max_length=40)
+
+    def validate(self, attrs: dict) -> dict:
+        if ("key" in attrs) == ("visitor_id" in attrs):
+            raise serializers.ValidationError("Give either key or visitor_id.")
+        if "as_of" in attrs:
+            attrs["as_of"] = parse_instant(attrs["as_of"])
+        return attrs
+
+
+def parse_instant(value: str):
+    """A date (its midnight, UTC) or an ISO date and time (UTC without an offset), not in the
+    future; a ``ValidationError`` otherwise."""
+    try:
+        instant = datetime.fromisoformat(value.strip())
+    except ValueError:
+        raise serializers.ValidationError(
+            {"as_of": f"{value[:40]!r} is not a date such as 2011-12-10."}
+        ) from None
+    if instant.tzinfo is None:
+        instant = instant.replace(tzinfo=UTC)
+    if instant > datetime.now(UTC):
+        raise serializers.ValidationError({"as_of": "The as-of date cannot be in the future."})
+    return instant

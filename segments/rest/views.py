@@ -1,21 +1,26 @@
-"""The client event endpoint: ``POST /api/events/`` (see docs/tracking.md for the contract)."""
+"""The client event endpoint, ``POST /api/events/`` (see docs/tracking.md for the contract),
+and the staff lookup of one visitor's features, ``/api/visitors/features/`` (docs/api.md)."""
 
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import ValidationError
-from rest_framework.permissions import AllowAny
+from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from consent.api import APIEndpoint, BeaconParser, JSONParser, get_consent
+from consent.api import APIEndpoint, BeaconParser, JSONParser, get_consent, visitor_key
 
+from ..backends.base import BackendUnavailable
 from ..conf import get_setting
 from ..consent_mirror import tracking_purpose
 from ..events import EventError
 from ..events.request import is_bot
 from ..recording import record_events
-from .permissions import SameOrigin
-from .serializers import EventBatchSerializer
+from ..reporting.insights import explain as explain_visitor
+from ..reporting.insights import feature_values
+from .permissions import MayViewVisitors, SameOrigin
+from .serializers import EventBatchSerializer, VisitorLookupSerializer
 
 
 class EventIntakeView(APIEndpoint):
@@ -63,3 +68,63 @@ class EventIntakeView(APIEndpoint):
         response = super().finalize_response(request, response, *args, **kwargs)
         response["Cache-Control"] = "no-store"
         return response
+
+
+class VisitorFeaturesView(APIEndpoint):
+    """One visitor's feature values and current memberships with their explanations, for staff
+    who may see them (:class:`~segments.rest.permissions.MayViewVisitors`): editors who may see
+    segments and privacy officers. ``GET ?key=<pseudonymous key>[&as_of=<date>]``, or ``POST
+    {"visitor_id": <the consent cookie's id>}`` (kept out of URLs and logs) or ``{"key": ...}``.
+    The answer names the visitor by the pseudonymous key only."""
+
+    authentication_classes = [SessionAuthentication]  # the admin's session; CSRF on POST
+    permission_classes = [IsAuthenticated, MayViewVisitors]
+
+    @extend_schema(
+        parameters=[VisitorLookupSerializer],
+        responses={200: dict, 400: dict, 403: dict, 503: dict},
+        operation_id="visitor_features_retrieve",
+    )
+    def get(self, request: Request) -> Response:
+        return self._answer(request.query_params)
+
+    @extend_schema(
+        request=VisitorLookupSerializer,
+        responses={200: dict, 400: dict, 403: dict, 503: dict},
+        operation_id="visitor_features_lookup",
+    )
+    def post(self, request: Request) -> Response:
+        if not isinstance(request.data, dict):
+            raise ValidationError("Send a JSON object.")
+        return self._answer(request.data)
+
+    def _answer(self, data) -> Response:
+        lookup = VisitorLookupSerializer(data={k: data.get(k) for k in data if k in FIELDS})
+        lookup.is_valid(raise_exception=True)
+        found = lookup.validated_data
+        key = found["key"].lower() if "key" in found else visitor_key(found["visitor_id"].lower())
+        as_of = found.get("as_of")
+        try:
+            body = {
+                "visitor_key": key,
+                "as_of": as_of.isoformat() if as_of else None,
+                "features": feature_values(key, as_of),
+                "segments": explain_visitor(key, as_of),
+            }
+        except BackendUnavailable:
+            return Response(
+                {
+                    "error": "The profile store cannot be reached right now; try again, or ask "
+                    "as of a date (read from the event log)."
+                },
+                status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            )
+        return Response(body)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+FIELDS = ("key", "visitor_id", "as_of")

@@ -1,9 +1,10 @@
 """Segments as snippets (with the visual rule builder and a history of changes), and the
-editors' screens, mounted by viewsets: rule checks and previews as segments with share links
-(``EditorToolsViewSet``), and the results (a "Results" menu: ``ResultsViewSetGroup``)."""
+editors' screens, mounted by viewsets: rule checks, previews as segments with share links and
+the visitor lookup (``EditorToolsViewSet``, the lookup with its own menu item), and the results
+(a "Results" menu: ``ResultsViewSetGroup``)."""
 
 from django.contrib.auth.models import Permission
-from django.urls import path
+from django.urls import path, reverse_lazy
 from django.utils.translation import gettext_lazy as _
 from wagtail import hooks
 from wagtail.admin.menu import MenuItem
@@ -14,11 +15,12 @@ from wagtail.log_actions import LogFormatter, log
 from wagtail.snippets.models import register_snippet
 from wagtail.snippets.views.snippets import EditView, SnippetViewSet
 
-from segments.api import describe_rule, segment_model
+from segments.api import describe_rule, may_view_visitors, segment_model
 
 from .admin_views.preview import SHARE_ACTION, PreviewAsView, PreviewRenderView
 from .admin_views.results import BlockReportView, SegmentResultsDetailView, SegmentResultsIndexView
 from .admin_views.rule_check import RuleCheckView
+from .admin_views.visitor import VisitorLookupView
 from .forms import SegmentForm
 from .permissions import can_preview_page, can_view_results
 from .preview import supports_segment_preview
@@ -151,7 +153,24 @@ class EditorToolsViewSet(ViewSet):
             path(
                 "preview/<int:page_id>/render/", PreviewRenderView.as_view(), name="preview_render"
             ),
+            path("visitor/", VisitorLookupView.as_view(), name="visitor"),
         ]
+
+
+class VisitorLookupMenuItem(MenuItem):
+    def is_shown(self, request):
+        return may_view_visitors(request.user)
+
+
+@hooks.register("register_admin_menu_item")
+def register_visitor_lookup_menu_item():
+    return VisitorLookupMenuItem(
+        _("Visitor lookup"),
+        reverse_lazy("cms_blocks_admin:visitor"),
+        name="visitor-lookup",
+        icon_name="user",
+        order=255,
+    )
 
 
 class ResultsMenuItem(MenuItem):

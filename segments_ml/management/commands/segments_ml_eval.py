@@ -100,7 +100,10 @@ class Command(BaseCommand):
             f"{len(source)} customers before it (later events ignored).\n"
         )
         self._clustering(source, end, options, ds, clustering)
-        self._propensity(source, options, ds, fit_propensity)
+        try:
+            self._propensity(source, options, ds, fit_propensity)
+        except ValueError as exc:  # as of a date the data cannot label (after its end, say)
+            self.stdout.write(f"== Propensity: not evaluated as of {options['as_of']}: {exc}")
 
     def _clustering(self, source, end, options, ds, clustering):
         # scikit-learn's plain K-Means, the baseline the clustering is compared with

@@ -243,6 +243,8 @@ def test_the_pipeline_scores_visitors_and_model_segments_follow(shop, backend):
     segment("likely", {"type": "model", "model": "buys-again", "op": "gte", "value": 0.5})
     segment("top", {"type": "model", "model": "buys-again", "top_percent": 50})
     segment("best", {"type": "cluster", "model": "rfm", "cluster": best["key"]})
+    other = next(c for c in clusters.details["clusters"] if c["key"] != best["key"])
+    segment("other", {"type": "cluster", "model": "rfm", "cluster": other["key"]})
 
     mirror_consent(KEY, frozenset({"personalization"}), notice_version(), time.time() + 3600)
     now = time.time()
@@ -266,6 +268,14 @@ def test_the_pipeline_scores_visitors_and_model_segments_follow(shop, backend):
     factors = explained["likely"]["model_factors"]["buys-again"]
     assert factors and all("score by" in f["words"] for f in factors)
     assert explained["best"]["model_factors"]["rfm"][0]["words"].count("typical of") == 1
+    # Not in "other": the reasons and the factors say what keeps them out (issue #12).
+    assert explained["other"]["member"] is False
+    assert explained["other"]["because"] == (
+        f"not in other because: in the {best['key']} cluster of rfm, not {other['key']}"
+    )
+    for factor in explained["other"]["model_factors"]["rfm"]:
+        assert "typical of" not in factor["words"]
+        assert f"away from the required {other['key']}" in factor["words"]
 
     # Deactivated: the next batch drops the model's outputs and its segments empty.
     registry.deactivate(propensity)

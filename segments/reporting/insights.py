@@ -84,13 +84,16 @@ def estimate_size(rule, sample: int = 2000) -> dict:
 def visitor_profile(visitor_key: str, as_of: datetime | None = None) -> tuple[Profile, float]:
     """A visitor's profile and the moment it is read at: now, from the fast store (what the
     workers hold, model outputs included); or ``as_of``, rebuilt from the durable log's
-    events before that instant, the way the workers build it (no model outputs then)."""
+    events before that instant, the way the workers build it, and scored by the registered
+    scorers (the models active now, on the features as they stood then)."""
     if as_of is None:
         state = get_backend().visitor_data(visitor_key)
         return Profile.from_dict(json.loads(state.profile) if state.profile else None), time.time()
     profile = Profile()
     for i, (name, ts, properties) in enumerate(visitor_events(visitor_key, until=as_of), 1):
         profile.apply(name, ts, (int(ts * 1000), i), properties)
+    if profile.first_seen is not None:
+        extensions.score_profiles([profile], as_of.timestamp())
     return profile, as_of.timestamp()
 
 
@@ -138,7 +141,7 @@ def explain(visitor_key: str, as_of: datetime | None = None) -> list[dict]:
     10 minutes (threshold 3)"; for a non-member, which condition failed and by how much: "not
     in engaged because: 1 page view event(s) in the last 10 minutes, fewer than the 3 required
     (2 short)"). ``as_of``: as the visitor stood at that instant (profile rebuilt from the
-    durable log, history up to then; model conditions read as not scored)."""
+    durable log and scored by the models active now, history up to then)."""
     profile, now = visitor_profile(visitor_key, as_of)
     history: dict[str, list[dict]] = {}
     changes = MembershipChange.objects.filter(visitor_key=visitor_key)

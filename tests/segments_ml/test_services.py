@@ -276,6 +276,14 @@ def test_the_pipeline_scores_visitors_and_model_segments_follow(shop, backend):
     for factor in explained["other"]["model_factors"]["rfm"]:
         assert "typical of" not in factor["words"]
         assert f"away from the required {other['key']}" in factor["words"]
+    # As of a past date: rebuilt from the log and scored by the active models then.
+    then = {
+        e["segment"]: e for e in insights.explain(KEY, as_of=timezone.now() - timedelta(days=15))
+    }
+    assert "not scored" not in then["likely"]["because"]
+    assert (
+        then["best"]["because"].endswith(" cluster of rfm") or ", not " in then["best"]["because"]
+    )
 
     # Deactivated: the next batch drops the model's outputs and its segments empty.
     registry.deactivate(propensity)

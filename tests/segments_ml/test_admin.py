@@ -145,6 +145,8 @@ def test_weak_models_and_small_clusters_are_flagged_and_names_escaped(model):
                     "share": 0.99,
                     "description": [XSS],
                     "median": {},
+                    "name_reason": "last purchase 491 days ago (over 180: lapsed)",
+                    "renamed_from": XSS,
                 },
                 {
                     "key": "tiny",
@@ -161,6 +163,7 @@ def test_weak_models_and_small_clusters_are_flagged_and_names_escaped(model):
     assert "Cluster tiny is too small to act on" in body
     assert "Cluster sizes" in body
     assert XSS not in body and "&lt;script&gt;" in body
+    assert "named for: last purchase 491 days ago (over 180: lapsed)" in body
 
 
 # -- query counts --------------------------------------------------------------------------

@@ -5,7 +5,6 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from cookie_consent.models import Cookie
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -14,6 +13,7 @@ from . import notices
 from .conf import get_setting
 from .hashing import new_identifier
 from .identity import previous_visitor_keys, visitor_key
+from .inventory import cookies_outside
 from .log import append_record, append_records, latest_grants
 from .models import ConsentRecord, ConsentTally, ErasureRequest
 from .policy import NECESSARY, ConsentState, resolve_choice
@@ -55,18 +55,6 @@ def tally(method: str) -> None:
             ConsentTally.objects.filter(pk=obj.pk).update(count=1)
 
 
-def _cookies_of(purposes: frozenset[str]) -> list[tuple[str, str, str]]:
-    """(name, path, domain) of the cookies declared under ``purposes`` in the inventory."""
-    if not purposes:
-        return []
-    return [
-        (c.name, c.path or "/", c.domain)
-        for c in Cookie.objects.filter(cookiegroup__varname__in=purposes).select_related(
-            "cookiegroup"
-        )
-    ]
-
-
 def record_decision(
     current: ConsentState,
     action: str,
@@ -93,8 +81,10 @@ def record_decision(
     else:
         visitor_id, key = None, current.visitor_key
 
+    # Read before anything is written: nothing after the write may fail (the inventory's bad
+    # entries are skipped, not raised).
+    delete_cookies = cookies_outside(granted)
     record = None
-    withdrawn: frozenset[str] = frozenset()
     with transaction.atomic():
         tally(method)
         if key is not None:
@@ -117,7 +107,7 @@ def record_decision(
         visitor_key=visitor_key(visitor_id) if visitor_id else None,
         gpc_override=gpc_override,
     )
-    return Decision(state, record, _cookies_of((denied | withdrawn) - {NECESSARY}))
+    return Decision(state, record, delete_cookies)
 
 
 def honour_gpc(current: ConsentState, effective: ConsentState, *, language: str = "") -> Decision:
@@ -126,6 +116,7 @@ def honour_gpc(current: ConsentState, effective: ConsentState, *, language: str 
     granted = effective.purposes
     optional = frozenset(p for p in get_setting("CONSENT_PURPOSES") if p != NECESSARY)
     withdrawn = current.purposes - granted
+    delete_cookies = cookies_outside(granted)
     record = None
     with transaction.atomic():
         tally(Method.GPC)
@@ -147,7 +138,7 @@ def honour_gpc(current: ConsentState, effective: ConsentState, *, language: str 
         visitor_id=keep_id,
         visitor_key=current.visitor_key if keep_id else None,
     )
-    return Decision(state, record, _cookies_of(withdrawn))
+    return Decision(state, record, delete_cookies)
 
 
 def schedule_erasure(

@@ -17,6 +17,7 @@ from django.http import HttpRequest, HttpResponse
 from . import notices
 from .conf import get_setting
 from .identity import visitor_key
+from .inventory import cookie_problem
 from .policy import UNDECIDED, ConsentState, decode_payload, encode_payload
 
 _SALT = "tailored.consent.cookie"
@@ -94,11 +95,13 @@ def write(response: HttpResponse, state: ConsentState) -> None:
 
 
 def delete(response: HttpResponse, cookies: list[tuple[str, str, str]]) -> None:
-    """Expire the cookies of purposes the visitor no longer grants."""
+    """Expire the cookies of purposes the visitor no longer grants. Runs after the decision is
+    recorded, so it never raises: an entry no response could carry is skipped."""
     own = get_setting("CONSENT_COOKIE_NAME")
     for name, path, domain in cookies:
-        if name != own:
-            response.delete_cookie(name, path=path or "/", domain=domain or None)
+        if name == own or cookie_problem(name, path or "/", domain or ""):
+            continue
+        response.delete_cookie(name, path=path or "/", domain=domain or None)
 
 
 def privacy_signal(request: HttpRequest) -> bool:

@@ -1,9 +1,11 @@
 """The consent cookie: a signed, timestamped reference to the visitor's decision.
 
 It holds the visitor id (only once a purpose needing one is granted), the purposes chosen, the
-notice version and whether the visitor opted in despite Global Privacy Control. A tampered,
-forged, expired or malformed value reads as "undecided" and never raises. Whether the server
-still honours the decision is checked against its own record.
+notice version, whether the visitor opted in despite Global Privacy Control, and the number of
+the consent record it was written for. A tampered, forged, expired or malformed value reads as
+"undecided" and never raises; an expired one, or one given under an earlier notice, is
+*lapsed*: the middleware deletes it. Whether the server still honours a current one is checked
+against its own record (:mod:`consent.standing`).
 """
 
 import time

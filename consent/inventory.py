@@ -14,6 +14,7 @@ from cookie_consent.models import Cookie
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 
+from . import notices
 from .policy import NECESSARY
 
 logger = logging.getLogger(__name__)
@@ -98,3 +99,58 @@ def cookies_outside(granted: frozenset[str]) -> list[tuple[str, str, str]]:
             continue
         found.append((name, path or "/", domain or ""))
     return found
+
+
+# The inventory as the notice in force declares it, by purpose: (the notice's hash, {purpose:
+# [(name, path, domain)]}). Every change of the inventory publishes a new notice, so this
+# follows it within CONSENT_NOTICE_CACHE_SECONDS, and a request reads it without a query.
+_declared: tuple[str, dict[str, list[tuple[str, str, str]]]] | None = None
+
+
+def declared_cookies() -> dict[str, list[tuple[str, str, str]]]:
+    """The cookies the notice in force declares under each optional purpose."""
+    global _declared
+    notice = notices.current()
+    version = notice.text_hash  # the texts and the purposes with their cookies
+    cached = _declared
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    by_purpose: dict[str, list[tuple[str, str, str]]] = {}
+    for purpose in notice.purposes or []:
+        code = purpose.get("code") if isinstance(purpose, dict) else None
+        if not code or code == NECESSARY:
+            continue
+        entries = []
+        for entry in purpose.get("cookies") or []:
+            parsed = _parse_snapshot_entry(entry)
+            if parsed is not None and cookie_problem(*parsed) is None:
+                entries.append(parsed)
+        by_purpose[code] = entries
+    _declared = (version, by_purpose)
+    return by_purpose
+
+
+def _parse_snapshot_entry(entry: object) -> tuple[str, str, str] | None:
+    """``name@domain/path`` as :func:`consent.notices.purpose_snapshot` writes it (``*`` for
+    no domain) back into (name, path, domain)."""
+    if not isinstance(entry, str) or "@" not in entry:
+        return None
+    name, _, rest = entry.rpartition("@")
+    slash = rest.find("/")
+    domain, path = (rest, "/") if slash == -1 else (rest[:slash], rest[slash:])
+    return name, path or "/", "" if domain == "*" else domain
+
+
+def stray_cookies(present, granted: frozenset[str]) -> list[tuple[str, str, str]]:
+    """Of the cookies a request carries (``present``: its cookie names), those the inventory
+    declares under a purpose not in ``granted``: a browser keeps a purpose's cookies after the
+    consent cookie itself expired, or was never given; they are deleted like a withdrawal's."""
+    if not present:
+        return []
+    return [
+        cookie
+        for purpose, cookies in declared_cookies().items()
+        if purpose not in granted
+        for cookie in cookies
+        if cookie[0] in present
+    ]

@@ -8,7 +8,7 @@ from django.utils.translation import get_language
 from . import cookies, standing
 from .actions import consent_lapsed, honour_gpc
 from .conf import get_setting
-from .inventory import cookies_outside
+from .inventory import cookies_outside, stray_cookies
 from .policy import UNDECIDED, ConsentState, apply_privacy_signals
 
 logger = logging.getLogger(__name__)
@@ -23,6 +23,9 @@ class ConsentMiddleware:
     response deletes the consent cookie, with its identifier, and the cookies of the purposes
     it granted, as a withdrawal does, and the data held under a lapsed identifier (which the
     visitor can no longer reach) is scheduled for erasure.
+
+    Cookies the inventory declares under a purpose the visitor does not grant (now) are deleted
+    whenever a request carries them: a browser keeps them after the consent cookie expired.
 
     A Global Privacy Control signal narrows the visitor's purposes for the request; the first
     time it takes away purposes they had granted, that is recorded and the cookie updated.
@@ -53,6 +56,8 @@ class ConsentMiddleware:
             decision = honour_gpc(claimed, effective, language=get_language() or "")
             cookies.write(response, decision.state)
             cookies.delete(response, decision.delete_cookies)
+        else:
+            cookies.delete(response, stray_cookies(request.COOKIES, effective.purposes))
         return response
 
 

@@ -307,3 +307,26 @@ def officer_client():
     client = Client()
     client.force_login(user)
     return client
+
+
+# -- purpose cookies outlive the consent cookie ---------------------------------------------
+def test_purpose_cookies_without_consent_are_deleted(inventory, django_assert_num_queries):
+    """The browser drops an expired consent cookie but keeps the purposes' cookies."""
+    client = browser()
+    for name in ("_ga", "_ads", "theme"):
+        client.cookies[name] = "x"
+    page = client.get("/")
+    assert _deleted(page, "_ga") and _deleted(page, "_ads")
+    assert "theme" not in page.cookies and "_p" not in page.cookies  # undeclared, not held
+
+    analytics_only = consenting_browser("custom", purposes=["analytics"])
+    analytics_only.cookies["_ga"] = analytics_only.cookies["_ads"] = "x"
+    page = analytics_only.get("/")
+    assert "_ga" not in page.cookies and _deleted(page, "_ads")
+
+    # Read from the notice in force: no query.
+    request = RequestFactory().get("/", HTTP_COOKIE="_ads=x")
+    middleware = ConsentMiddleware(lambda request: HttpResponse())
+    middleware(request)
+    with django_assert_num_queries(0):
+        assert middleware(request).cookies["_ads"]["max-age"] == 0

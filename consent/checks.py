@@ -7,6 +7,7 @@ from tailored.checks import subclass_index
 
 from .conf import get_setting
 from .cookies import HOST_PREFIX
+from .inventory import cookie_problem
 from .policy import NECESSARY
 from .rest.throttling import rate_problem
 
@@ -166,6 +167,31 @@ def check_cookie_security(app_configs=None, **kwargs):
     messages = []
     name = get_setting("CONSENT_COOKIE_NAME")
     secure = get_setting("CONSENT_COOKIE_SECURE")
+    # The cookie is written after the decision is recorded: a value Django or the browser
+    # refuses would fail every decision after its record.
+    problem = cookie_problem(
+        name, get_setting("CONSENT_COOKIE_PATH") or "/", get_setting("CONSENT_COOKIE_DOMAIN") or ""
+    )
+    if problem:
+        messages.append(
+            Error(
+                f"The consent cookie cannot be written: {problem}.",
+                hint="CONSENT_COOKIE_NAME must be a cookie name (RFC 6265 token: letters, "
+                "digits and !#$%&'*+-.^_`|~), CONSENT_COOKIE_PATH start with '/' and "
+                "CONSENT_COOKIE_DOMAIN be a host name.",
+                id="consent.E011",
+            )
+        )
+    samesite = get_setting("CONSENT_COOKIE_SAMESITE")
+    if samesite is not None and str(samesite).lower() not in ("lax", "strict", "none"):
+        messages.append(
+            Error(
+                f"CONSENT_COOKIE_SAMESITE is {samesite!r}.",
+                hint="Use 'Lax' (the default), 'Strict', 'None' (only with a Secure cookie) "
+                "or None (no attribute).",
+                id="consent.E012",
+            )
+        )
     if name.startswith(HOST_PREFIX):
         ignored = [
             setting

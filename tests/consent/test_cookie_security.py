@@ -80,3 +80,20 @@ def test_missing_transport_security_is_reported_by_the_deployment_checks(setting
     for name in SECURE_SITE:
         setattr(settings, name, False)
     assert consent_checks.check_transport_security() == []
+
+
+@pytest.mark.parametrize(
+    "setting, value, expected",
+    [
+        ("CONSENT_COOKIE_NAME", "my consent", "consent.E011"),
+        ("CONSENT_COOKIE_NAME", "consent;", "consent.E011"),
+        ("CONSENT_COOKIE_PATH", "/a;b", "consent.E011"),
+        ("CONSENT_COOKIE_DOMAIN", "exa mple.com", "consent.E011"),
+        ("CONSENT_COOKIE_SAMESITE", "Sometimes", "consent.E012"),
+    ],
+)
+def test_a_consent_cookie_that_cannot_be_written_is_refused_at_startup(
+    settings, setting, value, expected
+):
+    setattr(settings, setting, value)
+    assert ids(consent_checks.check_cookie_security()) == [expected]

@@ -19,10 +19,10 @@ class ConsentMiddleware:
 
     The server's record wins over the cookie: an old copy of a cookie (the visitor decided
     again since, or withdrew) counts as no consent (:mod:`consent.standing`). A cookie that
-    expired or was given under an earlier notice no longer counts either; in both cases the
-    response deletes the consent cookie, with its identifier, and the cookies of the purposes
-    it granted, as a withdrawal does, and the data held under a lapsed identifier (which the
-    visitor can no longer reach) is scheduled for erasure.
+    expired or was given under an earlier notice no longer counts either: the response deletes
+    it, with its identifier, and the cookies of the purposes it granted, as a withdrawal does,
+    and the data held under the lapsed identifier (which the visitor can no longer reach) is
+    scheduled for erasure.
 
     Cookies the inventory declares under a purpose the visitor does not grant (now) are deleted
     whenever a request carries them: a browser keeps them after the consent cookie expired.
@@ -37,16 +37,17 @@ class ConsentMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         reading = cookies.inspect(request)
         claimed, stale = reading.state, reading.lapsed
-        superseded = claimed.visitor_key is not None and not standing.honoured(claimed)
-        if superseded:
-            claimed = UNDECIDED  # an old copy: forgotten (what it named is handled already)
+        if claimed.visitor_key is not None and not standing.honoured(claimed):
+            # An old copy: no consent. The cookie itself is left alone (the browser may be
+            # receiving the newer one from a concurrent request); its purposes' cookies go.
+            claimed = UNDECIDED
         effective = claimed
         if claimed.purposes and cookies.privacy_signal(request):
             effective = apply_privacy_signals(
                 claimed, gpc=True, gpc_purposes=frozenset(get_setting("CONSENT_GPC_PURPOSES"))
             )
         request.consent = effective
-        forget = superseded or (stale is not None and _lapse(stale))
+        forget = stale is not None and _lapse(stale)
         response = self.get_response(request)
         if getattr(request, "consent_decided", False):
             return response  # the view wrote the new decision's cookies

@@ -327,3 +327,12 @@ def test_purpose_cookies_without_consent_are_deleted(inventory, django_assert_nu
     middleware(request)
     with django_assert_num_queries(0):
         assert middleware(request).cookies["_ads"]["max-age"] == 0
+
+
+def test_the_record_of_processing_states_what_happens_to_lapsed_consent(settings):
+    from consent.processing import processing_record
+
+    settings.CONSENT_WITHDRAWAL_ERASURE_DELAY = 7200
+    periods = dict(processing_record()["retention"])
+    lapsed = periods["Data collected under a consent that expired or predates the notice in force"]
+    assert lapsed.startswith("erased 2") and "identifier is deleted" in lapsed

@@ -531,6 +531,7 @@ def breakdown(scenario: Scenario, n: int) -> dict:
     from django.template import library
 
     import consent.cookies
+    import consent.standing
     import personalization.visitor
     import segments.events
     import segments.recording
@@ -538,7 +539,10 @@ def breakdown(scenario: Scenario, n: int) -> dict:
     from segments.api import get_backend
 
     timers = Timers()
-    timers.wrap(consent.cookies, "read", "consent cookie: verify signature, parse (cookies.read)")
+    timers.wrap(
+        consent.cookies, "inspect", "consent cookie: verify signature, parse (cookies.inspect)"
+    )
+    timers.wrap(consent.standing, "honoured", "consent cookie: still current? (standing, cache)")
     timers.wrap(consent.cookies, "visitor_key", "  of which visitor key HMAC (visitor_key)")
     timers.wrap(VisitorContext, "segments", "request.segments (first use: exchange + union)")
     timers.wrap(VisitorContext, "finish", "VisitorContext.finish (after the response)")

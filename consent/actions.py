@@ -5,32 +5,45 @@ import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from cookie_consent.models import Cookie
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import notices
+from . import notices, standing
 from .conf import get_setting
 from .hashing import new_identifier
 from .identity import previous_visitor_keys, visitor_key
+from .inventory import cookies_outside
 from .log import append_record, append_records, latest_grants
 from .models import ConsentRecord, ConsentTally, ErasureRequest
-from .policy import NECESSARY, ConsentState, resolve_choice
+from .policy import NECESSARY, UNDECIDED, ConsentState, resolve_choice
 from .registry import handlers
 
 logger = logging.getLogger(__name__)
 
 Method = ConsentRecord.Method
 
+# The method recorded for an action, by the way the decision reached us: the site's own forms
+# (the banner and the preferences page) or the JSON API (scripts, apps, consent.js clients).
 _METHODS = {
-    "accept_all": Method.BANNER_ACCEPT_ALL,
-    "reject_all": Method.BANNER_REJECT_ALL,
-    "custom": Method.BANNER_CUSTOM,
-    "settings": Method.SETTINGS_PAGE,
-    "api": Method.API,
-    "withdraw": Method.WITHDRAW,
+    "form": {
+        "accept_all": Method.BANNER_ACCEPT_ALL,
+        "reject_all": Method.BANNER_REJECT_ALL,
+        "custom": Method.BANNER_CUSTOM,
+        "settings": Method.SETTINGS_PAGE,
+        "api": Method.API,
+        "withdraw": Method.WITHDRAW,
+    },
+    "api": {
+        "accept_all": Method.API_ACCEPT_ALL,
+        "reject_all": Method.API_REJECT_ALL,
+        "custom": Method.API,
+        "settings": Method.API,
+        "api": Method.API,
+        "withdraw": Method.API_WITHDRAW,
+    },
 }
+VIA = tuple(_METHODS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,18 +68,6 @@ def tally(method: str) -> None:
             ConsentTally.objects.filter(pk=obj.pk).update(count=1)
 
 
-def _cookies_of(purposes: frozenset[str]) -> list[tuple[str, str, str]]:
-    """(name, path, domain) of the cookies declared under ``purposes`` in the inventory."""
-    if not purposes:
-        return []
-    return [
-        (c.name, c.path or "/", c.domain)
-        for c in Cookie.objects.filter(cookiegroup__varname__in=purposes).select_related(
-            "cookiegroup"
-        )
-    ]
-
-
 def record_decision(
     current: ConsentState,
     action: str,
@@ -74,8 +75,13 @@ def record_decision(
     *,
     language: str = "",
     gpc: bool = False,
+    via: str = "form",
 ) -> Decision:
     """Record a visitor's choice and return their new state.
+
+    ``via`` says how the choice reached the site, ``"form"`` (the banner, the preferences page)
+    or ``"api"`` (a JSON request): the record's method names both (``banner_accept_all``,
+    ``api_accept_all``...).
 
     A visitor who grants nothing gets no identifier and nothing is stored about them (only an
     anonymous daily count). A visitor who had an identifier and withdraws gets a withdrawal
@@ -84,7 +90,11 @@ def record_decision(
     """
     purposes = list(get_setting("CONSENT_PURPOSES"))
     granted, denied = resolve_choice(action, requested, purposes)
-    method = _METHODS[action]
+    method = _METHODS[via][action]
+    if current.visitor_key is not None and not standing.honoured(current, fresh=True):
+        # An old copy of a cookie (its identifier withdrew or decided again since): nothing is
+        # written under its identifier, and a grant gets a new one.
+        current = UNDECIDED
     gpc_override = gpc and bool(granted & frozenset(get_setting("CONSENT_GPC_PURPOSES")))
 
     if granted:
@@ -93,8 +103,10 @@ def record_decision(
     else:
         visitor_id, key = None, current.visitor_key
 
+    # Read before anything is written: nothing after the write may fail (the inventory's bad
+    # entries are skipped, not raised).
+    delete_cookies = cookies_outside(granted)
     record = None
-    withdrawn: frozenset[str] = frozenset()
     with transaction.atomic():
         tally(method)
         if key is not None:
@@ -116,8 +128,9 @@ def record_decision(
         visitor_id=visitor_id,
         visitor_key=visitor_key(visitor_id) if visitor_id else None,
         gpc_override=gpc_override,
+        record_seq=record.seq if record is not None and visitor_id else None,
     )
-    return Decision(state, record, _cookies_of((denied | withdrawn) - {NECESSARY}))
+    return Decision(state, record, delete_cookies)
 
 
 def honour_gpc(current: ConsentState, effective: ConsentState, *, language: str = "") -> Decision:
@@ -126,6 +139,7 @@ def honour_gpc(current: ConsentState, effective: ConsentState, *, language: str 
     granted = effective.purposes
     optional = frozenset(p for p in get_setting("CONSENT_PURPOSES") if p != NECESSARY)
     withdrawn = current.purposes - granted
+    delete_cookies = cookies_outside(granted)
     record = None
     with transaction.atomic():
         tally(Method.GPC)
@@ -146,8 +160,9 @@ def honour_gpc(current: ConsentState, effective: ConsentState, *, language: str 
         notice_version=current.notice_version,
         visitor_id=keep_id,
         visitor_key=current.visitor_key if keep_id else None,
+        record_seq=record.seq if record is not None and keep_id else None,
     )
-    return Decision(state, record, _cookies_of(withdrawn))
+    return Decision(state, record, delete_cookies)
 
 
 def schedule_erasure(
@@ -167,6 +182,24 @@ def schedule_erasure(
         reason=reason,
         purposes=sorted(purposes),
         due_at=timezone.now() + timedelta(seconds=delay),
+    )
+
+
+def consent_lapsed(key: str) -> ErasureRequest | None:
+    """A visitor's consent expired, or was given under an earlier notice: their identifier is
+    deleted from their browser (a new decision gets a new one), so nobody could reach what is
+    held under it any more. It is erased, as after a withdrawal of every purpose (after
+    ``CONSENT_WITHDRAWAL_ERASURE_DELAY``). Once per identifier; nothing to do for one whose
+    latest record grants nothing (its withdrawal or erasure already took care of it)."""
+    if not standing.lookup(key).granting:
+        return None
+    if ErasureRequest.objects.filter(visitor_key=key, reason=ErasureRequest.Reason.LAPSED).exists():
+        return None
+    return ErasureRequest.objects.create(
+        visitor_key=key,
+        reason=ErasureRequest.Reason.LAPSED,
+        purposes=[],
+        due_at=timezone.now() + timedelta(seconds=get_setting("CONSENT_WITHDRAWAL_ERASURE_DELAY")),
     )
 
 

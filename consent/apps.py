@@ -13,6 +13,7 @@ class ConsentConfig(AppConfig):
         from cookie_consent.models import Cookie, CookieGroup
 
         from . import checks  # noqa: F401  (registers the system checks)
+        from .inventory import install_validators
         from .models import ErasureRequest
         from .receivers import ensure_setup, erasure_requested, link_user, purposes_changed
 
@@ -24,6 +25,7 @@ class ConsentConfig(AppConfig):
             post_delete.connect(
                 purposes_changed, sender=model, dispatch_uid=f"consent.{model.__name__}.d"
             )
+        install_validators()  # the inventory refuses cookies no response could carry
         user_logged_in.connect(link_user, dispatch_uid="consent.link_user")
         post_save.connect(
             erasure_requested, sender=ErasureRequest, dispatch_uid="consent.erasure_requested"

@@ -37,6 +37,12 @@ def digest(key: bytes, record: dict, prev_hash: str) -> str:
     return hmac.new(key, prev_hash.encode() + b"|" + canonical(record), hashlib.sha256).hexdigest()
 
 
+def same(a: str, b: str) -> bool:
+    """Whether two MACs are equal, in constant time (``==`` would tell, through timing, how
+    much of a forged value is right)."""
+    return hmac.compare_digest(str(a).encode(), str(b).encode())
+
+
 def checkpoint_mac(key: bytes, first_seq: int, first_prev_hash: str) -> str:
     message = f"checkpoint|{first_seq}|{first_prev_hash}".encode()
     return hmac.new(key, message, hashlib.sha256).hexdigest()
@@ -75,7 +81,7 @@ def verify(
             problems.append(
                 Problem(seq, kind, f"expected record #{expected_seq} here, found #{seq}")
             )
-        if record["prev_hash"] != expected_prev:
+        if not same(record["prev_hash"], expected_prev):
             problems.append(
                 Problem(
                     seq,
@@ -83,10 +89,10 @@ def verify(
                     "does not link to the record before it",
                 )
             )
-        if digest(key, record, record["prev_hash"]) != record["record_hash"]:
+        if not same(digest(key, record, record["prev_hash"]), record["record_hash"]):
             problems.append(Problem(seq, "modified", "content does not match its hash"))
         expected_seq, expected_prev = seq + 1, record["record_hash"]
-    if checked and (expected_seq - 1 != head_seq or expected_prev != head_hash):
+    if checked and (expected_seq - 1 != head_seq or not same(expected_prev, head_hash)):
         problems.append(
             Problem(
                 None,

@@ -6,6 +6,8 @@ from django.core.checks import Error, Warning, register
 from tailored.checks import subclass_index
 
 from .conf import get_setting
+from .cookies import HOST_PREFIX
+from .inventory import cookie_problem
 from .policy import NECESSARY
 from .rest.throttling import rate_problem
 
@@ -158,3 +160,99 @@ def check_rate(app_configs=None, **kwargs):
             )
         )
     return errors
+
+
+@register()
+def check_cookie_security(app_configs=None, **kwargs):
+    messages = []
+    name = get_setting("CONSENT_COOKIE_NAME")
+    secure = get_setting("CONSENT_COOKIE_SECURE")
+    # The cookie is written after the decision is recorded: a value Django or the browser
+    # refuses would fail every decision after its record.
+    problem = cookie_problem(
+        name, get_setting("CONSENT_COOKIE_PATH") or "/", get_setting("CONSENT_COOKIE_DOMAIN") or ""
+    )
+    if problem:
+        messages.append(
+            Error(
+                f"The consent cookie cannot be written: {problem}.",
+                hint="CONSENT_COOKIE_NAME must be a cookie name (RFC 6265 token: letters, "
+                "digits and !#$%&'*+-.^_`|~), CONSENT_COOKIE_PATH start with '/' and "
+                "CONSENT_COOKIE_DOMAIN be a host name.",
+                id="consent.E011",
+            )
+        )
+    samesite = get_setting("CONSENT_COOKIE_SAMESITE")
+    if samesite is not None and str(samesite).lower() not in ("lax", "strict", "none"):
+        messages.append(
+            Error(
+                f"CONSENT_COOKIE_SAMESITE is {samesite!r}.",
+                hint="Use 'Lax' (the default), 'Strict', 'None' (only with a Secure cookie) "
+                "or None (no attribute).",
+                id="consent.E012",
+            )
+        )
+    if name.startswith(HOST_PREFIX):
+        ignored = [
+            setting
+            for setting, value, wanted in (
+                ("CONSENT_COOKIE_SECURE", secure, (None, True)),
+                ("CONSENT_COOKIE_PATH", get_setting("CONSENT_COOKIE_PATH"), ("/",)),
+                ("CONSENT_COOKIE_DOMAIN", get_setting("CONSENT_COOKIE_DOMAIN"), (None, "")),
+            )
+            if value not in wanted
+        ]
+        if ignored:
+            messages.append(
+                Warning(
+                    f"CONSENT_COOKIE_NAME starts with {HOST_PREFIX!r}: {', '.join(ignored)} "
+                    f"{'is' if len(ignored) == 1 else 'are'} ignored.",
+                    hint="Browsers accept a __Host- cookie only when it is Secure, with Path=/ "
+                    "and without Domain, so it is always written like that. Remove the "
+                    "setting, or use a name without the prefix.",
+                    id="consent.W004",
+                )
+            )
+    elif secure is not None and not secure and not settings.DEBUG:
+        messages.append(
+            Warning(
+                "CONSENT_COOKIE_SECURE is False with DEBUG off: the consent cookie, which "
+                "carries the visitor's identifier, is also sent over plain HTTP.",
+                hint="Serve the site over HTTPS and remove CONSENT_COOKIE_SECURE (Secure unless "
+                "DEBUG), or set it to True. A __Host- prefixed CONSENT_COOKIE_NAME also binds "
+                "the cookie to this host.",
+                id="consent.W003",
+            )
+        )
+    return messages
+
+
+# Django's transport security settings a production site serving consent cookies should set,
+# and the value that is missing (Django's own deploy checks say the same, security.W004...).
+_TRANSPORT_SETTINGS = (
+    ("SECURE_HSTS_SECONDS", lambda value: bool(value)),
+    ("SECURE_SSL_REDIRECT", lambda value: bool(value)),
+    ("SESSION_COOKIE_SECURE", lambda value: bool(value)),
+    ("CSRF_COOKIE_SECURE", lambda value: bool(value)),
+)
+
+
+@register(deploy=True)
+def check_transport_security(app_configs=None, **kwargs):
+    if settings.DEBUG:
+        return []
+    missing = [
+        name for name, is_set in _TRANSPORT_SETTINGS if not is_set(getattr(settings, name, None))
+    ]
+    if not missing:
+        return []
+    return [
+        Warning(
+            f"Not set for production: {', '.join(missing)}.",
+            hint="The consent cookie and the privacy screens must only travel over HTTPS: set "
+            "SECURE_HSTS_SECONDS (e.g. 31536000, after testing with a short value), "
+            "SECURE_SSL_REDIRECT, SESSION_COOKIE_SECURE and CSRF_COOKIE_SECURE to True (behind "
+            "a TLS-terminating proxy also SECURE_PROXY_SSL_HEADER). See docs/installation.md.",
+            id="consent.W005",
+        )
+    ]

@@ -13,9 +13,12 @@ CONSENT_PURPOSES = ["necessary", "analytics", "personalization", "marketing"]
 # How long a consent decision lasts, in seconds (about six months).
 CONSENT_MAX_AGE = 183 * 24 * 3600
 
-# Name of the cookie holding the signed consent reference.
+# Name of the cookie holding the signed consent reference. A name starting with "__Host-"
+# (e.g. "__Host-tailored_consent") is always Secure, Path=/ and without Domain.
 CONSENT_COOKIE_NAME = "tailored_consent"
-CONSENT_COOKIE_SECURE = False
+# The cookie's Secure attribute; None: on unless DEBUG (warning consent.W003 when off in
+# production).
+CONSENT_COOKIE_SECURE = None
 CONSENT_COOKIE_SAMESITE = "Lax"
 CONSENT_COOKIE_DOMAIN = None
 CONSENT_COOKIE_PATH = "/"
@@ -64,6 +67,10 @@ CONSENT_RECORD_RETENTION_DAYS = 6 * 365
 CONSENT_RATE = "30/min"
 # The cache alias holding the rate-limit counters of every endpoint of the suite.
 CONSENT_RATE_LIMIT_CACHE = "default"
+# The cache alias holding each identifier's latest consent record number, by which old copies
+# of a consent cookie are recognised (consent.standing). Shared by every process (Redis) in
+# production; a miss is answered from the database.
+CONSENT_STATE_CACHE = "default"
 
 # "server": the banner is rendered for each visitor. "client": the page carries a neutral
 # banner and consent.js fetches the visitor's state, so cached pages are safe to share.

@@ -7,7 +7,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from . import chain, notices
+from . import chain, notices, standing
 from .conf import get_setting
 from .identity import chain_key
 from .models import ChainHead, ConsentRecord
@@ -108,6 +108,13 @@ def append_records(
         ChainHead.objects.filter(pk=1).update(last_seq=seq, last_hash=prev)
 
         def announce():
+            # First: from now on, older copies of these visitors' cookies count for nothing.
+            standing.remember(
+                {
+                    r.visitor_key: standing.of_record(method, r.seq, granted, r.created_at)
+                    for r in records
+                }
+            )
             for record in records:
                 consent_changed.send(
                     sender=ConsentRecord,

@@ -1,16 +1,31 @@
+import logging
 from collections.abc import Callable
 
+from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import get_language
 
-from . import cookies
-from .actions import honour_gpc
+from . import cookies, standing
+from .actions import consent_lapsed, honour_gpc
 from .conf import get_setting
-from .policy import apply_privacy_signals
+from .inventory import cookies_outside, stray_cookies
+from .policy import UNDECIDED, ConsentState, apply_privacy_signals
+
+logger = logging.getLogger(__name__)
 
 
 class ConsentMiddleware:
     """Verify the consent cookie once per request and keep the result on ``request.consent``.
+
+    The server's record wins over the cookie: an old copy of a cookie (the visitor decided
+    again since, or withdrew) counts as no consent (:mod:`consent.standing`). A cookie that
+    expired or was given under an earlier notice no longer counts either: the response deletes
+    it, with its identifier, and the cookies of the purposes it granted, as a withdrawal does,
+    and the data held under the lapsed identifier (which the visitor can no longer reach) is
+    scheduled for erasure.
+
+    Cookies the inventory declares under a purpose the visitor does not grant (now) are deleted
+    whenever a request carries them: a browser keeps them after the consent cookie expired.
 
     A Global Privacy Control signal narrows the visitor's purposes for the request; the first
     time it takes away purposes they had granted, that is recorded and the cookie updated.
@@ -20,16 +35,42 @@ class ConsentMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        claimed = cookies.read(request)
+        reading = cookies.inspect(request)
+        claimed, stale = reading.state, reading.lapsed
+        if claimed.visitor_key is not None and not standing.honoured(claimed):
+            # An old copy: no consent. The cookie itself is left alone (the browser may be
+            # receiving the newer one from a concurrent request); its purposes' cookies go.
+            claimed = UNDECIDED
         effective = claimed
         if claimed.purposes and cookies.privacy_signal(request):
             effective = apply_privacy_signals(
                 claimed, gpc=True, gpc_purposes=frozenset(get_setting("CONSENT_GPC_PURPOSES"))
             )
         request.consent = effective
+        forget = stale is not None and _lapse(stale)
         response = self.get_response(request)
-        if effective is not claimed and not getattr(request, "consent_decided", False):
+        if getattr(request, "consent_decided", False):
+            return response  # the view wrote the new decision's cookies
+        if forget:
+            cookies.forget(response, cookies_outside(frozenset()))
+        elif effective is not claimed:
             decision = honour_gpc(claimed, effective, language=get_language() or "")
             cookies.write(response, decision.state)
             cookies.delete(response, decision.delete_cookies)
+        else:
+            cookies.delete(response, stray_cookies(request.COOKIES, effective.purposes))
         return response
+
+
+def _lapse(state: ConsentState) -> bool:
+    """Whether the browser should forget a lapsed cookie: yes once what its identifier holds
+    is scheduled for erasure (or it holds nothing). If that cannot be written now, the cookie
+    stays, so a later request tries again rather than strand the data."""
+    if state.visitor_key is None:
+        return bool(state.purposes)
+    try:
+        consent_lapsed(state.visitor_key)
+    except DatabaseError as exc:
+        logger.warning("Lapsed consent not handled: %s", type(exc).__name__)
+        return False
+    return True

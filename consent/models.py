@@ -57,6 +57,9 @@ class ConsentRecord(models.Model):
         BANNER_CUSTOM = "banner_custom", _("Banner: custom choice")
         SETTINGS_PAGE = "settings_page", _("Preferences page")
         API = "api", _("API")
+        API_ACCEPT_ALL = "api_accept_all", _("API: accept all")
+        API_REJECT_ALL = "api_reject_all", _("API: reject all")
+        API_WITHDRAW = "api_withdraw", _("API: withdrawal")
         GPC = "gpc", _("Global Privacy Control")
         WITHDRAW = "withdraw", _("Withdrawal")
         ERASURE = "erasure", _("Erasure")
@@ -131,6 +134,7 @@ class ErasureRequest(models.Model):
         REQUEST = "request", _("Data-subject request")
         WITHDRAWAL = "withdrawal", _("Consent withdrawn")
         VISITOR = "visitor", _("Visitor's own request")
+        LAPSED = "lapsed", _("Consent expired or outdated")
 
     visitor_key = models.CharField(max_length=64, db_index=True)
     reason = models.CharField(max_length=16, choices=Reason.choices)

@@ -11,7 +11,10 @@ from dataclasses import dataclass, field, replace
 from .hashing import is_identifier
 
 NECESSARY = "necessary"
-PAYLOAD_VERSION = "2"
+PAYLOAD_VERSION = "3"
+# Cookies written before the record's number was part of the payload: still read, and checked
+# against the server's record by their signing time instead (consent.standing).
+LEGACY_PAYLOAD_VERSION = "2"
 FLAG_GPC_OVERRIDE = "g"
 _SEP = "|"
 _LIST_SEP = "+"
@@ -37,6 +40,12 @@ class ConsentState:
     visitor_key: str | None = None
     # The visitor opted in explicitly while sending Global Privacy Control: GPC is overridden.
     gpc_override: bool = False
+    # The number (``seq``) of the consent record the cookie was written for: a cookie naming an
+    # earlier record than the server's latest for its identifier is an old copy and counts as
+    # no consent (consent.standing). ``None`` for cookies written before it was recorded.
+    record_seq: int | None = None
+    # When the cookie was signed (seconds since the epoch; 0 for a state no cookie carried).
+    signed_at: float = 0.0
 
     def allows(self, purpose: str) -> bool:
         return purpose == NECESSARY or purpose in self.purposes
@@ -54,6 +63,7 @@ def encode_payload(
     purposes: frozenset[str],
     notice_version: str,
     gpc_override: bool = False,
+    record_seq: int | None = None,
 ) -> str:
     return _SEP.join(
         (
@@ -62,16 +72,29 @@ def encode_payload(
             _LIST_SEP.join(sorted(purposes)),
             notice_version,
             FLAG_GPC_OVERRIDE if gpc_override else "",
+            "-" if record_seq is None else str(record_seq),
         )
     )
 
 
 def decode_payload(
     payload: str, known_purposes: frozenset[str]
-) -> tuple[str | None, frozenset[str], str, bool] | None:
-    """Parse a verified cookie payload; ``None`` for anything malformed (never raises)."""
+) -> tuple[str | None, frozenset[str], str, bool, int | None] | None:
+    """Parse a verified cookie payload: (visitor id, purposes, notice version, GPC override,
+    record number); ``None`` for anything malformed (never raises)."""
     parts = payload.split(_SEP)
-    if len(parts) != 5 or parts[0] != PAYLOAD_VERSION or parts[4] not in ("", FLAG_GPC_OVERRIDE):
+    if parts[0] == LEGACY_PAYLOAD_VERSION and len(parts) == 5:
+        parts.append("-")  # no record number: checked by its signing time
+    elif parts[0] != PAYLOAD_VERSION or len(parts) != 6:
+        return None
+    if parts[4] not in ("", FLAG_GPC_OVERRIDE):
+        return None
+    raw_seq = parts[5]
+    if raw_seq == "-":
+        record_seq = None
+    elif raw_seq.isascii() and raw_seq.isdigit() and len(raw_seq) <= 19:
+        record_seq = int(raw_seq)
+    else:
         return None
     raw_id, raw_purposes, version = parts[1], parts[2], parts[3]
     visitor_id = None if raw_id == "-" else raw_id
@@ -82,7 +105,7 @@ def decode_payload(
         return None
     if purposes and visitor_id is None:
         return None
-    return visitor_id, purposes, version, parts[4] == FLAG_GPC_OVERRIDE
+    return visitor_id, purposes, version, parts[4] == FLAG_GPC_OVERRIDE, record_seq
 
 
 def apply_privacy_signals(

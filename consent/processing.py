@@ -42,6 +42,11 @@ def _consent_retention() -> list[RetentionPeriod]:
             lambda: get_setting("CONSENT_WITHDRAWAL_ERASURE_DELAY"),
             _("erased %(duration)s after the withdrawal"),
         ),
+        RetentionPeriod(
+            _("Data collected under a consent that expired or predates the notice in force"),
+            lambda: get_setting("CONSENT_WITHDRAWAL_ERASURE_DELAY"),
+            _("erased %(duration)s after the visitor's next visit (their identifier is deleted)"),
+        ),
     ]
 
 

@@ -25,6 +25,10 @@ _SERIES_STYLE = {
     Method.BANNER_CUSTOM: ("#1d4ed8", "9 3 2 3"),
     Method.SETTINGS_PAGE: ("#a16207", "4 2"),
     Method.API: ("#0e7490", "1 3"),
+    # Through the API: the banner's colour for the same choice, a dotted line.
+    Method.API_ACCEPT_ALL: ("#007a5a", "1 2"),
+    Method.API_REJECT_ALL: ("#c2410c", "1 2"),
+    Method.API_WITHDRAW: ("#a21caf", "1 2"),
     Method.GPC: ("#57534e", "12 4"),
 }
 _OTHER_STYLE = ("#6b7280", "3 3")

@@ -24,6 +24,7 @@ from ..conf import get_setting
 from ..models import ErasureRequest
 from ..policy import ConsentState, InvalidChoice
 from ..privacy import erase_visitor, export_csv, export_visitor
+from ..standing import honoured
 from ..visitor import consent_mode_signals, get_consent
 from .base import APIEndpoint
 from .errors import JSONForAPIClients, PlainTextErrorRenderer
@@ -120,14 +121,13 @@ class DecideView(ConsentEndpoint):
         django_request = request._request
         try:
             action, purposes, next_url = _choice(request)
-            if _sent_json(request) and action == "custom":
-                action = "api"
             decision = record_decision(
                 get_consent(django_request),
                 action,
                 purposes,
                 language=get_language() or "",
                 gpc=cookies.privacy_signal(django_request),
+                via="api" if _sent_json(request) else "form",
             )
         except InvalidChoice as exc:
             raise ValidationError(str(exc)) from exc
@@ -163,9 +163,12 @@ class MyDataView(ConsentEndpoint):
     throttle_scope = "consent_export"
 
     def get(self, request: Request) -> HttpResponse:
-        key = get_consent(request._request).visitor_key
-        if key is None:
+        current = get_consent(request._request)
+        # Asked of the database, not the cache: an old copy of the cookie (withdrawn or
+        # decided again since) downloads nothing.
+        if current.visitor_key is None or not honoured(current, fresh=True):
             raise NotFound(NO_IDENTIFIER)
+        key = current.visitor_key
         fmt = request.query_params.get("format", "json")
         if fmt not in ("json", "csv"):
             raise ValidationError("Unknown format: use json or csv.")

@@ -50,7 +50,7 @@ def test_accept_all_issues_an_identifier_records_proof_and_mirrors_consent(backe
 def test_reject_all_stores_nothing_and_sets_no_identifier(backend):
     response = browser().post("/consent/", {"action": "reject_all"})
     assert response.status_code == 303
-    assert response.cookies[COOKIE].value.startswith(f"2|-||{notice_version()}|:")
+    assert response.cookies[COOKIE].value.startswith(f"3|-||{notice_version()}||-:")
     assert ConsentRecord.objects.count() == 0
     assert _keys(backend) == []
 
@@ -106,7 +106,8 @@ def test_json_api_errors_are_json(backend):
     assert ok.status_code == 200
     assert ok.json()["decided"] is True
     assert ok.json()["purposes"] == ["analytics", "marketing", "personalization"]
-    assert ConsentRecord.objects.get().method == "banner_accept_all"
+    # Recorded as what it was, a decision through the API (not a click on the banner).
+    assert ConsentRecord.objects.get().method == "api_accept_all"
     custom = client.post(
         "/consent/",
         json.dumps({"action": "custom", "purposes": ["analytics"]}),

@@ -68,21 +68,41 @@ def test_consent_state_is_frozen():
 
 
 def P(*parts: str) -> str:
-    """A payload of the current version with the given fields after the version."""
+    """A payload of the current version with the given fields after the version (without a
+    record number when four are given)."""
+    if len(parts) == 4:
+        parts = (*parts, "-")
     return "|".join((PAYLOAD_VERSION, *parts))
 
 
 def test_encode_payload():
-    assert PAYLOAD_VERSION == "2"
+    assert PAYLOAD_VERSION == "3"
     assert FLAG_GPC_OVERRIDE == "g"
-    assert encode_payload(None, frozenset(), "3") == "2|-||3|"
+    assert encode_payload(None, frozenset(), "3") == "3|-||3||-"
     assert (
-        encode_payload(VID, frozenset({"marketing", "analytics"}), "2024-05")
-        == f"2|{VID}|analytics+marketing|2024-05|"
+        encode_payload(VID, frozenset({"marketing", "analytics"}), "2024-05", record_seq=17)
+        == f"3|{VID}|analytics+marketing|2024-05||17"
     )
     assert encode_payload(VID, frozenset({"marketing"}), "7", gpc_override=True) == (
-        f"2|{VID}|marketing|7|g"
+        f"3|{VID}|marketing|7|g|-"
     )
+
+
+def test_cookies_written_before_the_record_number_are_still_read():
+    """Payload version 2 (no record number): checked against the record by signing time."""
+    assert decode_payload(f"2|{VID}|analytics|v1|", KNOWN) == (
+        VID,
+        frozenset({"analytics"}),
+        "v1",
+        False,
+        None,
+    )
+    assert decode_payload(f"2|{VID}|analytics|v1||5", KNOWN) is None
+
+
+@pytest.mark.parametrize("seq", ["", "x", "-1", "1.5", " 1", "1" * 20, "\u0661"])
+def test_a_malformed_record_number_is_refused(seq):
+    assert decode_payload(P(VID, "analytics", "v1", "", seq), KNOWN) is None
 
 
 @pytest.mark.parametrize(
@@ -97,31 +117,35 @@ def test_encode_payload():
     ],
 )
 def test_payload_round_trip(visitor_id, purposes, version, gpc_override):
-    payload = encode_payload(visitor_id, purposes, version, gpc_override)
-    assert decode_payload(payload, KNOWN) == (visitor_id, purposes, version, gpc_override)
+    for seq in (None, 0, 123456789):
+        payload = encode_payload(visitor_id, purposes, version, gpc_override, seq)
+        assert decode_payload(payload, KNOWN) == (visitor_id, purposes, version, gpc_override, seq)
 
 
 def test_decode_payload_values():
-    assert decode_payload(P("-", "", "v1", ""), KNOWN) == (None, frozenset(), "v1", False)
-    assert decode_payload(P(VID, "analytics", "v1", ""), KNOWN) == (
+    assert decode_payload(P("-", "", "v1", ""), KNOWN) == (None, frozenset(), "v1", False, None)
+    assert decode_payload(P(VID, "analytics", "v1", "", "42"), KNOWN) == (
         VID,
         frozenset({"analytics"}),
         "v1",
         False,
+        42,
     )
     assert decode_payload(P(VID, "marketing", "v1", "g"), KNOWN) == (
         VID,
         frozenset({"marketing"}),
         "v1",
         True,
+        None,
     )
     # Empty list items are ignored.
-    assert decode_payload(P("-", "++", "v1", ""), KNOWN) == (None, frozenset(), "v1", False)
+    assert decode_payload(P("-", "++", "v1", ""), KNOWN) == (None, frozenset(), "v1", False, None)
     assert decode_payload(P(VID, "analytics++analytics", "v1", ""), KNOWN) == (
         VID,
         frozenset({"analytics"}),
         "v1",
         False,
+        None,
     )
 
 
@@ -149,7 +173,8 @@ def test_decode_payload_refuses_older_payload_versions(payload):
         "2|-||v1",  # the flag field is missing
         "||||",
         "2|||||",
-        "3|-||v1|",  # unknown payload version
+        "3|-||v1|",  # the current version without its record number
+        "4|-||v1||-",  # unknown payload version
         "0|-||v1|",
         " 2|-||v1|",
         P("-", "", "v1", "", "extra"),
@@ -201,7 +226,7 @@ def test_decode_payload_never_raises_on_forged_looking_input():
     ]  # fmt: skip
     payloads = [a + b + c for a in pieces for b in pieces for c in pieces]
     payloads += ["|".join(p) for p in zip(*(pieces[i:] for i in range(5)), strict=False)]
-    payloads += ["|".join((PAYLOAD_VERSION, a, b, "v1", c)) for a in pieces for b in pieces
+    payloads += ["|".join((PAYLOAD_VERSION, a, b, "v1", c, "-")) for a in pieces for b in pieces
                  for c in pieces]  # fmt: skip
     decoded = 0
     for payload in payloads:
@@ -209,7 +234,8 @@ def test_decode_payload_never_raises_on_forged_looking_input():
         if result is None:
             continue
         decoded += 1
-        visitor_id, purposes, _version, gpc_override = result
+        visitor_id, purposes, _version, gpc_override, seq = result
+        assert seq is None or seq >= 0
         assert purposes <= KNOWN
         assert visitor_id is None or is_identifier(visitor_id)
         assert not purposes or visitor_id is not None

@@ -98,7 +98,7 @@ def find_subject(
     if external_id:
         if not source or not source.strip():
             raise UnknownSubject("An external id needs the import source it comes from.")
-        # As segments.events.importer.Mapping hashes it (source as given, id stripped).
+        # As identity.external_key hashes it for an import (source as given, id stripped).
         keys = _hashes(f"{source}:{external_id.strip()}", "external")
         return Subject(tuple(keys), frozenset(keys[:1]))
     if username:

@@ -60,7 +60,7 @@ def _entries(folder) -> list:
 
 
 def test_each_erasure_is_journalled_with_keyed_hashes_only(backend, journal_dir):
-    client, raw, key = _visitor()
+    _client, raw, key = _visitor()
     erase_visitor(key)
     (entry,) = _entries(journal_dir)
     body = json.loads(entry.read_text())

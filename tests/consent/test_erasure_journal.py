@@ -211,3 +211,33 @@ def test_replay_since_leaves_out_older_entries(backend):
     assert out.getvalue().startswith("1 journalled erasures")
     with pytest.raises(CommandError, match="ISO 8601"):
         call_command("privacy_replay_erasures", "--since", "yesterday", stdout=io.StringIO())
+
+
+@pytest.mark.skipif(not shutil.which("pg_dump"), reason="pg_dump and pg_restore not installed")
+def test_a_withdrawals_erasure_is_applied_again_with_its_purposes_only(backend, tmp_path, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from consent.privacy import run_due_erasures
+
+    settings.CONSENT_WITHDRAWAL_ERASURE_DELAY = 0
+    client, _raw, key = _visitor()
+    backup = tmp_path / "backup.dump"
+    _dump(backup)
+    client.post("/consent/", {"action": "custom", "purposes": ["analytics"]})
+    run_due_erasures(now=timezone.now() + timedelta(seconds=1))
+    assert not LoggedEvent.objects.filter(visitor_key=key).exists()
+
+    _restore(backup)
+    assert LoggedEvent.objects.filter(visitor_key=key).exists()
+    result = replay_erasures()
+    assert result.replayed == 1
+
+    assert not LoggedEvent.objects.filter(visitor_key=key).exists()
+    latest = ConsentRecord.objects.filter(visitor_key=key).latest("seq")
+    assert latest.granted == ["analytics"]  # what the visitor kept, they keep
+    assert latest.method == "withdraw"
+    assert backend.visitor_data(key).profile is None
+    assert CONSENT_PREFIX + "personalization" not in backend.visitor_data(key).fields
+    assert CONSENT_PREFIX + "analytics" in backend.visitor_data(key).fields

@@ -71,26 +71,19 @@ def find_subject(
 
     Raises :class:`UnknownSubject` for a malformed identifier or an unknown account, with a
     message fit for the privacy officer (it never repeats the identifier)."""
-    given = [
-        name
-        for name, value in (
-            ("key", key),
-            ("raw_id", raw_id),
-            ("external_id", external_id),
-            ("user_id", user_id),
-            ("username", username),
-        )
-        if value not in (None, "")
-    ]
-    if len(given) != 1:
+    key, raw_id, external_id, user_id, username = (
+        str(value).strip() if value is not None else ""
+        for value in (key, raw_id, external_id, user_id, username)
+    )
+    if sum(1 for value in (key, raw_id, external_id, user_id, username) if value) != 1:
         raise UnknownSubject("Give exactly one identifier.")
-    if key is not None and key != "":
-        key = key.strip().lower()
+    if key:
+        key = key.lower()
         if not is_identifier(key):
             raise UnknownSubject("A pseudonymous id is 32 hexadecimal characters.")
         return Subject((key,), frozenset({key}))
     if raw_id:
-        raw_id = raw_id.strip().lower()
+        raw_id = raw_id.lower()
         if not is_identifier(raw_id):
             raise UnknownSubject("A cookie identifier is 32 hexadecimal characters.")
         keys = _hashes(raw_id, "visitor")
@@ -99,15 +92,15 @@ def find_subject(
         if not source or not source.strip():
             raise UnknownSubject("An external id needs the import source it comes from.")
         # As identity.external_key hashes it for an import (source as given, id stripped).
-        keys = _hashes(f"{source}:{external_id.strip()}", "external")
+        keys = _hashes(f"{source}:{external_id}", "external")
         return Subject(tuple(keys), frozenset(keys[:1]))
     if username:
         User = get_user_model()
-        found = User._default_manager.filter(**{User.USERNAME_FIELD: username.strip()}).first()
+        found = User._default_manager.filter(**{User.USERNAME_FIELD: username}).first()
         if found is None:
             raise UnknownSubject("There is no account with this username.")
         user_id = found.pk
-    user_keys = _hashes(str(user_id).strip(), "user")
+    user_keys = _hashes(str(user_id), "user")
     linked = list(
         dict.fromkeys(
             IdentityLink.objects.filter(user_key__in=user_keys)

@@ -138,6 +138,7 @@ class DataSubjectExportView(DataSubjectRequestsView):
                 "format": fmt,
                 "key": audit.short_key(key),
                 "keys": len(subject.keys),
+                "by": form.cleaned_data.get("id_kind") or "key",  # the kind, never the value
                 "rows": rows,
             },
         )
@@ -209,6 +210,7 @@ class EraseVisitorView(DataSubjectRequestsView):
             data={
                 "key": audit.short_key(key),
                 "keys": len(erasures),
+                "by": form.cleaned_data.get("id_kind") or "key",
                 "erasure": erasures[0].pk if erasures else None,
                 "removed": result,
             },

@@ -209,6 +209,11 @@ def test_the_admin_erases_by_username_without_putting_it_in_a_url(officer, linke
     assert response.status_code == 302
     assert not LoggedEvent.objects.filter(visitor_key__in=[keys["ann1"], keys["ann2"]]).exists()
     assert LoggedEvent.objects.filter(visitor_key=keys["bob"]).exists()
+    from wagtail.models import ModelLogEntry
+
+    (entry,) = ModelLogEntry.objects.filter(action="consent.erase")
+    assert entry.data["by"] == "username" and entry.data["keys"] == 2
+    assert "ann" not in json.dumps(entry.data)  # the kind of identifier, never its value
 
 
 def test_the_admin_refuses_a_customer_id_without_source_and_an_unknown_account(officer):

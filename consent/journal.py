@@ -18,7 +18,7 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import storages
@@ -86,7 +86,8 @@ def append(
     }
     body["mac"] = _mac(body)
     # Names sort by completion time, and a month per folder keeps listings short.
-    name = f"{_prefix()}{completed_at:%Y/%m}/{completed_at:%Y%m%dT%H%M%S%fZ}-{body['id']}.json"
+    at = completed_at.astimezone(UTC)
+    name = f"{_prefix()}{at:%Y/%m}/{at:%Y%m%dT%H%M%S%fZ}-{body['id']}.json"
     return _storage().save(name, ContentFile(json.dumps(body, sort_keys=True).encode()))
 
 
@@ -107,7 +108,11 @@ def read(since: datetime | None = None) -> tuple[list[Entry], list[Invalid]]:
     storage = _storage()
     entries: list[Entry] = []
     invalid: list[Invalid] = []
+    # Names begin with the completion time: older entries are not even opened.
+    oldest = f"{since.astimezone(UTC):%Y%m%dT%H%M%S}" if since is not None else ""
     for name in _names(storage, _prefix()):
+        if name.rpartition("/")[2][:15] < oldest[:15]:
+            continue
         try:
             with storage.open(name, "rb") as f:
                 body = json.loads(f.read())

@@ -263,6 +263,7 @@ class ReplayResult:
     entries: int = 0
     replayed: int = 0
     already_applied: int = 0
+    failed: int = 0  # could not be applied now (a service down): run the replay again
     invalid: list[journal.Invalid] = dataclasses.field(default_factory=list)
 
 
@@ -275,18 +276,25 @@ def replay_erasures(since=None) -> ReplayResult:
     entries, invalid = journal.read(since)
     result = ReplayResult(entries=len(entries), invalid=invalid)
     for entry in entries:
-        if _already_applied(entry):
-            result.already_applied += 1
+        try:
+            if _already_applied(entry):
+                result.already_applied += 1
+                continue
+            _reapply(entry)
+        except Exception as exc:  # one entry's failure (all of it rolled back) stops no other
+            logger.warning("Erasure journal entry %s not applied: %s", entry.id, type(exc).__name__)
+            result.failed += 1
             continue
-        _reapply(entry)
         result.replayed += 1
     for problem in invalid:
         logger.warning("Erasure journal file refused: %s", problem.problem)
     logger.info(
-        "Erasure journal replay: %d entries, %d replayed, %d already applied, %d refused",
+        "Erasure journal replay: %d entries, %d replayed, %d already applied, %d failed, "
+        "%d refused",
         result.entries,
         result.replayed,
         result.already_applied,
+        result.failed,
         len(invalid),
     )
     return result

@@ -241,3 +241,30 @@ def test_a_withdrawals_erasure_is_applied_again_with_its_purposes_only(backend, 
     assert backend.visitor_data(key).profile is None
     assert CONSENT_PREFIX + "personalization" not in backend.visitor_data(key).fields
     assert CONSENT_PREFIX + "analytics" in backend.visitor_data(key).fields
+
+
+def test_an_entry_that_cannot_be_applied_now_is_reported_and_applied_on_the_next_run(
+    backend, settings
+):
+    """The fast store is down during the replay: that entry is rolled back whole (no consent
+    record, no erasure record), the command says so and exits non-zero; the next run applies
+    it."""
+    _client, _raw, key = _visitor()
+    erase_visitor(key)
+    ErasureRequest.objects.filter(visitor_key=key).delete()  # as a restore would have lost it
+    records = ConsentRecord.objects.count()
+    reachable = settings.SEGMENTS_BACKEND
+    settings.SEGMENTS_BACKEND = {
+        "BACKEND": "segments.backends.redis.RedisBackend",
+        "OPTIONS": {"URL": "redis://127.0.0.1:1/0", "KEY_PREFIX": "unreachable"},
+    }
+    err = io.StringIO()
+    with pytest.raises(CommandError, match="1 not applied"):
+        call_command("privacy_replay_erasures", stdout=io.StringIO(), stderr=err)
+    assert "run the command again" in err.getvalue()
+    assert ConsentRecord.objects.count() == records
+    assert not ErasureRequest.objects.filter(visitor_key=key).exists()
+
+    settings.SEGMENTS_BACKEND = reachable
+    assert replay_erasures().replayed == 1
+    assert ErasureRequest.objects.get(visitor_key=key).completed_at

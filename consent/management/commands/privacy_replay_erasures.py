@@ -36,7 +36,14 @@ class Command(BaseCommand):
             f"{result.entries} journalled erasures: {result.replayed} applied again, "
             f"{result.already_applied} already in the database"
         )
-        if result.invalid:
-            for problem in result.invalid:
-                self.stderr.write(f"Refused {problem.name}: {problem.problem}")
-            raise CommandError(f"{len(result.invalid)} journal file(s) refused.")
+        for problem in result.invalid:
+            self.stderr.write(f"Refused {problem.name}: {problem.problem}")
+        if result.failed:
+            self.stderr.write(
+                f"{result.failed} erasure(s) could not be applied now (see the log): "
+                "run the command again once the database and the fast store are reachable."
+            )
+        if result.invalid or result.failed:
+            raise CommandError(
+                f"{len(result.invalid)} journal file(s) refused, {result.failed} not applied."
+            )

@@ -15,7 +15,7 @@ from .hashing import new_identifier
 from .identity import previous_visitor_keys, visitor_key
 from .inventory import cookies_outside
 from .log import append_record, append_records, latest_grants
-from .models import ConsentRecord, ConsentTally, ErasureRequest
+from .models import ConsentRecord, ConsentTally, ErasureRequest, IdentityLink
 from .policy import NECESSARY, UNDECIDED, ConsentState, resolve_choice
 from .registry import handlers
 
@@ -295,5 +295,6 @@ def rekey(old_key: str, new_key: str, grants: tuple[frozenset[str], str, float])
             expires_at=datetime.fromtimestamp(expiry, tz=UTC),
         )
         ErasureRequest.objects.filter(visitor_key=old_key).update(visitor_key=new_key)
+        IdentityLink.objects.filter(visitor_key=old_key).update(visitor_key=new_key)
         for handler in handlers.rekey.values():
             handler(old_key, new_key)

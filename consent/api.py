@@ -6,6 +6,7 @@ from .conf import get_setting
 from .identity import external_key, user_key, visitor_key
 from .log import latest_grants
 from .policy import UNDECIDED, ConsentState, InvalidChoice
+from .privacy import pending_erasure_purposes
 from .registry import (
     RetentionPeriod,
     register_erasure_handler,
@@ -42,6 +43,7 @@ __all__ = [
     "grant_imported",
     "latest_grants",
     "notice_version",
+    "pending_erasure_purposes",
     "purposes",
     "rate_problem",
     "rebuild_grants",

@@ -256,3 +256,19 @@ def check_transport_security(app_configs=None, **kwargs):
             id="consent.W005",
         )
     ]
+
+
+@register()
+def check_erasure_journal(app_configs=None, **kwargs):
+    alias = get_setting("CONSENT_ERASURE_JOURNAL_STORAGE")
+    if alias not in getattr(settings, "STORAGES", {}):
+        return [
+            Error(
+                f"CONSENT_ERASURE_JOURNAL_STORAGE names {alias!r}, which is not in STORAGES.",
+                hint="Every erasure is written to the erasure journal, and fails while it "
+                "cannot be: add the storage to STORAGES (a private, write-once one) or name "
+                "an existing alias.",
+                id="consent.E020",
+            )
+        ]
+    return []

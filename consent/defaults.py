@@ -61,6 +61,13 @@ CONSENT_WITHDRAWAL_ERASURE_DELAY = 3600
 # Consent records are kept this many days after they stop being current (legal claims).
 CONSENT_RECORD_RETENTION_DAYS = 6 * 365
 
+# The erasure journal (consent.journal): every completed erasure, outside the database, so
+# privacy_replay_erasures can apply them again after a restore. A storage alias of STORAGES
+# (preferably its own, private, write-once storage, not the public media storage) and the
+# folder inside it.
+CONSENT_ERASURE_JOURNAL_STORAGE = "default"
+CONSENT_ERASURE_JOURNAL_PREFIX = "tailored-erasure-journal/"
+
 # Rate limit of each consent endpoint per client (keyed hash of the address), in DRF's
 # "requests/period" syntax; None switches it off. Replaces CONSENT_RATE_LIMIT and
 # CONSENT_RATE_LIMIT_WINDOW (check consent.E009).

@@ -1,20 +1,24 @@
 """Data-subject requests (access, portability, erasure), retention and log verification."""
 
 import csv
+import dataclasses
 import io
 import logging
 from datetime import timedelta
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
 from tailored.spreadsheet import safe_cell as csv_safe_cell
 
-from . import chain
+from . import chain, journal
 from .actions import schedule_erasure
 from .conf import get_setting
-from .identity import chain_key
-from .log import append_record, locked_head, record_fields
+from .hashing import is_identifier, keyed_hash
+from .identity import chain_key, hash_key, previous_hash_keys
+from .log import append_record, latest_grants, locked_head, record_fields
 from .models import ChainHead, ConsentRecord, ErasureRequest, IdentityLink, PurgeLog
 from .policy import NECESSARY
 from .registry import handlers
@@ -24,6 +28,116 @@ logger = logging.getLogger(__name__)
 # What an export shows of each consent record: the chained fields (the key is the export's
 # subject) and the record's hash, by which it can be verified.
 _CONSENT_FIELDS = (*(f for f in chain.FIELDS if f != "visitor_key"), "record_hash")
+
+
+# -- who the request is about -------------------------------------------------------------------
+class UnknownSubject(ValueError):
+    """The identifier given for a request names nobody (a malformed id, an unknown account)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Subject:
+    """The pseudonymous keys a request covers, found from the identifier it gives.
+
+    ``keys`` come first under the current hashing key, then under earlier ones (data of a
+    visitor who has not returned since a key rotation stays under the old key); ``primary``
+    are the keys an erasure always covers (a tombstone drops later events), the others only
+    when they hold something."""
+
+    keys: tuple[str, ...]
+    primary: frozenset[str] = dataclasses.field(default_factory=frozenset)
+
+
+def _hashes(value: str, domain: str) -> list[str]:
+    return [keyed_hash(value, k, domain=domain) for k in (hash_key(), *previous_hash_keys())]
+
+
+def find_subject(
+    *,
+    key: str | None = None,
+    raw_id: str | None = None,
+    source: str | None = None,
+    external_id: str | None = None,
+    user_id: str | None = None,
+    username: str | None = None,
+) -> Subject:
+    """The keys of the data subject named by exactly one kind of identifier:
+
+    - ``key``: the pseudonymous key shown on the visitor's preferences page;
+    - ``raw_id``: the identifier in the visitor's consent cookie;
+    - ``source`` and ``external_id``: a customer of another system (a CRM) whose events an
+      import brought in, hashed exactly as the importer does (``identity.external_key``);
+    - ``user_id`` or ``username``: a site account linked to visitor profiles at login.
+
+    Raises :class:`UnknownSubject` for a malformed identifier or an unknown account, with a
+    message fit for the privacy officer (it never repeats the identifier)."""
+    key, raw_id, external_id, user_id, username = (
+        str(value).strip() if value is not None else ""
+        for value in (key, raw_id, external_id, user_id, username)
+    )
+    if sum(1 for value in (key, raw_id, external_id, user_id, username) if value) != 1:
+        raise UnknownSubject("Give exactly one identifier.")
+    if key:
+        key = key.lower()
+        if not is_identifier(key):
+            raise UnknownSubject("A pseudonymous id is 32 hexadecimal characters.")
+        return Subject((key,), frozenset({key}))
+    if raw_id:
+        raw_id = raw_id.lower()
+        if not is_identifier(raw_id):
+            raise UnknownSubject("A cookie identifier is 32 hexadecimal characters.")
+        keys = _hashes(raw_id, "visitor")
+        return Subject(tuple(keys), frozenset(keys[:1]))
+    if external_id:
+        if not source or not source.strip():
+            raise UnknownSubject("An external id needs the import source it comes from.")
+        # As identity.external_key hashes it for an import (source as given, id stripped).
+        keys = _hashes(f"{source}:{external_id}", "external")
+        return Subject(tuple(keys), frozenset(keys[:1]))
+    if username:
+        User = get_user_model()
+        found = User._default_manager.filter(**{User.USERNAME_FIELD: username}).first()
+        if found is None:
+            raise UnknownSubject("There is no account with this username.")
+        user_id = found.pk
+    user_keys = _hashes(str(user_id), "user")
+    linked = list(
+        dict.fromkeys(
+            IdentityLink.objects.filter(user_key__in=user_keys)
+            .order_by("created_at", "pk")
+            .values_list("visitor_key", flat=True)
+        )
+    )
+    return Subject(tuple(linked), frozenset(linked))
+
+
+def _holds_anything(data: dict[str, list[dict]]) -> bool:
+    return any(rows for table, rows in data.items() if table != "visitor_key")
+
+
+def export_subject(subject: Subject) -> dict[str, list[dict]]:
+    """:func:`export_visitor` for every key of ``subject`` that holds something (and its
+    primary keys): with several keys, each row says which key it was found under."""
+    exports = {k: export_visitor(k) for k in subject.keys}
+    kept = [k for k in subject.keys if k in subject.primary or _holds_anything(exports[k])]
+    if len(kept) == 1:
+        return exports[kept[0]]
+    data: dict[str, list[dict]] = {"visitor_key": [{"visitor_key": k} for k in kept]}
+    for k in kept:
+        for table, rows in exports[k].items():
+            if table != "visitor_key":
+                data.setdefault(table, []).extend({"visitor_key": k, **row} for row in rows)
+    return data
+
+
+def erase_subject(subject: Subject, reason: str = "request") -> list["ErasureRequest"]:
+    """:func:`erase_visitor` for the primary keys of ``subject`` and every other key of it
+    that holds something."""
+    return [
+        erase_visitor(k, reason)
+        for k in subject.keys
+        if k in subject.primary or _holds_anything(export_visitor(k))
+    ]
 
 
 # -- access and portability (Art. 15, 20) ----------------------------------------------------
@@ -85,8 +199,13 @@ def erase_visitor(key: str, reason: str = ErasureRequest.Reason.REQUEST) -> Eras
     return run_erasure(request.pk)
 
 
-def run_erasure(pk: int) -> ErasureRequest:
-    """Carry out one erasure request (idempotent; skipped if cancelled or done)."""
+def run_erasure(pk: int, *, journal_it: bool = True) -> ErasureRequest:
+    """Carry out one erasure request (idempotent; skipped if cancelled or done).
+
+    Its completion is written to the erasure journal (outside the database) before it is
+    committed: if the journal cannot be written the request stays pending and is retried, so
+    no completed erasure is missing from the journal. (``journal_it=False``: a replay of a
+    journalled erasure, already there.)"""
     with transaction.atomic():
         request = ErasureRequest.objects.select_for_update().get(pk=pk)
         if request.completed_at or request.cancelled_at:
@@ -99,6 +218,14 @@ def run_erasure(pk: int) -> ErasureRequest:
         request.result = result
         request.completed_at = timezone.now()
         request.save(update_fields=["result", "completed_at"])
+        if journal_it:
+            journal.append(
+                request.visitor_key,
+                request.purposes,
+                request.reason,
+                request.requested_at,
+                request.completed_at,
+            )
     logger.info("Erasure %s completed (%s)", request.pk, request.reason)
     return request
 
@@ -111,6 +238,95 @@ def run_due_erasures(now=None) -> int:
         run_erasure(pk)
         done += 1
     return done
+
+
+def pending_erasure_purposes(keys: list[str]) -> dict[str, frozenset[str]]:
+    """Of ``keys``, those with an erasure requested but not yet carried out (a withdrawal's,
+    waiting for its delay), each with the purposes it covers (every optional purpose for a
+    full erasure): their data must not be brought back, by a rebuild say, meanwhile."""
+    optional = frozenset(p for p in get_setting("CONSENT_PURPOSES") if p != NECESSARY)
+    pending: dict[str, frozenset[str]] = {}
+    for start in range(0, len(keys), 5000):
+        rows = ErasureRequest.objects.filter(
+            visitor_key__in=keys[start : start + 5000], completed_at=None, cancelled_at=None
+        ).values_list("visitor_key", "purposes")
+        for key, purposes in rows:
+            pending[key] = pending.get(key, frozenset()) | (frozenset(purposes) or optional)
+    return pending
+
+
+# -- after restoring a backup ------------------------------------------------------------------
+@dataclasses.dataclass
+class ReplayResult:
+    """What a replay of the erasure journal did."""
+
+    entries: int = 0
+    replayed: int = 0
+    already_applied: int = 0
+    failed: int = 0  # could not be applied now (a service down): run the replay again
+    invalid: list[journal.Invalid] = dataclasses.field(default_factory=list)
+
+
+def replay_erasures(since=None) -> ReplayResult:
+    """Apply again every journalled erasure (completed at or after ``since``) that the
+    database does not know as done: after a restore from a backup taken before it. Each is
+    recorded again in the consent log (so events arriving later are dropped) and carried out
+    by every handler, PostgreSQL and the fast store alike. Idempotent: running it twice
+    replays nothing the second time. Entries whose MAC does not match are refused."""
+    entries, invalid = journal.read(since)
+    result = ReplayResult(entries=len(entries), invalid=invalid)
+    for entry in entries:
+        try:
+            if _already_applied(entry):
+                result.already_applied += 1
+                continue
+            _reapply(entry)
+        except Exception as exc:  # one entry's failure (all of it rolled back) stops no other
+            logger.warning("Erasure journal entry %s not applied: %s", entry.id, type(exc).__name__)
+            result.failed += 1
+            continue
+        result.replayed += 1
+    for problem in invalid:
+        logger.warning("Erasure journal file refused: %s", problem.problem)
+    logger.info(
+        "Erasure journal replay: %d entries, %d replayed, %d already applied, %d failed, "
+        "%d refused",
+        result.entries,
+        result.replayed,
+        result.already_applied,
+        result.failed,
+        len(invalid),
+    )
+    return result
+
+
+def _already_applied(entry: journal.Entry) -> bool:
+    wanted = set(entry.purposes)
+    done = ErasureRequest.objects.filter(
+        visitor_key=entry.visitor_key, completed_at__gte=entry.completed_at
+    ).values_list("purposes", flat=True)
+    return any(not purposes or (wanted and wanted <= set(purposes)) for purposes in done)
+
+
+def _reapply(entry: journal.Entry) -> None:
+    key, purposes = entry.visitor_key, frozenset(entry.purposes)
+    optional = frozenset(p for p in get_setting("CONSENT_PURPOSES") if p != NECESSARY)
+    # One transaction: the request's own task (queued on commit) finds it done.
+    with transaction.atomic():
+        current = latest_grants(key)
+        granted = current[0] if current else frozenset()
+        keep = granted - purposes if purposes else frozenset()
+        if current is None or keep != granted:
+            append_record(
+                key,
+                granted=keep,
+                denied=optional - keep,
+                method=ConsentRecord.Method.WITHDRAW if purposes else ConsentRecord.Method.ERASURE,
+            )
+        if not purposes:
+            IdentityLink.objects.filter(visitor_key=key).delete()
+        request = schedule_erasure(key, entry.reason, purposes, delay=0)
+        run_erasure(request.pk, journal_it=False)
 
 
 # -- retention ---------------------------------------------------------------------------------
@@ -142,10 +358,29 @@ def purge_consent_records(now=None) -> int:
     return removed
 
 
+def purge_unanchored(now=None) -> dict[str, int]:
+    """Account links and finished erasure records go with a visitor's last consent record:
+    kept as long as the proof they belong to, never longer."""
+    now = now or timezone.now()
+    anchored = Exists(ConsentRecord.objects.filter(visitor_key=OuterRef("visitor_key")))
+    result = {}
+    with transaction.atomic():
+        result["consent.identity_links"] = IdentityLink.objects.filter(~anchored).delete()[0]
+        result["consent.erasures"] = (
+            ErasureRequest.objects.filter(~anchored)
+            .exclude(completed_at=None, cancelled_at=None)  # a pending erasure still runs
+            .delete()[0]
+        )
+        for target, removed in result.items():
+            if removed:
+                PurgeLog.objects.create(target=target, cutoff=now, removed=removed)
+    return result
+
+
 def run_retention(now=None) -> dict[str, int]:
     """Purge everything past its retention: consent records here, the rest by handlers."""
     now = now or timezone.now()
-    result = {"consent.records": purge_consent_records(now)}
+    result = {"consent.records": purge_consent_records(now), **purge_unanchored(now)}
     for name, handler in handlers.retention.items():
         for target, removed in handler(now).items():
             key = f"{name}.{target}"

@@ -13,7 +13,7 @@ from consent.api import RetentionPeriod
 from .backends import get_backend
 from .backends.base import SEGMENT_PREFIX, profile_ttl
 from .conf import get_setting
-from .models import LoggedEvent
+from .models import LoggedEvent, MembershipChange
 from .stream.drain import _acquire
 
 
@@ -35,6 +35,15 @@ def export(visitor_key: str) -> dict[str, list[dict]]:
             for k, v in sorted(state.fields.items())
             if k.startswith(SEGMENT_PREFIX)
         ],
+        "membership_history": [
+            {
+                "segment": c.segment,
+                "entered": c.entered,
+                "at": c.at.isoformat(),
+                "reason": c.reason,
+            }
+            for c in MembershipChange.objects.filter(visitor_key=visitor_key).order_by("at", "pk")
+        ],
     }
 
 
@@ -53,27 +62,40 @@ def erase(visitor_key: str, purposes: frozenset[str]) -> int:
     finally:
         if locked:
             backend.unlock_partition(partition, token)
-    deleted, _ = LoggedEvent.objects.filter(visitor_key=visitor_key).delete()
+    deleted = sum(model.objects.filter(visitor_key=visitor_key).delete()[0] for model in _TABLES)
     return removed + deleted
+
+
+# Every table of this app holding rows under a visitor's key: exported, erased, re-keyed and
+# purged together (tests/suite/test_personal_data.py fails for a table missing here).
+_TABLES = (LoggedEvent, MembershipChange)
 
 
 def rekey(old_key: str, new_key: str) -> None:
     get_backend().rename_visitor(old_key, new_key)
-    LoggedEvent.objects.filter(visitor_key=old_key).update(visitor_key=new_key)
+    for model in _TABLES:
+        model.objects.filter(visitor_key=old_key).update(visitor_key=new_key)
 
 
 def retention(now) -> dict[str, int]:
+    """Events and the membership history are kept for SEGMENTS_EVENT_RETENTION_DAYS (the
+    history says what the events made of the visitor, so it goes with them)."""
     cutoff = now - timedelta(days=get_setting("SEGMENTS_EVENT_RETENTION_DAYS"))
+    # Features and memberships expire in the fast store on their own (PROFILE_TTL).
+    return {
+        "events": _purge(LoggedEvent.objects.filter(occurred_at__lt=cutoff)),
+        "membership_history": _purge(MembershipChange.objects.filter(at__lt=cutoff)),
+    }
+
+
+def _purge(rows) -> int:
+    """Delete in batches, so one run never holds a long lock on a big table."""
     removed = 0
     while True:
-        batch = list(
-            LoggedEvent.objects.filter(occurred_at__lt=cutoff).values_list("pk", flat=True)[:5000]
-        )
+        batch = list(rows.values_list("pk", flat=True)[:5000])
         if not batch:
-            break
-        removed += LoggedEvent.objects.filter(pk__in=batch).delete()[0]
-    # Features and memberships expire in the fast store on their own (PROFILE_TTL).
-    return {"events": removed}
+            return removed
+        removed += rows.model.objects.filter(pk__in=batch).delete()[0]
 
 
 # The record of processing (Art. 30): what the segments app holds, and for how long, read from
@@ -88,6 +110,10 @@ PROCESSING_CATEGORIES = [
     ),
     (_("Features"), _("Counters and scores derived from the events.")),
     (_("Segments"), _("Audience segments the visitor currently belongs to.")),
+    (
+        _("Segment history"),
+        _("When the visitor entered or left each segment, and the rule's reasons."),
+    ),
 ]
 
 
@@ -101,6 +127,7 @@ def _profile_retention() -> int:
 
 PROCESSING_RETENTION = [
     RetentionPeriod(_("Events (page views and actions)"), _event_retention),
+    RetentionPeriod(_("Segment history (entries and exits)"), _event_retention),
     RetentionPeriod(
         _("Features and segment memberships"),
         _profile_retention,

@@ -15,7 +15,7 @@ from wagtail.admin import messages
 
 from ..hashing import KEY_LENGTH_HEX
 from ..models import ErasureRequest
-from ..privacy import erase_visitor, export_csv, export_visitor
+from ..privacy import UnknownSubject, erase_subject, export_csv, export_subject, find_subject
 from . import audit
 from .base import PrivacyView, validate_visitor_key
 
@@ -23,19 +23,67 @@ logger = logging.getLogger(__name__)
 
 
 class VisitorKeyForm(forms.Form):
+    """Who the request is about: a pseudonymous id (the default), or the identifier in the
+    visitor's cookie, a customer id of an import source, or a linked site account. Resolved
+    to the pseudonymous keys it covers (``cleaned_data["subject"]``)."""
+
+    KINDS = [
+        ("key", _("Pseudonymous id")),
+        ("cookie", _("Identifier in the visitor's cookie")),
+        ("external", _("Customer id in an import source")),
+        ("user", _("Site account: user id")),
+        ("username", _("Site account: username")),
+    ]
+
+    id_kind = forms.ChoiceField(label=_("Identified by"), choices=KINDS, required=False)
     visitor_key = forms.CharField(
-        label=_("Pseudonymous id"),
-        max_length=64,
-        validators=[validate_visitor_key],
+        label=_("Identifier"),
+        max_length=254,
         help_text=_(
-            "The visitor's pseudonymous id: %(n)d hexadecimal characters, shown to them on "
-            "their privacy settings page."
+            "A pseudonymous id is %(n)d hexadecimal characters, shown to the visitor on their "
+            "privacy settings page."
         )
         % {"n": KEY_LENGTH_HEX},
     )
+    source = forms.CharField(
+        label=_("Import source"),
+        max_length=100,
+        required=False,
+        help_text=_("For a customer id: the source named when the events were imported."),
+    )
 
-    def clean_visitor_key(self) -> str:
-        return self.cleaned_data["visitor_key"].lower()
+    def clean(self):
+        data = super().clean()
+        value, kind = data.get("visitor_key"), data.get("id_kind") or "key"
+        if value is None:
+            return data
+        if kind == "key":
+            try:
+                validate_visitor_key(value.strip())
+            except forms.ValidationError as exc:
+                self.add_error("visitor_key", exc)
+                return data
+            data["visitor_key"] = value.strip().lower()
+        if kind == "external" and not (data.get("source") or "").strip():
+            self.add_error("source", _("A customer id needs the import source it comes from."))
+            return data
+        try:
+            subject = find_subject(
+                key=value if kind == "key" else None,
+                raw_id=value if kind == "cookie" else None,
+                source=data.get("source") if kind == "external" else None,
+                external_id=value if kind == "external" else None,
+                user_id=value if kind == "user" else None,
+                username=value if kind == "username" else None,
+            )
+        except UnknownSubject as exc:
+            self.add_error("visitor_key", str(exc))
+            return data
+        if not subject.keys:
+            self.add_error("visitor_key", _("No visitor profile is linked to this account."))
+            return data
+        data["subject"] = subject
+        return data
 
 
 class ExportForm(VisitorKeyForm):
@@ -77,15 +125,22 @@ class DataSubjectExportView(DataSubjectRequestsView):
         form = ExportForm(request.POST)
         if not form.is_valid():
             return self.refuse(form=form)
-        key, fmt = form.cleaned_data["visitor_key"], form.cleaned_data["format"]
-        data = export_visitor(key)
+        subject, fmt = form.cleaned_data["subject"], form.cleaned_data["format"]
+        key = subject.keys[0]
+        data = export_subject(subject)
         rows = sum(len(rows) for rows in data.values())
         logger.info("Data-subject export (%s) by user %s: %d rows", fmt, request.user.pk, rows)
         audit.log_privacy_action(
             audit.DSR_EXPORT,
             request.user,
             title=_visitor_title(key),
-            data={"format": fmt, "key": audit.short_key(key), "rows": rows},
+            data={
+                "format": fmt,
+                "key": audit.short_key(key),
+                "keys": len(subject.keys),
+                "by": form.cleaned_data.get("id_kind") or "key",  # the kind, never the value
+                "rows": rows,
+            },
         )
         if fmt == "csv":
             response = HttpResponse(export_csv(data), content_type="text/csv; charset=utf-8")
@@ -99,7 +154,9 @@ class DataSubjectExportView(DataSubjectRequestsView):
 
 
 class EraseVisitorView(DataSubjectRequestsView):
-    """``GET ?visitor_key=``: what is held and a confirmation; ``POST visitor_key``: erase."""
+    """``GET ?visitor_key=`` or ``POST … preview=1``: what is held and a confirmation (by POST
+    when the identifier is not a pseudonymous id, so a customer id or a username never lands
+    in a URL or an access log); ``POST`` without ``preview``: erase."""
 
     template_name = "consent/admin/confirm_erase.html"
     page_title = _("Erase a visitor's data")
@@ -107,30 +164,58 @@ class EraseVisitorView(DataSubjectRequestsView):
     http_method_names = ["get", "post"]
 
     def get(self, request, *args, **kwargs):
-        form = VisitorKeyForm(request.GET, auto_id="erase_%s")
+        return self.confirm(VisitorKeyForm(request.GET, auto_id="erase_%s"))
+
+    def confirm(self, form: VisitorKeyForm) -> HttpResponse:
         if not form.is_valid():
             return self.refuse(erase_form=form)
-        key = form.cleaned_data["visitor_key"]
-        held = {table: len(rows) for table, rows in export_visitor(key).items()}
-        held.pop("visitor_key", None)
+        subject = form.cleaned_data["subject"]
+        held = {
+            table: len(rows)
+            for table, rows in export_subject(subject).items()
+            if table != "visitor_key"
+        }
         return self.render_to_response(
-            self.get_context_data(form=form, key=key, held=held, holds_anything=any(held.values()))
+            self.get_context_data(
+                form=form,
+                key=subject.keys[0],
+                keys=subject.keys,
+                held=held,
+                holds_anything=any(held.values()),
+            )
         )
 
     def post(self, request, *args, **kwargs):
         form = VisitorKeyForm(request.POST, auto_id="erase_%s")
+        if request.POST.get("preview"):
+            return self.confirm(form)
         if not form.is_valid():
             return self.refuse(erase_form=form)
-        key = form.cleaned_data["visitor_key"]
-        erasure = erase_visitor(key)
-        logger.info("Erasure %s carried out by user %s", erasure.pk, request.user.pk)
+        subject = form.cleaned_data["subject"]
+        key = subject.keys[0]
+        erasures = erase_subject(subject)
+        result: dict[str, int] = {}
+        for erasure in erasures:
+            for name, count in erasure.result.items():
+                result[name] = result.get(name, 0) + count
+        logger.info(
+            "Erasure %s carried out by user %s",
+            ", ".join(str(e.pk) for e in erasures),
+            request.user.pk,
+        )
         audit.log_privacy_action(
             audit.ERASE,
             request.user,
             title=_visitor_title(key),
-            data={"key": audit.short_key(key), "erasure": erasure.pk, "removed": erasure.result},
+            data={
+                "key": audit.short_key(key),
+                "keys": len(erasures),
+                "by": form.cleaned_data.get("id_kind") or "key",
+                "erasure": erasures[0].pk if erasures else None,
+                "removed": result,
+            },
         )
-        removed = ", ".join(f"{name}: {count}" for name, count in sorted(erasure.result.items()))
+        removed = ", ".join(f"{name}: {count}" for name, count in sorted(result.items()))
         messages.success(
             request,
             _("The visitor's data was erased (%(removed)s). Consent records are kept as proof.")

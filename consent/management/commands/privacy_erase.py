@@ -1,23 +1,22 @@
 from django.core.management.base import BaseCommand
 
-from consent.privacy import erase_visitor
+from consent.privacy import erase_subject
 
-from .privacy_export import _key
+from ._subject import add_subject_arguments, subject_from_options
 
 
 class Command(BaseCommand):
     help = (
-        "Erase everything held about one pseudonymous visitor, in the database, the fast store "
-        "and the event stream; later events for that id are dropped. Keeps the consent records "
-        "and a minimal erasure record."
+        "Erase everything held about one data subject, in the database, the fast store and the "
+        "event stream; later events for them are dropped. Keeps the consent records and a "
+        "minimal erasure record. Name them by pseudonymous key, cookie identifier (--raw), "
+        "import source and customer id (--source, --external-id) or linked account (--user, "
+        "--username)."
     )
 
     def add_arguments(self, parser):
-        parser.add_argument(
-            "id", help="The visitor's pseudonymous key (or, with --raw, their identifier)."
-        )
-        parser.add_argument("--raw", action="store_true")
+        add_subject_arguments(parser)
 
     def handle(self, *args, **options):
-        request = erase_visitor(_key(options["id"], options["raw"]))
-        self.stdout.write(self.style.SUCCESS(f"Erased: {request.result}"))
+        for request in erase_subject(subject_from_options(options)):
+            self.stdout.write(self.style.SUCCESS(f"Erased: {request.result}"))

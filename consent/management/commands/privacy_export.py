@@ -1,28 +1,26 @@
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from consent.hashing import is_identifier
-from consent.identity import visitor_key
-from consent.privacy import export_csv, export_visitor
+from consent.privacy import export_csv, export_subject
+
+from ._subject import add_subject_arguments, subject_from_options
 
 
 class Command(BaseCommand):
-    help = "Export everything held about one pseudonymous visitor (access / portability request)."
+    help = (
+        "Export everything held about one data subject (access / portability request), named "
+        "by their pseudonymous key, their cookie's identifier (--raw), a customer id of an "
+        "import source (--source, --external-id) or a linked account (--user, --username)."
+    )
 
     def add_arguments(self, parser):
-        parser.add_argument(
-            "id", help="The visitor's pseudonymous key (or, with --raw, their identifier)."
-        )
-        parser.add_argument(
-            "--raw", action="store_true", help="ID is the raw identifier from the visitor's cookie."
-        )
+        add_subject_arguments(parser)
         parser.add_argument("--format", choices=["json", "csv"], default="json")
         parser.add_argument("--output", help="Write to this file instead of standard output.")
 
     def handle(self, *args, **options):
-        key = _key(options["id"], options["raw"])
-        data = export_visitor(key)
+        data = export_subject(subject_from_options(options))
         text = (
             export_csv(data)
             if options["format"] == "csv"
@@ -34,10 +32,3 @@ class Command(BaseCommand):
             self.stderr.write(f"Wrote {options['output']}")
         else:
             self.stdout.write(text)
-
-
-def _key(value: str, raw: bool) -> str:
-    value = value.strip().lower()
-    if not is_identifier(value):
-        raise CommandError("Expected 32 hexadecimal characters.")
-    return visitor_key(value) if raw else value

@@ -13,5 +13,6 @@ class Command(BaseCommand):
         stats = rebuild()
         self.stdout.write(
             f"{stats['visitors']} visitors, {stats['events']} events replayed, "
-            f"{stats['consents']} consent states restored"
+            f"{stats['consents']} consent states restored, {stats['skipped']} visitors left out "
+            "(consent withdrawn, erasure pending or erased, or no consent record)"
         )

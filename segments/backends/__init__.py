@@ -8,11 +8,24 @@ from django.core.signals import setting_changed
 from django.dispatch import receiver
 from django.utils.module_loading import import_string
 
+from ..breaker import BreakerPolicy, CircuitBreaker
 from ..conf import get_setting
 from .base import BaseBackend
 
 _lock = threading.Lock()
 _backend: tuple[str, BaseBackend] | None = None
+
+# The request path's view of the fast store's health, shared by every thread of the process:
+# the page path (segments.recording) and consent mirror writes (segments.consent_mirror).
+request_breaker = CircuitBreaker()
+
+
+def breaker_policy() -> BreakerPolicy:
+    return BreakerPolicy(
+        open_seconds=float(get_setting("SEGMENTS_FAILURE_BACKOFF")),
+        slow_call_seconds=float(get_setting("SEGMENTS_SLOW_CALL_SECONDS")),
+        slow_calls=int(get_setting("SEGMENTS_SLOW_CALLS")),
+    )
 
 
 def get_backend() -> BaseBackend:
@@ -35,3 +48,4 @@ def _reset(setting: str, **kwargs) -> None:
     global _backend
     if setting == "SEGMENTS_BACKEND":
         _backend = None
+        request_breaker.reset()  # another store: nothing is known about its health

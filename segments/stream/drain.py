@@ -32,6 +32,7 @@ from ..backends.base import (
     VisitorUpdate,
 )
 from ..conf import get_setting
+from ..consent_mirror import sync_pending_mirrors
 from ..definitions import CompiledSegment, enabled_segments
 from ..events import log as eventlog
 from ..models import MembershipChange
@@ -153,6 +154,9 @@ def process_batch(
         key, name, ts, event_id, properties = event
         by_visitor[key].append((parse_stream_id(entry.entry_id), name, ts, event_id, properties))
 
+    # The durable consent record wins over a stale copy in the store (a decision made while
+    # the store was unreachable): copy those visitors' state first, or fail the batch.
+    sync_pending_mirrors(by_visitor, strict=True)
     states = backend.load_visitors(list(by_visitor))
     rows: list[eventlog.Row] = []
     changes = _Changes()

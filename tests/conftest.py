@@ -66,13 +66,13 @@ def _reset_process_state():
     from django.core.cache import cache
 
     import consent.notices
+    import segments.backends
     import segments.definitions
-    import segments.recording
 
-    segments.recording.request_breaker.reset()
+    segments.backends.request_breaker.reset()
     consent.notices.forget_cache()
     segments.definitions.forget_definitions()
     cache.clear()  # rate-limit counters
     yield
-    segments.recording.request_breaker.reset()
+    segments.backends.request_breaker.reset()
     consent.notices.forget_cache()

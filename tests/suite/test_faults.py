@@ -258,7 +258,6 @@ def test_a_withdrawal_made_while_redis_is_down_wins_in_the_drain(settings, priva
     private_redis.stop()
     response = client.post("/consent/", {"action": "withdraw"})
     assert response.status_code == 303  # the durable record is written either way
-    assert PendingConsentMirror.objects.filter(visitor_key=key).exists()
 
     private_redis.start()  # with its data: the stale "granted" copy is back too
     request_breaker.reset()
@@ -484,18 +483,20 @@ def test_under_load_a_worker_killed_mid_batch_is_replaced(
     heir = None
     try:
         tasks.sweep.delay()
+        done_at_kill = []
 
         def kill():
             nonlocal heir
             wait_for(LoggedEvent.objects.exists, timeout=60)
             stop_worker(first, hard=True)  # SIGKILL
+            done_at_kill.append(LoggedEvent.objects.filter(name="click").count())
             heir = start_worker(db, name="heir", log_path=tmp_path / "w2.log", extra_env=env)
 
         load = _load(live_server, visitors, LOAD_SECONDS, kill)
         for key, ids in backlog.items():  # the backlog was accepted too
             load.accepted[key] += ids
             load.attempted[key] += ids
-        assert LoggedEvent.objects.count() < load.total_accepted or LONG
+        assert done_at_kill[0] < 6000, "the worker was done before it was killed: make more"
         assert_nothing_lost(load, backend, timeout=120)
     finally:
         stop_worker(first, hard=True)

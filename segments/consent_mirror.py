@@ -20,7 +20,7 @@ from django.utils import timezone
 from consent.api import rebuild_grants
 
 from .backends import breaker_policy, get_backend, request_breaker
-from .backends.base import BackendUnavailable
+from .backends.base import NOTICE_FIELD, BackendUnavailable, BaseBackend, VisitorState
 from .conf import get_setting
 from .models import PendingConsentMirror
 
@@ -88,6 +88,19 @@ def sync_pending_mirrors(
             else:
                 break  # the store is down: the rest wait as well
     return copied
+
+
+def restore_lost_mirrors(backend: BaseBackend, states: dict[str, VisitorState]) -> None:
+    """Rebuild, from the durable record, the copy of any of these visitors whose consent state
+    the store no longer holds at all (Redis restarted without it, or evicted or expired the
+    key), and read their state again: "nothing held" is not "withdrawn" (an erasure or a
+    withdrawal leaves its fields behind, as a tombstone)."""
+    lost = [key for key, state in states.items() if NOTICE_FIELD not in state.fields]
+    if not lost:
+        return
+    for key in lost:
+        mirror_consent_from_record(key)
+    states.update(backend.load_visitors(lost))
 
 
 def _copy_locked(visitor_key: str) -> bool:

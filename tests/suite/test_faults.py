@@ -31,6 +31,7 @@ from segments import events, tasks
 from segments.backends import get_backend, request_breaker
 from segments.backends.redis import RedisBackend
 from segments.breaker import BreakerPolicy, CircuitBreaker
+from segments.conf import get_setting
 from segments.models import LoggedEvent, PendingConsentMirror
 from segments.recording import exchange, record_events, track
 from segments.stream.drain import drain_partition
@@ -227,6 +228,19 @@ def test_drain_recreates_the_consumer_group_after_redis_restarts_empty(settings,
 
 @pytest.mark.services
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_the_drain_rebuilds_a_lost_consent_mirror_instead_of_dropping_events(backend):
+    _client, key = visitor()
+    backend.client.delete(backend._m(key))  # evicted, expired, or lost with its server
+    partition = backend.partition_for(key)
+    backend.append_events(partition, [events.encode(events.Event(key, "click", time.time()))])
+    drain_partition(partition)
+    # Before the fix a missing copy read as "withdrawn": an accepted event was dropped.
+    assert LoggedEvent.objects.filter(visitor_key=key, name="click").exists()
+    assert exchange(key).consented is True
+
+
+@pytest.mark.services
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_the_reclaiming_read_recreates_a_lost_group_too(backend):
     key = "ab12cd34" * 8
     partition = backend.partition_for(key)
@@ -410,6 +424,21 @@ def test_events_are_refused_not_claimed_while_the_store_is_down(settings, site, 
 
 
 # -- 4. The worker outlives its broker ------------------------------------------------------
+
+
+def test_the_worker_retries_its_broker_for_ever_and_notices_dead_connections():
+    from demo.celery import app
+
+    conf = app.conf
+    # Celery's default gives up after 100 attempts and the worker exits.
+    assert conf.broker_connection_retry is True
+    assert conf.broker_connection_max_retries is None
+    assert conf.broker_connection_retry_on_startup is True
+    assert conf.worker_cancel_long_running_tasks_on_connection_loss is True
+    assert conf.task_acks_late is True
+    options = conf.broker_transport_options
+    assert options["health_check_interval"] and options["socket_timeout"]
+    assert options["visibility_timeout"] > get_setting("SEGMENTS_DRAIN_MAX_SECONDS")
 
 
 @pytest.mark.services

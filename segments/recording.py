@@ -89,9 +89,8 @@ def exchange(
     except BackendUnavailable as exc:
         _mark_down(exc)
         return UNAVAILABLE
-    except BaseException as exc:  # a half-open probe must report back whatever happens
-        _mark_down(exc)
-        raise
+    # (Any other error is raised as before; a half-open probe that ends so is replaced by
+    # another after SEGMENTS_FAILURE_BACKOFF: the breaker never stays half-open.)
     _mark_up(time.monotonic() - started)
     return result if result.consented else NO_CONSENT
 

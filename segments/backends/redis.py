@@ -210,6 +210,26 @@ class RedisBackend(BaseBackend):
         except RedisError:
             return False
 
+    def durability_problems(self) -> list[str]:
+        try:
+            persistence = self.client.info("persistence")
+            memory = self.client.info("memory")
+        except RedisError:
+            return []  # unreachable: segments.W001 says so
+        problems = []
+        if not int(persistence.get("aof_enabled", 0)):
+            problems.append(
+                "Redis runs without its append-only file (appendonly no): a restart loses "
+                "the events accepted but not yet drained"
+            )
+        policy = memory.get("maxmemory_policy", "noeviction")
+        if policy != "noeviction":
+            problems.append(
+                f"Redis evicts keys when full (maxmemory-policy {policy}): it may drop the "
+                "event stream or consent mirrors"
+            )
+        return problems
+
     # -- consent mirror ---------------------------------------------------------------------
     def set_consent(self, visitor_key, grants, notice_version, ttl):
         args: list = [max(int(ttl), 1), notice_version]

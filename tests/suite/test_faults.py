@@ -22,6 +22,7 @@ import uuid
 from urllib.parse import urlsplit
 
 import pytest
+import redis
 import requests
 from django.conf import settings as django_settings
 from django.db import connection
@@ -37,6 +38,7 @@ from segments.recording import exchange, record_events, track
 from segments.stream.drain import drain_partition
 from segments.stream.rebuild import replay_log
 from tests.builders import BROWSER_UA, consenting_browser, demo_site
+from tests.support.faults import RedisServer
 from tests.support.worker import start_worker, stop_worker, wait_for
 
 LONG = os.environ.get("TAILORED_LONG_FAULTS", "") == "1"
@@ -258,6 +260,31 @@ def test_the_request_connection_waits_less_than_the_workers():
     assert backend.client.connection_pool.connection_kwargs["socket_timeout"] == 0.5
     connection = backend._request_connection()
     assert (connection.socket_timeout, connection.socket_connect_timeout) == (0.1, 0.1)
+
+
+@pytest.mark.services
+def test_the_deployment_checks_warn_of_a_redis_that_can_lose_accepted_events(settings, tmp_path):
+    from segments import checks as segments_checks
+
+    volatile = RedisServer(tmp_path / "volatile", appendonly=False)
+    volatile.start()
+    try:
+        use_store(settings, volatile.url)
+        warnings = segments_checks.check_backend_reachable()
+        assert [m.id for m in warnings] == ["segments.W002"]
+        assert "append-only" in warnings[0].msg and warnings[0].hint
+        redis.Redis.from_url(volatile.url).config_set("maxmemory-policy", "allkeys-lru")
+        assert [m.id for m in segments_checks.check_backend_reachable()] == ["segments.W002"] * 2
+    finally:
+        volatile.stop()
+
+
+@pytest.mark.services
+def test_a_persistent_redis_passes_the_deployment_checks(settings, private_redis):
+    from segments import checks as segments_checks
+
+    use_store(settings, private_redis.url)
+    assert segments_checks.check_backend_reachable() == []
 
 
 # -- 2. A withdrawal made while Redis is unreachable ----------------------------------------

@@ -105,7 +105,8 @@ def schedule_drain(visitor_key: str) -> None:
     from .tasks import drain
 
     try:
-        drain.delay(get_backend().partition_for(visitor_key))
+        # Not retried: a page must not wait on a broker that is down (the sweep drains).
+        drain.apply_async((get_backend().partition_for(visitor_key),), retry=False)
     except Exception as exc:
         logger.warning("Could not schedule a drain: %s", type(exc).__name__)
 

@@ -20,12 +20,20 @@ _backend: tuple[str, BaseBackend] | None = None
 request_breaker = CircuitBreaker()
 
 
+_policy: BreakerPolicy | None = None
+_POLICY_SETTINGS = ("SEGMENTS_FAILURE_BACKOFF", "SEGMENTS_SLOW_CALL_SECONDS", "SEGMENTS_SLOW_CALLS")
+
+
 def breaker_policy() -> BreakerPolicy:
-    return BreakerPolicy(
-        open_seconds=float(get_setting("SEGMENTS_FAILURE_BACKOFF")),
-        slow_call_seconds=float(get_setting("SEGMENTS_SLOW_CALL_SECONDS")),
-        slow_calls=int(get_setting("SEGMENTS_SLOW_CALLS")),
-    )
+    """The breaker's settings (read on every request: remembered until one changes)."""
+    global _policy
+    if _policy is None:
+        _policy = BreakerPolicy(
+            open_seconds=float(get_setting("SEGMENTS_FAILURE_BACKOFF")),
+            slow_call_seconds=float(get_setting("SEGMENTS_SLOW_CALL_SECONDS")),
+            slow_calls=int(get_setting("SEGMENTS_SLOW_CALLS")),
+        )
+    return _policy
 
 
 def get_backend() -> BaseBackend:
@@ -45,7 +53,9 @@ def get_backend() -> BaseBackend:
 
 @receiver(setting_changed)
 def _reset(setting: str, **kwargs) -> None:
-    global _backend
+    global _backend, _policy
+    if setting in _POLICY_SETTINGS:
+        _policy = None
     if setting == "SEGMENTS_BACKEND":
         _backend = None
         request_breaker.reset()  # another store: nothing is known about its health

@@ -163,7 +163,27 @@ else:
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ACKS_LATE = True
+# A worker outlives its broker: when the connection drops (Redis restarted, a network reset) it
+# reconnects, retrying for ever, instead of exiting; tasks it had started are cancelled and,
+# acknowledged late, delivered again (every task here is idempotent). Dead connections are
+# noticed by timeouts and health checks, not after the kernel's TCP timeout. See
+# docs/installation.md, "Redis persistence and faults".
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_BROKER_CONNECTION_TIMEOUT = 5
+CELERY_BROKER_HEARTBEAT = 0  # (the Redis transport has no AMQP heartbeats; health checks instead)
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_timeout": 10,
+    "socket_connect_timeout": 5,
+    "socket_keepalive": True,
+    "health_check_interval": 10,
+    "retry_on_timeout": True,
+    # Longer than any task runs (a drain hands over after SEGMENTS_DRAIN_MAX_SECONDS): a task
+    # whose worker died is delivered again after this long.
+    "visibility_timeout": 3600,
+}
 # Every app's periodic tasks, merged (docs/installation.md lists them).
 CELERY_BEAT_SCHEDULE = {
     **segments_conf.BEAT_SCHEDULE,

@@ -63,7 +63,15 @@ def check_backend_reachable(app_configs=None, **kwargs):
                 id="segments.W001",
             )
         ]
-    return []
+    return [
+        Warning(
+            f"{problem}.",
+            hint="See docs/installation.md, 'Redis persistence and faults': appendonly yes, "
+            "appendfsync everysec (or always), maxmemory-policy noeviction.",
+            id="segments.W002",
+        )
+        for problem in get_backend().durability_problems()
+    ]
 
 
 @register()

@@ -16,6 +16,11 @@ get_setting = app_settings.get
 BEAT_SCHEDULE = {
     # Drains partitions holding events no worker took (a crashed worker, a lost task).
     "segments-sweep": {"task": "segments.sweep", "schedule": timedelta(seconds=5)},
+    # Copies consent decisions made while the fast store was unreachable into it (the outbox).
+    "segments-consent-mirrors": {
+        "task": "segments.sync_consent_mirrors",
+        "schedule": timedelta(seconds=5),
+    },
     # Visitors leave time-window segments on time (and enter time-based ones) without new events.
     "segments-reevaluate": {"task": "segments.reevaluate", "schedule": timedelta(seconds=30)},
     # Each segment's size once a day, with the version of its rule (segments.reporting.insights).

@@ -15,8 +15,13 @@ SEGMENTS_DRAIN_MAX_SECONDS = 20.0
 SEGMENTS_DRAIN_LINGER_MS = 250
 SEGMENTS_LOCK_TTL_MS = 30_000
 
-# After the fast store fails, skip it for this many seconds (pages render default content).
+# The request path's circuit breaker. After the fast store fails (an error, or no reply within
+# the backend's REQUEST_TIMEOUT), or answers slower than SEGMENTS_SLOW_CALL_SECONDS this many
+# times in a row, skip it for SEGMENTS_FAILURE_BACKOFF seconds: pages render default content at
+# once and no event is accepted. Then one request probes it; a fast answer closes the breaker.
 SEGMENTS_FAILURE_BACKOFF = 5.0
+SEGMENTS_SLOW_CALL_SECONDS = 0.05
+SEGMENTS_SLOW_CALLS = 3
 
 # Paths never recorded as page views.
 SEGMENTS_EXCLUDED_PATH_PREFIXES = [

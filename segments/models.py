@@ -103,3 +103,17 @@ class SegmentSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.segment} on {self.day}: {self.size}"
+
+
+class PendingConsentMirror(models.Model):
+    """A visitor whose consent state the fast store may not hold yet (the outbox of mirror
+    updates): written with each consent decision and removed once the store holds the state
+    rebuilt from the durable record. A decision made while Redis was unreachable stays here
+    until a request, a drain or the periodic task (``segments.sync_consent_mirrors``) copies
+    it; the drain never applies events of a visitor listed here before doing so."""
+
+    visitor_key = models.CharField(max_length=64, primary_key=True)
+    queued_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.visitor_key[:8]}… since {self.queued_at:%Y-%m-%d %H:%M:%S}"

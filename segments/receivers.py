@@ -1,14 +1,11 @@
 """Handlers the segments app registers with the consent app (consent never imports us)."""
 
-from contextlib import suppress
-
-from .backends.base import BackendUnavailable
-from .consent_mirror import mirror_consent
+from .consent_mirror import sync_consent_mirror
 
 
-def on_consent_changed(sender, visitor_key, granted, notice_version, expires_at, **kwargs):
-    # The durable record is written either way; the request path rebuilds a missing mirror
-    # from it. Known gap: a store that was briefly unreachable may keep an older mirror until
-    # the visitor's next decision (re-synchronisation is part of the consent work).
-    with suppress(BackendUnavailable):
-        mirror_consent(visitor_key, frozenset(granted), notice_version, expires_at.timestamp())
+def on_consent_changed(sender, visitor_key, **kwargs):
+    # Sent once the decision is committed. The store's copy is rebuilt from the durable record
+    # (not from this signal's values, which a later decision may already have overtaken); if
+    # the store is unreachable now, the outbox keeps the visitor until it is back, and the
+    # drain applies none of their events before their state is copied (consent_mirror).
+    sync_consent_mirror(visitor_key)

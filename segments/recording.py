@@ -2,8 +2,11 @@
 if the server's consent state allows it, read the memberships back), server-side and client
 events validated and recorded in one round trip, and the drain a worker is asked for.
 
-A fast store that fails is skipped for ``SEGMENTS_FAILURE_BACKOFF`` seconds: pages render
-default content meanwhile, and nothing waits on it."""
+Calls go through the process's circuit breaker (:mod:`segments.breaker`): a fast store that
+fails, times out (the backend's ``REQUEST_TIMEOUT``) or answers slowly again and again is left
+alone for ``SEGMENTS_FAILURE_BACKOFF`` seconds. Pages render default content meanwhile, at
+once, and no event is accepted (:func:`record_events` says so). Then one request probes the
+store; when it answers quickly again, consent decisions it missed are copied into it."""
 
 import hashlib
 import logging
@@ -14,25 +17,40 @@ from dataclasses import replace
 from consent.api import get_consent, notice_version
 
 from . import events as _events
-from .backends import get_backend
+from .backends import breaker_policy, get_backend, request_breaker
 from .backends.base import BackendUnavailable, Exchange
 from .conf import get_setting
-from .consent_mirror import mirror_consent_from_record, tracking_purpose
+from .consent_mirror import mirror_consent_from_record, sync_pending_mirrors, tracking_purpose
 from .events import Event, EventError
 
 logger = logging.getLogger(__name__)
-_down_until = 0.0
 NO_CONSENT = Exchange(consented=False)
+# What exchange() returns when the store was not asked (breaker open) or did not answer: no
+# consent as far as the page is concerned (default content), and nothing recorded.
+UNAVAILABLE = Exchange(consented=False)
 
 
 def _backend_usable() -> bool:
-    return time.monotonic() >= _down_until
+    return request_breaker.allow(breaker_policy())
 
 
 def _mark_down(exc: Exception) -> None:
-    global _down_until
-    _down_until = time.monotonic() + float(get_setting("SEGMENTS_FAILURE_BACKOFF"))
+    request_breaker.failure(breaker_policy())
     logger.warning("Fast store unavailable, serving default content: %s", type(exc).__name__)
+
+
+def _mark_up(seconds: float) -> None:
+    if request_breaker.success(seconds, breaker_policy()):
+        logger.info("Fast store available again")
+        try:  # consent decisions made while it was away (also done by a periodic task)
+            sync_pending_mirrors(limit=100)
+        except Exception as exc:  # the page must not fail for it
+            logger.warning("Could not copy pending consent states: %s", type(exc).__name__)
+
+
+def store_retry_after() -> float:
+    """Seconds until the request path tries the fast store again (0: it is being used)."""
+    return request_breaker.retry_after()
 
 
 def exchange(
@@ -45,29 +63,35 @@ def exchange(
     """Record ``event`` (or ``events``, in order) for ``visitor_key`` if the server's consent
     state allows it, and return the visitor's memberships, in one round trip to the fast store.
 
-    Never raises for an unavailable store: the result then says "not consented", so callers
-    serve default content. When the store has lost the visitor's consent state it is rebuilt
-    from the durable consent record (a database query, only then).
+    Never raises for an unavailable store: the result is then :data:`UNAVAILABLE` ("not
+    consented", nothing recorded), so callers serve default content. When the store has lost
+    the visitor's consent state it is rebuilt from the durable consent record (a database
+    query, only then).
     """
     if not _backend_usable():
-        return NO_CONSENT
-    backend = get_backend()
+        return UNAVAILABLE
     batch = [event] if event is not None else list(events)
     fields = [_events.encode(e) for e in batch]
     purpose = get_setting("SEGMENTS_PURPOSE")
     version = notice_version()
+    started = time.monotonic()
     try:
+        backend = get_backend()
         result = backend.exchange(
             visitor_key, purpose=purpose, notice_version=version, now=time.time(), events=fields
         )
         if result.consented is None:
             mirror_consent_from_record(visitor_key, visitor_id)
+            started = time.monotonic()  # (the database's time is not the store's)
             result = backend.exchange(
                 visitor_key, purpose=purpose, notice_version=version, now=time.time(), events=fields
             )
     except BackendUnavailable as exc:
         _mark_down(exc)
-        return NO_CONSENT
+        return UNAVAILABLE
+    # (Any other error is raised as before; a half-open probe that ends so is replaced by
+    # another after SEGMENTS_FAILURE_BACKOFF: the breaker never stays half-open.)
+    _mark_up(time.monotonic() - started)
     return result if result.consented else NO_CONSENT
 
 
@@ -81,7 +105,8 @@ def schedule_drain(visitor_key: str) -> None:
     from .tasks import drain
 
     try:
-        drain.delay(get_backend().partition_for(visitor_key))
+        # Not retried: a page must not wait on a broker that is down (the sweep drains).
+        drain.apply_async((get_backend().partition_for(visitor_key),), retry=False)
     except Exception as exc:
         logger.warning("Could not schedule a drain: %s", type(exc).__name__)
 
@@ -89,8 +114,8 @@ def schedule_drain(visitor_key: str) -> None:
 def track(target, name: str, /, **properties) -> bool:
     """Record a server-side event (a purchase with ``value``, a signup) for a visitor, given
     their request or their pseudonymous key. Nothing is recorded without consent for the
-    purpose (whatever the properties say). Raises :class:`EventError` for an invalid event;
-    returns whether it was recorded."""
+    purpose (whatever the properties say), nor while the fast store is unavailable. Raises
+    :class:`EventError` for an invalid event; returns whether it was recorded."""
     if isinstance(target, str):
         key, visitor_id = target, None
     else:
@@ -98,7 +123,10 @@ def track(target, name: str, /, **properties) -> bool:
         if state.visitor_key is None or not state.allows(tracking_purpose()):
             return False
         key, visitor_id = state.visitor_key, state.visitor_id
-    return record_events(key, [(name, properties, None)], visitor_id=visitor_id) > 0
+    try:
+        return record_events(key, [(name, properties, None)], visitor_id=visitor_id) > 0
+    except BackendUnavailable:
+        return False
 
 
 def record_events(
@@ -108,8 +136,9 @@ def record_events(
     visitor_id: str | None = None,
 ) -> int:
     """Validate and record events given as (name, properties, client event id or None), all
-    in one round trip. Raises :class:`EventError` (nothing recorded) if any is invalid; returns
-    how many were recorded (0 without consent)."""
+    in one round trip. Raises :class:`EventError` (nothing recorded) if any is invalid, and
+    :class:`BackendUnavailable` (nothing recorded: the caller must not report them accepted)
+    while the fast store is unavailable; returns how many were recorded (0 without consent)."""
     now = time.time()
     batch = []
     for name, properties, event_id in items:
@@ -127,6 +156,8 @@ def record_events(
     if not batch:
         return 0
     result = exchange(visitor_key, events=batch, visitor_id=visitor_id)
+    if result is UNAVAILABLE:
+        raise BackendUnavailable("fast store unavailable")
     if result.drain_needed:
         schedule_drain(visitor_key)
     return len(batch) if result.consented else 0

@@ -2,6 +2,7 @@
 
 from celery import shared_task
 
+from .consent_mirror import sync_pending_mirrors
 from .reporting.insights import take_snapshots
 from .stream import drain as pipeline
 
@@ -23,6 +24,18 @@ def sweep() -> list[int]:
     for partition in partitions:
         drain.delay(partition)
     return partitions
+
+
+@shared_task(name="segments.sync_consent_mirrors", ignore_result=True)
+def sync_consent_mirrors() -> int:
+    """Celery beat (every 5 s): copy into the fast store the consent decisions made while it
+    was unreachable (the outbox), so a withdrawal takes effect there once it is back."""
+    total = 0
+    while True:
+        done = sync_pending_mirrors(limit=1000)
+        total += done
+        if done < 1000:
+            return total
 
 
 @shared_task(name="segments.reevaluate", ignore_result=True)

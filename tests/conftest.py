@@ -6,7 +6,7 @@ from django.conf import settings
 
 # The tiers are markers (services, worker, browser); the directories mirror the apps. The
 # browser and worker fixtures live in tests/support.
-pytest_plugins = ["tests.support.browser", "tests.support.worker"]
+pytest_plugins = ["tests.support.browser", "tests.support.worker", "tests.support.faults"]
 
 # Without the [ml] extra, model-driven segments are not installed: their tests are not
 # collected (everything else must pass without scikit-learn).
@@ -66,13 +66,13 @@ def _reset_process_state():
     from django.core.cache import cache
 
     import consent.notices
+    import segments.backends
     import segments.definitions
-    import segments.recording
 
-    segments.recording._down_until = 0.0
+    segments.backends.request_breaker.reset()
     consent.notices.forget_cache()
     segments.definitions.forget_definitions()
     cache.clear()  # rate-limit counters
     yield
-    segments.recording._down_until = 0.0
+    segments.backends.request_breaker.reset()
     consent.notices.forget_cache()

@@ -42,6 +42,11 @@ if POSTGRES_AVAILABLE:
     # A worker process started by the tests connects straight to the test database.
     if os.environ.get("TAILORED_WORKER_DB_NAME"):
         DATABASES["default"]["NAME"] = os.environ["TAILORED_WORKER_DB_NAME"]
+    # ... possibly through a proxy that a fault test cuts (tests/support/faults.py).
+    if os.environ.get("TAILORED_WORKER_DB_PORT"):
+        DATABASES["default"]["HOST"] = "127.0.0.1"
+        DATABASES["default"]["PORT"] = int(os.environ["TAILORED_WORKER_DB_PORT"])
+        DATABASES["default"]["OPTIONS"] = {"connect_timeout": 2}
 else:
     DATABASES = {
         "default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "t.sqlite3"}

@@ -146,6 +146,11 @@ class BaseBackend:
     def ping(self) -> bool:
         raise NotImplementedError
 
+    def durability_problems(self) -> list[str]:
+        """What in the store's own configuration can lose events it accepted (a deployment
+        check reports them); none by default."""
+        return []
+
     def append_events(self, partition: int, events: Sequence[dict[str, str]]) -> None:
         """Append events (stream fields) to a partition in bulk, for imports: the caller has
         checked consent. Schedules nothing."""

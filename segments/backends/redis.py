@@ -104,6 +104,7 @@ class RedisBackend(BaseBackend):
         self.raw = _connect(options, decode_responses=False)
         self._exchange = self.client.register_script(_EXCHANGE)
         self._local = threading.local()  # the request path's connection, one per thread
+        self.request_timeout = float(options.get("REQUEST_TIMEOUT", 0.1))
         self._set_consent = self.client.register_script(_SET_CONSENT)
         self._unlock = self.client.register_script(_UNLOCK)
         self._groups_ready: set[str] = set()
@@ -156,13 +157,21 @@ class RedisBackend(BaseBackend):
         taken from the pool's free list: it stays with its thread for the thread's life and is
         closed when the thread ends. redis-py's retries are off on it, whatever the pool's: a
         page waits at most one timeout, then renders default content. A forked child makes
-        its own (a connection remembers the process that made it)."""
+        its own (a connection remembers the process that made it).
+
+        Its timeouts are ``REQUEST_TIMEOUT`` (connecting and each reply), shorter than the
+        workers' ``SOCKET_TIMEOUT``: a page never waits longer than that for the fast store,
+        and the request path's breaker (:mod:`segments.recording`) stops asking a slow one."""
         held = getattr(self._local, "held", None)
         if held is None or held.connection.pid != os.getpid():
             pool = self.client.connection_pool
-            held = self._local.held = _HeldConnection(
-                pool.connection_class(**{**pool.connection_kwargs, "retry": Retry(NoBackoff(), 0)})
-            )
+            kwargs = {
+                **pool.connection_kwargs,
+                "retry": Retry(NoBackoff(), 0),
+                "socket_timeout": self.request_timeout,
+                "socket_connect_timeout": self.request_timeout,
+            }
+            held = self._local.held = _HeldConnection(pool.connection_class(**kwargs))
         return held.connection
 
     def _round_trip(self, keys: list[str], args: list[str]) -> list:
@@ -201,6 +210,26 @@ class RedisBackend(BaseBackend):
         except RedisError:
             return False
 
+    def durability_problems(self) -> list[str]:
+        try:
+            persistence = self.client.info("persistence")
+            memory = self.client.info("memory")
+        except RedisError:
+            return []  # unreachable: segments.W001 says so
+        problems = []
+        if not int(persistence.get("aof_enabled", 0)):
+            problems.append(
+                "Redis runs without its append-only file (appendonly no): a restart loses "
+                "the events accepted but not yet drained"
+            )
+        policy = memory.get("maxmemory_policy", "noeviction")
+        if policy != "noeviction":
+            problems.append(
+                f"Redis evicts keys when full (maxmemory-policy {policy}): it may drop the "
+                "event stream or consent mirrors"
+            )
+        return problems
+
     # -- consent mirror ---------------------------------------------------------------------
     def set_consent(self, visitor_key, grants, notice_version, ttl):
         args: list = [max(int(ttl), 1), notice_version]
@@ -237,25 +266,48 @@ class RedisBackend(BaseBackend):
         if stream in self._groups_ready:
             return
         try:
+            # From the stream's first entry, not "$": events appended before the group existed
+            # (the request path's XADD recreates a stream after Redis restarted empty) are
+            # delivered too.
             self.client.xgroup_create(stream, GROUP, id="0", mkstream=True)
         except ResponseError as exc:
             if "BUSYGROUP" not in str(exc):
                 raise
         self._groups_ready.add(stream)
 
+    def _with_group(self, stream: str, call):
+        """``call()`` (a command naming the consumer group), recreating the group and trying
+        once more if the server no longer has it: Redis restarted empty, or the stream was
+        deleted, while this process remembered the group as made. Without this, every drain
+        would fail with NOGROUP until the worker restarted."""
+        self._ensure_group(stream)
+        try:
+            return call()
+        except ResponseError as exc:
+            if not str(exc).startswith("NOGROUP"):
+                raise
+        self._groups_ready.discard(stream)
+        self._ensure_group(stream)
+        return call()
+
     def read_batch(self, partition, consumer, count, *, reclaim=False, block_ms=0):
         stream = self._stream(partition)
-        self._ensure_group(stream)
         if reclaim:
             # We hold the partition's lock, so anything pending belongs to a drain that died.
-            _next, claimed, *_ = self.client.xautoclaim(
-                stream, GROUP, consumer, min_idle_time=0, start_id="0-0", count=count
+            _next, claimed, *_ = self._with_group(
+                stream,
+                lambda: self.client.xautoclaim(
+                    stream, GROUP, consumer, min_idle_time=0, start_id="0-0", count=count
+                ),
             )
             entries = [StreamEntry(i, f) for i, f in claimed if f is not None]
             if entries:
                 return entries
-        response = self.client.xreadgroup(
-            GROUP, consumer, {stream: ">"}, count=count, block=block_ms or None
+        response = self._with_group(
+            stream,
+            lambda: self.client.xreadgroup(
+                GROUP, consumer, {stream: ">"}, count=count, block=block_ms or None
+            ),
         )
         if not response:
             return []

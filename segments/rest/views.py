@@ -1,10 +1,12 @@
 """The client event endpoint, ``POST /api/events/`` (see docs/tracking.md for the contract),
 and the staff lookup of one visitor's features, ``/api/visitors/features/`` (docs/api.md)."""
 
+import math
+
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.authentication import SessionAuthentication
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import APIException, ValidationError
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -16,11 +18,24 @@ from ..conf import get_setting
 from ..consent_mirror import tracking_purpose
 from ..events import EventError
 from ..events.request import is_bot
-from ..recording import record_events
+from ..recording import record_events, store_retry_after
 from ..reporting.insights import explain as explain_visitor
 from ..reporting.insights import feature_values
 from .permissions import MayViewVisitors, SameOrigin
 from .serializers import EventBatchSerializer, VisitorLookupSerializer
+
+
+class StoreUnavailable(APIException):
+    """Nothing was recorded: the fast store is unavailable. ``Retry-After`` says when it is
+    tried again; event ids make a retry safe (the tracker retries once)."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "Events cannot be recorded at the moment; nothing was recorded."
+    default_code = "store_unavailable"
+
+    def __init__(self, wait: float):
+        super().__init__()
+        self.wait = max(math.ceil(wait), 1)
 
 
 class EventIntakeView(APIEndpoint):
@@ -29,7 +44,8 @@ class EventIntakeView(APIEndpoint):
     CSRF-exempt, because ``navigator.sendBeacon`` cannot send a token: same-origin is enforced
     from the browser's Origin/Referer headers instead. Consent comes only from the server's
     record: without it (or for a bot) the batch is answered ``202 {"recorded": 0}`` and nothing
-    is stored, and no cookie is set.
+    is stored, and no cookie is set. While the fast store is unavailable the batch is refused
+    with ``503`` and ``Retry-After`` (nothing recorded): a 2xx answer means it was written.
     """
 
     permission_classes = [AllowAny, SameOrigin]
@@ -44,6 +60,7 @@ class EventIntakeView(APIEndpoint):
         responses={
             202: inline_serializer("EventsRecorded", {"recorded": serializers.IntegerField()}),
             400: inline_serializer("EventsRefused", {"error": serializers.CharField()}),
+            503: inline_serializer("EventsNotRecorded", {"error": serializers.CharField()}),
         },
         operation_id="events_create",
     )
@@ -59,6 +76,8 @@ class EventIntakeView(APIEndpoint):
             recorded = record_events(state.visitor_key, batch.items(), visitor_id=state.visitor_id)
         except EventError as exc:  # e.g. an event too large once encoded
             raise ValidationError(str(exc)) from exc
+        except BackendUnavailable as exc:
+            raise StoreUnavailable(store_retry_after()) from exc
         return self._accepted(recorded)
 
     def _accepted(self, recorded: int) -> Response:

@@ -15,6 +15,21 @@ from ..profiles.features import Profile
 from .drain import _Changes, settle
 
 
+def replay_log(keys: list[str]) -> tuple[dict[str, Profile], int]:
+    """The visitors' features recomputed from the durable log alone (what a rebuild stores,
+    before pruning), and how many events that took."""
+    profiles: dict[str, Profile] = {k: Profile() for k in keys}
+    rows = LoggedEvent.objects.filter(visitor_key__in=keys).order_by("occurred_at", "pk")
+    values = rows.values_list("visitor_key", "name", "occurred_at", "properties", "event_id")
+    events = 0
+    for seq, (key, name, occurred_at, properties, event_id) in enumerate(
+        values.iterator(chunk_size=5000), start=1
+    ):
+        profiles[key].apply(name, occurred_at.timestamp(), (0, seq), properties, event_id.hex)
+        events += 1
+    return profiles, events
+
+
 def rebuild(chunk: int = 2000) -> dict[str, int]:
     backend = get_backend()
     backend.flush(keep_stream=True)
@@ -27,14 +42,8 @@ def rebuild(chunk: int = 2000) -> dict[str, int]:
     for start in range(0, len(keys), chunk):
         part = keys[start : start + chunk]
         part = _restorable(part, stats, purpose)
-        profiles: dict[str, Profile] = {k: Profile() for k in part}
-        rows = LoggedEvent.objects.filter(visitor_key__in=part).order_by("occurred_at", "pk")
-        values = rows.values_list("visitor_key", "name", "occurred_at", "properties", "event_id")
-        for seq, (key, name, occurred_at, properties, event_id) in enumerate(
-            values.iterator(chunk_size=5000), start=1
-        ):
-            profiles[key].apply(name, occurred_at.timestamp(), (0, seq), properties, event_id.hex)
-            stats["events"] += 1
+        profiles, events = replay_log(part)
+        stats["events"] += events
         by_partition: dict[int, list[VisitorUpdate]] = {}
         for key, profile in profiles.items():
             profile.last_id = (0, 0)  # live stream ids continue after the rebuild
@@ -74,4 +83,4 @@ def _restorable(keys: list[str], stats: dict[str, int], purpose: str) -> list[st
     return restorable
 
 
-__all__ = ["rebuild"]
+__all__ = ["rebuild", "replay_log"]

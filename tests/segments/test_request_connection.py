@@ -197,7 +197,7 @@ def test_a_silent_server_times_out_as_unavailable_without_trying_again():
     server = FailingAfterFirstCall()
     try:
         backend = RedisBackend(
-            {"URL": f"redis://127.0.0.1:{server.port}/0", "SOCKET_TIMEOUT": 0.5, "KEY_PREFIX": "x"}
+            {"URL": f"redis://127.0.0.1:{server.port}/0", "REQUEST_TIMEOUT": 0.5, "KEY_PREFIX": "x"}
         )
         assert _exchange(backend).consented is None
         started = time.monotonic()

@@ -1,8 +1,8 @@
 """Handlers the segments app registers with the consent app (consent never imports us)."""
 
-from contextlib import suppress
-
+from . import metrics
 from .backends.base import BackendUnavailable
+from .conf import get_setting
 from .consent_mirror import mirror_consent
 
 
@@ -10,5 +10,7 @@ def on_consent_changed(sender, visitor_key, granted, notice_version, expires_at,
     # The durable record is written either way; the request path rebuilds a missing mirror
     # from it. Known gap: a store that was briefly unreachable may keep an older mirror until
     # the visitor's next decision (re-synchronisation is part of the consent work).
-    with suppress(BackendUnavailable):
+    try:
         mirror_consent(visitor_key, frozenset(granted), notice_version, expires_at.timestamp())
+    except BackendUnavailable as exc:
+        metrics.consent_mirror_failed(exc, get_setting("SEGMENTS_PURPOSE") not in granted)

@@ -14,6 +14,7 @@ from dataclasses import replace
 from consent.api import get_consent, notice_version
 
 from . import events as _events
+from . import metrics
 from .backends import get_backend
 from .backends.base import BackendUnavailable, Exchange
 from .conf import get_setting
@@ -32,7 +33,7 @@ def _backend_usable() -> bool:
 def _mark_down(exc: Exception) -> None:
     global _down_until
     _down_until = time.monotonic() + float(get_setting("SEGMENTS_FAILURE_BACKOFF"))
-    logger.warning("Fast store unavailable, serving default content: %s", type(exc).__name__)
+    metrics.fast_store_down(exc, float(get_setting("SEGMENTS_FAILURE_BACKOFF")))
 
 
 def exchange(
@@ -50,12 +51,14 @@ def exchange(
     from the durable consent record (a database query, only then).
     """
     if not _backend_usable():
+        metrics.skipped(1 if event is not None else len(events))
         return NO_CONSENT
     backend = get_backend()
     batch = [event] if event is not None else list(events)
     fields = [_events.encode(e) for e in batch]
     purpose = get_setting("SEGMENTS_PURPOSE")
     version = notice_version()
+    started = metrics.clock()
     try:
         result = backend.exchange(
             visitor_key, purpose=purpose, notice_version=version, now=time.time(), events=fields
@@ -66,8 +69,10 @@ def exchange(
                 visitor_key, purpose=purpose, notice_version=version, now=time.time(), events=fields
             )
     except BackendUnavailable as exc:
+        metrics.exchange_failed(len(fields))
         _mark_down(exc)
         return NO_CONSENT
+    metrics.exchanged(started, len(fields), result.consented)
     return result if result.consented else NO_CONSENT
 
 

@@ -23,8 +23,21 @@ def stream_stats(now: float | None = None) -> list[dict]:
 
 
 def beat() -> None:
-    """A worker is alive and beat schedules it: called by the periodic sweep (every 5 s)."""
-    get_backend().set_heartbeat(time.time())
+    """Called by the periodic sweep (every 5 s): record that a worker is alive and beat
+    schedules it, and recreate consumer groups that went missing (a Redis emptied or replaced
+    under running workers), so drains resume by themselves."""
+    backend = get_backend()
+    backend.set_heartbeat(time.time())
+    _report_created(backend.ensure_consumer_groups())
+
+
+def _report_created(created: list[int]) -> None:
+    if created:
+        logger.warning(
+            "Consumer groups were missing and were created: partitions %s",
+            created,
+            extra={"event": "stream.groups_created", "partitions": created},
+        )
 
 
 def check_fast_store() -> dict:
@@ -36,12 +49,7 @@ def check_fast_store() -> dict:
     if not backend.ping():
         raise CheckFailed("unreachable")
     created = backend.ensure_consumer_groups()
-    if created:
-        logger.warning(
-            "Consumer groups were missing and were created: partitions %s",
-            created,
-            extra={"event": "stream.groups_created", "partitions": created},
-        )
+    _report_created(created)
     return {"groups_created": created} if created else {}
 
 

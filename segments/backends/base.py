@@ -245,9 +245,10 @@ class BaseBackend:
         """Per partition: ``partition``; ``length`` (entries in the stream: not yet
         acknowledged, plus acknowledged ones an approximate trim left); ``pending`` (delivered
         to a drain, not acknowledged); ``dead_letter`` (entries set aside as unprocessable);
-        ``undelivered`` (not yet read by any drain); ``oldest_age`` (seconds since the oldest
-        unacknowledged entry was recorded, 0 when there is none); ``group`` (whether the
-        consumer group exists, or None where there is no stream yet, which is fine)."""
+        ``undelivered`` (not yet read by any drain; an upper bound where the store cannot
+        tell); ``oldest_age`` (seconds since the oldest unacknowledged entry was recorded, 0
+        when there is none); ``group`` (whether the consumer group exists, or None where there
+        is no stream yet, which is fine)."""
         raise NotImplementedError
 
     def ensure_consumer_groups(self) -> list[int]:

@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("sitemap.xml", sitemap),
     path("tailored/", include("cms_blocks.urls")),
+    path("-/", include("tailored.urls")),  # health and metrics (docs/operations.md)
 ]
 
 if settings.DEBUG:

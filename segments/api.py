@@ -16,6 +16,7 @@ from .extensions import (
     register_profile_scorer,
     register_rule_reference_validator,
 )
+from .health import stream_stats
 from .models import Segment
 from .profiles import catalog
 from .profiles.catalog import (
@@ -117,6 +118,7 @@ __all__ = [
     "segment_choices",
     "segment_model",
     "segment_priorities",
+    "stream_stats",
     "track",
     "tracking_purpose",
     "unregister_condition",

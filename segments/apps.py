@@ -21,6 +21,16 @@ class SegmentsConfig(AppConfig):
         consent.register_erasure_handler("segments", privacy.erase)
         consent.register_rekey_handler("segments", privacy.rekey)
         consent.register_retention_handler("segments", privacy.retention)
+        from tailored import health as readiness
+        from tailored import metrics as prometheus
+
+        from . import health, metrics
+
+        readiness.register_readiness_check("fast_store", health.check_fast_store)
+        readiness.register_readiness_check(
+            "worker_heartbeat", health.check_worker_heartbeat, critical=False
+        )
+        prometheus.register_collector("segments", metrics.collect)
         consent.register_processing_activity(
             "segments",
             categories=privacy.PROCESSING_CATEGORIES,

@@ -23,6 +23,10 @@ SEGMENTS_FAILURE_BACKOFF = 5.0
 SEGMENTS_SLOW_CALL_SECONDS = 0.05
 SEGMENTS_SLOW_CALLS = 3
 
+# Readiness reports the workers as late when the periodic sweep (every 5 s) last ran longer ago
+# than this many seconds (reported, not failing readiness; alert on it: docs/operations.md).
+SEGMENTS_HEARTBEAT_MAX_AGE = 60.0
+
 # Paths never recorded as page views.
 SEGMENTS_EXCLUDED_PATH_PREFIXES = [
     "/admin/",
@@ -31,6 +35,7 @@ SEGMENTS_EXCLUDED_PATH_PREFIXES = [
     "/media/",
     "/consent/",
     "/api/",
+    "/-/",  # health and metrics (docs/operations.md)
 ]
 
 # Events in the durable log are kept this many days (13 months), then purged by the daily

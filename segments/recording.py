@@ -17,6 +17,7 @@ from dataclasses import replace
 from consent.api import get_consent, notice_version
 
 from . import events as _events
+from . import metrics
 from .backends import breaker_policy, get_backend, request_breaker
 from .backends.base import BackendUnavailable, Exchange
 from .conf import get_setting
@@ -36,7 +37,7 @@ def _backend_usable() -> bool:
 
 def _mark_down(exc: Exception) -> None:
     request_breaker.failure(breaker_policy())
-    logger.warning("Fast store unavailable, serving default content: %s", type(exc).__name__)
+    metrics.fast_store_down(exc, float(get_setting("SEGMENTS_FAILURE_BACKOFF")))
 
 
 def _mark_up(seconds: float) -> None:
@@ -69,12 +70,13 @@ def exchange(
     query, only then).
     """
     if not _backend_usable():
+        metrics.skipped(1 if event is not None else len(events))
         return UNAVAILABLE
     batch = [event] if event is not None else list(events)
     fields = [_events.encode(e) for e in batch]
     purpose = get_setting("SEGMENTS_PURPOSE")
     version = notice_version()
-    started = time.monotonic()
+    started = metrics.clock()
     try:
         backend = get_backend()
         result = backend.exchange(
@@ -82,16 +84,18 @@ def exchange(
         )
         if result.consented is None:
             mirror_consent_from_record(visitor_key, visitor_id)
-            started = time.monotonic()  # (the database's time is not the store's)
+            started = metrics.clock()  # (the database's time is not the store's)
             result = backend.exchange(
                 visitor_key, purpose=purpose, notice_version=version, now=time.time(), events=fields
             )
     except BackendUnavailable as exc:
+        metrics.exchange_failed(len(fields))
         _mark_down(exc)
         return UNAVAILABLE
     # (Any other error is raised as before; a half-open probe that ends so is replaced by
     # another after SEGMENTS_FAILURE_BACKOFF: the breaker never stays half-open.)
-    _mark_up(time.monotonic() - started)
+    _mark_up(metrics.clock() - started)
+    metrics.exchanged(started, len(fields), result.consented)
     return result if result.consented else NO_CONSENT
 
 

@@ -2,6 +2,7 @@
 
 from celery import shared_task
 
+from . import health
 from .consent_mirror import sync_pending_mirrors
 from .reporting.insights import take_snapshots
 from .stream import drain as pipeline
@@ -19,7 +20,8 @@ def drain(partition: int) -> int:
 @shared_task(name="segments.sweep", ignore_result=True)
 def sweep() -> list[int]:
     """Periodic safety net (Celery beat): drain partitions holding unacknowledged events, such
-    as those a crashed worker left behind."""
+    as those a crashed worker left behind. Also the workers' heartbeat (readiness, metrics)."""
+    health.beat()
     partitions = pipeline.pending_partitions()
     for partition in partitions:
         drain.delay(partition)

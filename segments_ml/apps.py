@@ -1,5 +1,7 @@
 from django.apps import AppConfig
 
+from . import metrics
+
 
 class SegmentsMLConfig(AppConfig):
     """Model-driven segments (clusters, propensity scores), an optional app installed with the
@@ -30,7 +32,8 @@ class SegmentsMLConfig(AppConfig):
 def _score(profiles: list, now: float) -> None:
     from .scoring import score_profiles  # lazy: numpy
 
-    score_profiles(profiles, now)
+    with metrics.scoring(len(profiles)):
+        score_profiles(profiles, now)
 
 
 def _explain(profile, rules: dict, now: float) -> dict:

@@ -2,8 +2,11 @@ from django.apps import AppConfig
 
 
 class TailoredConfig(AppConfig):
-    """Installed only for its templates and static files (the admin's 403 page, chart styles):
-    the foundation has no models and wires nothing up."""
+    """Installed for its templates and static files (the admin's 403 page, chart styles) and
+    the system checks of the operations endpoints' settings; the foundation has no models."""
 
     name = "tailored"
     verbose_name = "Tailored"
+
+    def ready(self) -> None:
+        from . import checks  # noqa: F401  (registers the system checks)

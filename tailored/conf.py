@@ -24,6 +24,8 @@ from typing import Any
 from django.conf import settings as django_settings
 from django.core.signals import setting_changed
 
+from . import defaults
+
 _MISSING = object()
 
 
@@ -53,3 +55,8 @@ class AppSettings:
 
     def _forget(self, **kwargs: Any) -> None:
         self._cache.clear()
+
+
+# The foundation's own settings (the operations endpoints: health and metrics).
+app_settings = AppSettings(defaults)
+get_setting = app_settings.get

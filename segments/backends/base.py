@@ -244,3 +244,28 @@ class BaseBackend:
         """Remove everything this backend stored (tests), or everything but the event stream
         and its consumer group (rebuilds)."""
         raise NotImplementedError
+
+    # -- operations (read by health checks and metrics scrapes, never on the request path) ----
+    def stream_stats(self, now: float) -> list[dict]:
+        """Per partition: ``partition``; ``length`` (entries in the stream: not yet
+        acknowledged, plus acknowledged ones an approximate trim left); ``pending`` (delivered
+        to a drain, not acknowledged); ``dead_letter`` (entries set aside as unprocessable);
+        ``undelivered`` (not yet read by any drain; an upper bound where the store cannot
+        tell); ``oldest_age`` (seconds since the oldest unacknowledged entry was recorded, 0
+        when there is none); ``group`` (whether the consumer group exists, or None where there
+        is no stream yet, which is fine)."""
+        raise NotImplementedError
+
+    def ensure_consumer_groups(self) -> list[int]:
+        """Create every partition's stream and consumer group where missing (from the start of
+        the stream, so nothing in it is skipped); returns the partitions whose group was
+        missing. Idempotent."""
+        raise NotImplementedError
+
+    def set_heartbeat(self, now: float) -> None:
+        """Record that a worker ran a periodic task at ``now`` (epoch seconds)."""
+        raise NotImplementedError
+
+    def heartbeat(self) -> float | None:
+        """When a worker last recorded a heartbeat, or None."""
+        raise NotImplementedError

@@ -229,3 +229,33 @@ class EmbeddedBackend(BaseBackend):
             self._due.clear()
             self._sizes.clear()
             self._nprofiles = 0
+
+    # -- operations -------------------------------------------------------------------------
+    def stream_stats(self, now):
+        with self._lock:
+            stats = []
+            for p, stream in enumerate(self._streams):
+                first = next(iter(stream.entries), None)
+                stats.append(
+                    {
+                        "partition": p,
+                        "length": len(stream.entries),
+                        "pending": len(stream.delivered),
+                        "dead_letter": 0,
+                        "undelivered": len(stream.entries) - len(stream.delivered),
+                        "oldest_age": 0.0
+                        if first is None
+                        else max(now - int(first.partition("-")[0]) / 1000, 0.0),
+                        "group": True,
+                    }
+                )
+            return stats
+
+    def ensure_consumer_groups(self):
+        return []  # the embedded stream has its one group built in
+
+    def set_heartbeat(self, now):
+        self._heartbeat = now
+
+    def heartbeat(self):
+        return getattr(self, "_heartbeat", None)

@@ -469,6 +469,71 @@ class RedisBackend(BaseBackend):
             self.client.delete(*keys[n : n + 500])
         self._groups_ready.clear()
 
+    # -- operations -------------------------------------------------------------------------
+    def stream_stats(self, now):
+        streams = [self._stream(p) for p in range(self.partitions)]
+        pipe = self.client.pipeline(transaction=False)
+        for p, stream in enumerate(streams):
+            pipe.xlen(stream)
+            pipe.xinfo_groups(stream)
+            pipe.xpending(stream, GROUP)
+            pipe.xlen(f"{self.prefix}:dead:{p}")
+        replies = pipe.execute(raise_on_error=False)
+        stats, oldest_of = [], {}
+        for p in range(self.partitions):
+            length, groups, pending, dead = replies[4 * p : 4 * p + 4]
+            group = (
+                next((g for g in groups if g["name"] == GROUP), None)
+                if isinstance(groups, list)
+                else None
+            )
+            npending = pending["pending"] if isinstance(pending, dict) else 0
+            lag = group.get("lag") if group else None
+            undelivered = max(length - npending, 0) if lag is None else int(lag)
+            row = {
+                "partition": p,
+                "length": length,
+                "pending": npending,
+                "dead_letter": dead if isinstance(dead, int) else 0,
+                "undelivered": undelivered,
+                "oldest_age": 0.0,
+                "group": None if isinstance(groups, Exception) else group is not None,
+            }
+            if npending:
+                row["oldest_age"] = _age(pending["min"], now)
+            elif undelivered:  # the first entry after the last one delivered
+                start = f"({group['last-delivered-id']}" if group else "-"
+                oldest_of[p] = start
+            stats.append(row)
+        if oldest_of:
+            pipe = self.client.pipeline(transaction=False)
+            for p, start in oldest_of.items():
+                pipe.xrange(streams[p], min=start, max="+", count=1)
+            for p, first in zip(oldest_of, pipe.execute(), strict=True):
+                if first:
+                    stats[p]["oldest_age"] = _age(first[0][0], now)
+        return stats
+
+    def ensure_consumer_groups(self):
+        pipe = self.client.pipeline(transaction=False)
+        for p in range(self.partitions):
+            pipe.xgroup_create(self._stream(p), GROUP, id="0", mkstream=True)
+        created = []
+        for p, reply in enumerate(pipe.execute(raise_on_error=False)):
+            if isinstance(reply, ResponseError) and "BUSYGROUP" in str(reply):
+                continue
+            if isinstance(reply, Exception):
+                raise BackendUnavailable(type(reply).__name__)
+            created.append(p)
+        return created
+
+    def set_heartbeat(self, now):
+        self.client.set(f"{self.prefix}:heartbeat", repr(now), ex=86_400)
+
+    def heartbeat(self):
+        value = self.client.get(f"{self.prefix}:heartbeat")
+        return float(value) if value is not None else None
+
 
 class _HeldConnection:
     """A thread's request connection, closed as soon as the thread's local storage goes (or at
@@ -489,6 +554,10 @@ class _HeldConnection:
 def _id(entry_id: str) -> tuple[int, int]:
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)
+
+
+def _age(entry_id: str, now: float) -> float:
+    return max(now - _id(entry_id)[0] / 1000, 0.0)
 
 
 # Profiles are small JSON documents with the same keys over and over: deflate with a preset

@@ -21,7 +21,7 @@ import orjson
 from consent.api import notice_version
 
 from .. import events as _events
-from .. import extensions
+from .. import extensions, metrics
 from ..backends import get_backend
 from ..backends.base import (
     CONSENT_PREFIX,
@@ -94,6 +94,7 @@ class _Changes:
         self.sizes[slug] = self.sizes.get(slug, 0) + (1 if entered else -1)
 
     def save(self) -> None:
+        metrics.membership_changes(self.rows)
         if self.rows:
             MembershipChange.objects.bulk_create(self.rows, batch_size=1000)
 
@@ -189,6 +190,7 @@ def process_batch(
     eventlog.write(rows)
     changes.save()
     backend.commit(partition, updates, [e.entry_id for e in entries], changes.sizes)
+    metrics.drain_batch(partition, now, len(entries), len(rows))
     return len(rows)
 
 

@@ -8,6 +8,7 @@ import pytest
 from django.core.management import call_command
 
 from consent.api import notice_version
+from consent.log import append_record
 from segments import events
 from segments.api import exchange, mirror_consent, stream_stats
 from segments.models import LoggedEvent
@@ -17,6 +18,13 @@ from tests.builders import segment
 pytestmark = [pytest.mark.services, pytest.mark.django_db]
 
 KEY = "89abcdef0123456789abcdef01234567"
+
+
+def _record():
+    # The durable consent record: what rebuild_fast_store restores the visitor from.
+    append_record(
+        KEY, granted=frozenset({"necessary", "personalization"}), denied=frozenset(), method="api"
+    )
 
 
 def _consent():
@@ -51,7 +59,9 @@ def test_losing_redis_under_running_workers(backend, capsys):
     assert LoggedEvent.objects.filter(visitor_key=KEY).count() == 4
     assert backend.heartbeat() is not None
 
-    # Features and memberships come back from the durable log.
+    # Features and memberships come back from the durable log (for a visitor whose consent
+    # record grants them: one without any record is left out).
+    _record()
     call_command("rebuild_fast_store")
     assert "1 visitors, 4 events replayed" in capsys.readouterr().out
     _consent()

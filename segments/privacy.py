@@ -15,6 +15,7 @@ from .backends.base import SEGMENT_PREFIX, profile_ttl
 from .conf import get_setting
 from .models import LoggedEvent
 from .stream.drain import _acquire
+from .stream.rebuild import recompute
 
 
 def export(visitor_key: str) -> dict[str, list[dict]]:
@@ -63,17 +64,26 @@ def rekey(old_key: str, new_key: str) -> None:
 
 
 def retention(now) -> dict[str, int]:
+    """Purge events older than ``SEGMENTS_EVENT_RETENTION_DAYS`` before ``now``, then recompute
+    the profiles of the visitors they belonged to from what the log still holds: profiles
+    always summarise exactly the log (docs/privacy.md, "Retention")."""
     cutoff = now - timedelta(days=get_setting("SEGMENTS_EVENT_RETENTION_DAYS"))
     removed = 0
+    affected: set[str] = set()
     while True:
         batch = list(
-            LoggedEvent.objects.filter(occurred_at__lt=cutoff).values_list("pk", flat=True)[:5000]
+            LoggedEvent.objects.filter(occurred_at__lt=cutoff).values_list("pk", "visitor_key")[
+                :5000
+            ]
         )
         if not batch:
             break
-        removed += LoggedEvent.objects.filter(pk__in=batch).delete()[0]
-    # Features and memberships expire in the fast store on their own (PROFILE_TTL).
-    return {"events": removed}
+        affected.update(key for _, key in batch)
+        removed += LoggedEvent.objects.filter(pk__in=[pk for pk, _ in batch]).delete()[0]
+    # Features and memberships of visitors gone quiet expire in the fast store on their own
+    # (PROFILE_TTL); those of visitors who lost events now are recomputed.
+    profiles = recompute(sorted(affected), now.timestamp()) if affected else 0
+    return {"events": removed, "profiles_recomputed": profiles}
 
 
 # The record of processing (Art. 30): what the segments app holds, and for how long, read from

@@ -160,23 +160,48 @@ class ImportStats:
     partitions: set[int] = field(default_factory=set)  # where events were queued
 
 
+def _is_json_lines(path: Path) -> bool:
+    stem = path.name[: -len(".gz")] if path.suffix == ".gz" else path.name
+    return stem.endswith((".jsonl", ".ndjson", ".json"))
+
+
 def open_rows(path: str | Path) -> Iterator[dict]:
+    """The file's rows as dicts; ImportFileError for a file that cannot be read as a whole."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
-    stem = path.name[: -len(".gz")] if path.suffix == ".gz" else path.name
-    with opener(path, "rt", encoding="utf-8", newline="") as handle:
-        if stem.endswith((".jsonl", ".ndjson", ".json")):
-            for n, line in enumerate(handle, start=1):
-                if line.strip():
-                    try:
-                        row = json.loads(line)
-                    except ValueError as exc:
-                        raise ImportFileError(f"line {n}: not JSON ({exc})") from exc
-                    if not isinstance(row, dict):
-                        raise ImportFileError(f"line {n}: not a JSON object")
-                    yield row
-        else:
-            yield from csv.DictReader(handle)
+    try:
+        with opener(path, "rt", encoding="utf-8", newline="") as handle:
+            if _is_json_lines(path):
+                for n, line in enumerate(handle, start=1):
+                    if line.strip():
+                        try:
+                            row = json.loads(line)
+                        except ValueError as exc:
+                            raise ImportFileError(f"line {n}: not JSON ({exc})") from exc
+                        if not isinstance(row, dict):
+                            raise ImportFileError(f"line {n}: not a JSON object")
+                        yield row
+            else:
+                yield from csv.DictReader(handle)
+    except UnicodeDecodeError as exc:
+        raise ImportFileError(f"{path.name}: not UTF-8 text ({exc.reason})") from exc
+    except (csv.Error, EOFError, gzip.BadGzipFile) as exc:
+        raise ImportFileError(f"{path.name}: unreadable ({exc})") from exc
+
+
+def check_file(path: str | Path, mapping: Mapping) -> int:
+    """Read the whole file once before anything is queued, so that a file that cannot be read
+    (or a CSV without a mapped column) writes nothing at all; returns its number of rows."""
+    rows = 0
+    for row in open_rows(path):
+        if rows == 0 and not _is_json_lines(Path(path)):
+            wanted = [mapping.visitor, mapping.time, mapping.event_column, mapping.value]
+            wanted += [mapping.quantity, *mapping.properties.values()]
+            missing = sorted({c for c in wanted if c} - row.keys())
+            if missing:
+                raise ImportFileError(f"No column {', '.join(map(repr, missing))} in the file.")
+        rows += 1
+    return rows
 
 
 # Times the durable log (and datetime) can hold.
@@ -333,6 +358,7 @@ def import_file(
     started = time.perf_counter()
     stats = ImportStats()
     convert = _Converter(mapping)
+    check_file(path, mapping)
     backend = get_backend()
     purpose, version = tracking_purpose(), notice_version()
     until = (as_of or datetime.now(UTC)).timestamp()

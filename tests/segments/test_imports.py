@@ -408,3 +408,27 @@ def test_unstorable_rows_are_reported_per_row_and_the_rest_imported(backend, tmp
         "mail [email]",
     ]
     assert not backend.pending_partitions()
+
+
+def test_a_file_unreadable_past_the_first_batch_writes_nothing(backend, tmp_path):
+    at = (START + DAY).isoformat()
+    good = "".join(json.dumps({"who": f"v{n % 50}", "at": at}) + "\n" for n in range(5100))
+    path = tmp_path / "broken.jsonl"
+    path.write_text(good + "[1, 2]\n")
+    with pytest.raises(CommandError, match="line 5101: not a JSON object"):
+        _import(path, options=["--visitor", "who", "--time", "at", "--assume-consent"])
+    path = tmp_path / "broken.csv"
+    path.write_bytes(
+        b"who,at\n" + b"".join(b"v1,%s\n" % at.encode() for _ in range(6000)) + b"\xff\n"
+    )
+    with pytest.raises(CommandError, match="not UTF-8"):
+        _import(path, options=["--visitor", "who", "--time", "at", "--assume-consent"])
+    assert not backend.pending_partitions()
+    assert LoggedEvent.objects.count() == 0
+
+
+def test_a_csv_without_a_mapped_column_is_refused_before_anything_is_queued(backend, tmp_path):
+    options = ["--visitor", "CustomerID", "--time", "InvoiceDate", "--value", "Price"]
+    with pytest.raises(CommandError, match="No column 'Price' in the file"):
+        _import(_write(tmp_path / "orders.csv", _lines()), options=options)
+    assert not backend.pending_partitions()

@@ -2,6 +2,7 @@ from datetime import UTC, datetime, time
 
 from django.core.management.base import BaseCommand, CommandError
 
+from segments.backends import get_backend
 from segments.conf import get_setting
 from segments.events import EventError
 from segments.events.importer import PRESETS, ImportFileError, Mapping, import_file, load_mapping
@@ -118,9 +119,12 @@ class Command(BaseCommand):
                     processed += result.processed
                     if not result.more:
                         break
+            busy = sorted(stats.partitions & set(get_backend().pending_partitions()))
             self.stdout.write(
-                f"{processed} events processed ({stats.events - processed} already in the log "
-                "or no longer consented)"
+                f"{processed} events processed ({stats.events - processed} already in the log, "
+                "no longer consented"
+                + (f", or being processed by the workers in partitions {busy}" if busy else "")
+                + ")"
             )
         else:
             # The workers drain them now, not when Celery beat's sweep next finds them.

@@ -93,10 +93,14 @@ PROCESSING_CATEGORIES = [
         _("Events"),
         _(
             "Pages viewed (path without query string) and actions, campaign parameters, "
-            "referring host name, device class, time."
+            "referring host name, device class, time; email addresses, phone numbers and IP "
+            "addresses in any text are replaced by placeholders before storage."
         ),
     ),
-    (_("Features"), _("Counters and scores derived from the events.")),
+    (
+        _("Features"),
+        _("Counters and scores derived from the events the log holds (recomputed on purges)."),
+    ),
     (_("Segments"), _("Audience segments the visitor currently belongs to.")),
 ]
 

@@ -119,7 +119,20 @@ def encode(event: Event) -> dict[str, str]:
         raise EventError(f"Event cannot be encoded: {exc}") from None
     if len(body) > MAX_ENCODED:
         raise EventError(f"Event is larger than {MAX_ENCODED} bytes once encoded.")
+    # The last gate before the stream, whoever built the event: a NUL character would fail the
+    # durable log's write on every retry (orjson already refuses lone surrogates above).
+    if b"\\u0000" in body and _has_nul(event):
+        raise EventError("Event cannot be encoded: text contains a NUL character.")
     return {"k": event.visitor_key, "d": body.decode()}
+
+
+def _has_nul(event: Event) -> bool:
+    texts = [event.visitor_key, event.name, event.event_id]
+    for key, value in event.properties.items():
+        texts.append(key)
+        if isinstance(value, str):
+            texts.append(value)
+    return any(isinstance(t, str) and "\x00" in t for t in texts)
 
 
 def decode(fields: dict[str, str]) -> Event | None:

@@ -13,7 +13,7 @@ from django.test import RequestFactory
 from consent.api import notice_version
 from consent.models import ConsentRecord
 from segments.api import EventError, mirror_consent, record_events, track
-from segments.events import text, validate
+from segments.events import Event, decode, encode, text, validate
 from segments.events.request import page_view, request_context
 from segments.models import LoggedEvent
 from segments.stream.drain import drain_partition
@@ -105,6 +105,15 @@ def test_a_page_views_context_drops_unstorable_text_and_personal_data():
     assert request_context(request)["referrer"] == "[ip]"
     request = RequestFactory().get("/a\u0000b/")
     assert request_context(request)["path"] == "/ab/"
+
+
+def test_no_event_with_a_nul_reaches_the_stream_whoever_built_it():
+    """encode() is the last gate before the stream (exchange, imports, record_events)."""
+    for properties in ({"note": "a\u0000b"}, {"a\u0000": 1}):
+        with pytest.raises(EventError, match="NUL"):
+            encode(Event(visitor_key="k", name="click", ts=1.0, properties=properties))
+    literal = {"note": "a backslash-u: \\u0000"}  # the six characters, not a NUL: fine
+    assert decode(encode(Event(visitor_key="k", name="click", ts=1.0, properties=literal)))
 
 
 # -- every intake path, against the real services ---------------------------------------------

@@ -364,19 +364,19 @@ def import_file(
     until = (as_of or datetime.now(UTC)).timestamp()
     since = until - int(get_setting("SEGMENTS_EVENT_RETENTION_DAYS")) * 86400
     allowed: dict[str, bool] = {}
-    pending: list[_events.Event] = []
+    pending: list[tuple[_events.Event, dict]] = []  # with its stream fields
 
     def flush() -> None:
-        new = sorted({e.visitor_key for e in pending} - allowed.keys())
+        new = sorted({e.visitor_key for e, _ in pending} - allowed.keys())
         if new:
             if assume_consent:
                 stats.consents_recorded += grant_imported(new, frozenset({purpose}))
             _check_consent(backend, new, purpose, version, allowed)
             stats.visitors += len(new)
         by_partition: dict[int, list[dict]] = defaultdict(list)
-        for event in pending:
+        for event, encoded in pending:
             if allowed[event.visitor_key]:
-                by_partition[backend.partition_for(event.visitor_key)].append(_events.encode(event))
+                by_partition[backend.partition_for(event.visitor_key)].append(encoded)
                 stats.events += 1
             else:
                 stats.no_consent += 1
@@ -389,8 +389,8 @@ def import_file(
         stats.rows += 1
         try:
             event = convert(row, n)
-            if event is not None:
-                _events.encode(event)  # the size limit, before anything is written
+            # (encoding checks the size limit and the last gate, before anything is written)
+            encoded = _events.encode(event) if event is not None else None
         except (ValueError, TypeError) as exc:
             stats.skipped += 1
             if len(stats.errors) < max_errors:
@@ -405,7 +405,7 @@ def import_file(
         if event.ts < since:
             stats.too_old += 1
             continue
-        pending.append(event)
+        pending.append((event, encoded))
         if len(pending) >= batch_size:
             flush()
     flush()

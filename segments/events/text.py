@@ -40,18 +40,20 @@ _PHONE_RE = re.compile(
     r"(?<![\w+])(?:\+\d[\d\s().-]{7,22}\d"  # international: + and digits, separators allowed
     r"|(?:\(\d{1,5}\)[\s.-]?|\d{2,5}[\s.-])\d{2,5}(?:[\s.-]\d{2,5}){1,4})(?![\w])"
 )
-# A quick pre-check: text without any of these characters has nothing to redact.
-_TRIGGERS = re.compile(r"[@:]|%40|\d[\s.()-]?\d")
+# A quick pre-check: text without any of these has nothing to redact (an address needs "@" or
+# "%40", an IPv6 address ":", an IPv4 address dotted digits, a phone number eight digits).
+_TRIGGERS = re.compile(r"[@:]|%40|\d\.\d{1,3}\.\d|(?:\d\D{0,3}){8}")
 
 
 def unstorable(value: str) -> str | None:
     """Why ``value`` cannot be stored (a short reason), or None if it can."""
     if "\x00" in value:
         return "contains a NUL character"
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return "is not valid Unicode text (a lone surrogate)"
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return "is not valid Unicode text (a lone surrogate)"
     return None
 
 

@@ -57,7 +57,9 @@ def recompute(keys: list[str], now: float | None = None, chunk: int = 2000) -> i
     now, a partition at a time under its drain lock, keeping model outputs and the stream
     position. Visitors without a stored profile are left alone (nothing summarises them);
     those whose events are all gone keep an empty profile. Returns how many were recomputed;
-    raises ``TimeoutError`` if a partition stays locked (retention runs again)."""
+    raises ``TimeoutError`` (after doing the other partitions) if a partition stays locked.
+    (A profile left behind that way is recomputed by the drain as soon as it disagrees with
+    the log on a duplicate, or by ``rebuild_fast_store``.)"""
     backend = get_backend()
     now = time.time() if now is None else now
     segments = enabled_segments()
@@ -67,12 +69,14 @@ def recompute(keys: list[str], now: float | None = None, chunk: int = 2000) -> i
     # A drain holds the lock for at most SEGMENTS_DRAIN_MAX_SECONDS at a time.
     wait = float(get_setting("SEGMENTS_DRAIN_MAX_SECONDS")) + 5.0
     done = 0
+    locked: list[int] = []
     for partition, partition_keys in sorted(by_partition.items()):
         for start in range(0, len(partition_keys), chunk):
             part = partition_keys[start : start + chunk]
             token = uuid.uuid4().hex
             if not _acquire(backend, partition, token, wait=wait):
-                raise TimeoutError(f"Partition {partition} stayed locked.")
+                locked.append(partition)  # the other partitions are still done
+                break
             try:
                 states = backend.load_visitors(part)
                 stored = {k: s for k, s in states.items() if s.profile is not None}
@@ -93,6 +97,8 @@ def recompute(keys: list[str], now: float | None = None, chunk: int = 2000) -> i
                 done += len(updates)
             finally:
                 backend.unlock_partition(partition, token)
+    if locked:
+        raise TimeoutError(f"Partitions {locked} stayed locked: their profiles were not updated.")
     return done
 
 

@@ -74,6 +74,9 @@ def write(rows: list[Row]) -> set[str]:
             "CREATE TEMPORARY TABLE IF NOT EXISTS _incoming_events "
             "(LIKE segments_event INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
         )
+        # Emptied at commit only: inside a longer transaction (ATOMIC_REQUESTS, a caller's
+        # atomic block) the previous call's rows would still be there, and be logged again.
+        cursor.execute("TRUNCATE _incoming_events")
         _copy(rows, "_incoming_events")
         cursor.execute(
             "INSERT INTO segments_event (event_id, visitor_key, name, occurred_at, properties) "

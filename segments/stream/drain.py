@@ -150,7 +150,9 @@ def process_batch(
     (some of a visitor's events were logged already, or the visitor has no stored profile),
     the visitor's event count in the log is compared with the profile's, and a profile that
     disagrees (a worker that died between the log and the fast store, a lost profile) is
-    recomputed from the log.
+    recomputed from the log; so is the profile of a visitor receiving an event older than
+    their latest one, so that features depending on order (sessions, lines of one order) are
+    always those of the events in time order.
     """
     now = time.time()
     purpose, version = get_setting("SEGMENTS_PURPOSE"), notice_version()
@@ -207,9 +209,15 @@ def process_batch(
             continue
         apply = profile.apply
         for stream_id, name, ts, _event_id, properties in new:
+            # An event older than the visitor's latest (a backfill, a late import) would be
+            # counted differently than in time order (sessions, lines of one order): the
+            # profile is recomputed from the log in time order instead, as a rebuild does.
+            last_seen = profile.last_seen
             # No event id: the log has just said that each of these is new.
-            if not apply(name, ts, stream_id, properties):
-                replay.append(key)  # an out-of-order stream id: the log decides
+            if (last_seen is not None and ts < last_seen) or not apply(
+                name, ts, stream_id, properties
+            ):
+                replay.append(key)  # (or an out-of-order stream id): the log decides
                 break
     took_effect = len(written)
     if replay:

@@ -432,3 +432,74 @@ def test_a_csv_without_a_mapped_column_is_refused_before_anything_is_queued(back
     with pytest.raises(CommandError, match="No column 'Price' in the file"):
         _import(_write(tmp_path / "orders.csv", _lines()), options=options)
     assert not backend.pending_partitions()
+
+
+def test_any_sequence_of_imports_rebuilds_and_purges_keeps_profiles_equal_to_the_log(
+    backend, tmp_path
+):
+    """Property: whatever files (subsets of the same export, in any order, repeated) are
+    imported, with rebuilds in between, the log holds each distinct row once and every
+    profile equals its recomputation from the log."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    rows = _lines()
+    step = st.one_of(
+        st.tuples(st.just("import"), st.lists(st.integers(0, len(rows) - 1), min_size=1)),
+        st.tuples(st.just("rebuild"), st.just([])),
+    )
+
+    @settings(
+        max_examples=12,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(st.lists(step, min_size=1, max_size=4))
+    def run(steps):
+        LoggedEvent.objects.all().delete()
+        backend.flush()
+        most: dict[str, int] = {}  # each distinct row: its most copies in one file
+        for n, (action, picks) in enumerate(steps):
+            if action == "rebuild":
+                call_command("rebuild_fast_store", stdout=io.StringIO())
+                continue
+            # A file of these rows, in the order picked (an export holds each line once; rows
+            # 12 and 13 are identical lines).
+            chosen = [rows[i] for i in dict.fromkeys(picks)]
+            _import(_write(tmp_path / f"file-{n}.csv", chosen))
+            copies: dict[str, int] = {}
+            for row in chosen:
+                content = json.dumps(row, sort_keys=True)
+                copies[content] = copies.get(content, 0) + 1
+            for content, count in copies.items():
+                most[content] = max(most.get(content, 0), count)
+        assert LoggedEvent.objects.count() == sum(most.values())
+        _assert_profiles_match_the_log(backend)
+
+    run()
+
+
+def test_the_logs_conflict_path_inside_one_transaction_logs_only_its_own_rows(db):
+    """Rows staged by an earlier write in the same transaction are never logged again."""
+    at = datetime.now(UTC)
+    first = [(f"{n:032x}", KEY, "click", at, {}) for n in range(1, 4)]
+    assert eventlog.write(first) == {r[0] for r in first}
+    assert eventlog.write([*first[:1], ("f" * 32, KEY, "click", at, {})]) == {"f" * 32}
+    LoggedEvent.objects.all().delete()  # (say, erased meanwhile)
+    again = [("e" * 32, KEY, "click", at, {})]
+    eventlog.write(again)
+    assert eventlog.write([*again, ("d" * 32, KEY, "click", at, {})]) == {"d" * 32}
+    assert sorted(e.hex for e in LoggedEvent.objects.values_list("pk", flat=True)) == [
+        "d" * 32,
+        "e" * 32,
+    ]
+
+
+def test_a_late_backfill_gives_the_features_of_the_events_in_time_order(backend, tmp_path):
+    """An order's lines split across files around a later order count as one order, as a
+    rebuild (time order) counts them: a profile receiving older events is recomputed."""
+    rows = _lines()
+    for n, pick in enumerate((0, 3, 1)):  # order 500, then 510 (a day later), then 500 again
+        _import(_write(tmp_path / f"part-{n}.csv", [rows[pick]]), "--process")
+    assert _profile(backend, "c1")["o"][0] == 2
+    _assert_profiles_match_the_log(backend)

@@ -375,6 +375,7 @@ def test_unstorable_rows_are_reported_per_row_and_the_rest_imported(backend, tmp
         {"who": "a5", "at": "1e300", "note": "x"},
         {"who": "a6", "at": at, "note": "x", "price": "inf"},
         {"who": "a7", "at": at, "note": "mail bob@example.com"},
+        {"who": "a8", "at": at, "note": "+44 20 7946 0958 at 203.0.113.9 or 2001:db8::1"},
     ]
     path = tmp_path / "rows.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n")
@@ -398,12 +399,13 @@ def test_unstorable_rows_are_reported_per_row_and_the_rest_imported(backend, tmp
         stderr=err,
     )
     errors = err.getvalue()
-    assert "2 events queued" in out.getvalue() and "5 rows skipped" in out.getvalue()
+    assert "3 events queued" in out.getvalue() and "5 rows skipped" in out.getvalue()
     assert "row 2: Property 'note' contains a NUL character" in errors
     assert "row 3: Property 'note' is not valid Unicode text" in errors
     for n in (4, 5, 6):
         assert f"row {n}:" in errors
     assert sorted(e.properties["note"] for e in LoggedEvent.objects.all()) == [
+        "[phone] at [ip] or [ip]",
         "fine",
         "mail [email]",
     ]

@@ -215,6 +215,9 @@ def test_personal_data_in_a_page_views_context_is_replaced_before_storage(backen
     assert view.properties["referrer"] == "mail.example.net"
     context = json.loads(_profile(backend, _visitor()))["c"]
     assert context["utm_campaign"] == "[email]" and context["referrer"] == "mail.example.net"
+    assert client.get("/guides/?utm_campaign=call%20%2B44%2020%207946%200958").status_code == 200
+    view = LoggedEvent.objects.get(name="page_view", properties__path="/guides/")
+    assert view.properties["utm_campaign"] == "call [phone]"
     _clean(backend, _visitor())
 
 
@@ -226,9 +229,13 @@ def test_track_and_record_events_refuse_unstorable_text_and_replace_personal_dat
             track(KEY, "signup", plan=bad)
         with pytest.raises(EventError):
             record_events(KEY, [("signup", {"plan": "ok"}, None), ("signup", {"plan": bad}, None)])
-    assert track(KEY, "signup", plan="pro", contact="bob@example.com or 555-123-4567")
+    assert track(
+        KEY, "signup", plan="pro", contact="bob@example.com or 555-123-4567", seen="203.0.113.9"
+    )
+    assert record_events(KEY, [("login", {"from": "2001:db8::1"}, None)]) == 1
     drain_partition(backend.partition_for(KEY))
-    signup = LoggedEvent.objects.get()
-    assert signup.properties == {"plan": "pro", "contact": "[email] or [phone]"}
+    signup = LoggedEvent.objects.get(name="signup")
+    assert signup.properties == {"plan": "pro", "contact": "[email] or [phone]", "seen": "[ip]"}
+    assert LoggedEvent.objects.get(name="login").properties == {"from": "[ip]"}
     assert not backend.pending_partitions()
     _clean(backend, KEY)

@@ -8,7 +8,7 @@ from .conf import get_setting
 from .consent_mirror import mirror_consent, tracking_purpose
 from .definitions import context_only_segments, context_segments, enabled_segments
 from .events import NAME_RE, Event, EventError
-from .events.importer import Mapping, read_visitor_events
+from .events.importer import Mapping, load_mapping, read_visitor_events
 from .events.log import visitor_histories
 from .events.request import is_page_view, page_view, request_context
 from .extensions import (
@@ -94,6 +94,7 @@ __all__ = [
     "get_backend",
     "is_page_view",
     "join_path",
+    "load_mapping",
     "may_view_visitors",
     "min_segment_size",
     "mirror_consent",

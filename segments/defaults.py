@@ -39,7 +39,9 @@ SEGMENTS_EXCLUDED_PATH_PREFIXES = [
 ]
 
 # Events in the durable log are kept this many days (13 months), then purged by the daily
-# retention job. Features and memberships expire in the fast store after PROFILE_TTL.
+# retention job, which recomputes the affected visitors' features from what remains (features
+# summarise exactly the log); imports refuse older rows. Features and memberships of visitors
+# gone quiet expire in the fast store after PROFILE_TTL.
 SEGMENTS_EVENT_RETENTION_DAYS = 395
 
 # How long a process may use its cached list of segment definitions, in seconds.

@@ -15,6 +15,7 @@ from .backends.base import SEGMENT_PREFIX, profile_ttl
 from .conf import get_setting
 from .models import LoggedEvent, MembershipChange
 from .stream.drain import _acquire
+from .stream.rebuild import recompute
 
 
 def export(visitor_key: str) -> dict[str, list[dict]]:
@@ -78,24 +79,30 @@ def rekey(old_key: str, new_key: str) -> None:
 
 
 def retention(now) -> dict[str, int]:
-    """Events and the membership history are kept for SEGMENTS_EVENT_RETENTION_DAYS (the
-    history says what the events made of the visitor, so it goes with them)."""
+    """Purge events and the membership history older than ``SEGMENTS_EVENT_RETENTION_DAYS``
+    before ``now`` (the history says what the events made of the visitor, so it goes with
+    them), then recompute the profiles of the visitors who lost events from what the log still
+    holds: profiles always summarise exactly the log (docs/privacy.md, "Retention")."""
     cutoff = now - timedelta(days=get_setting("SEGMENTS_EVENT_RETENTION_DAYS"))
-    # Features and memberships expire in the fast store on their own (PROFILE_TTL).
-    return {
-        "events": _purge(LoggedEvent.objects.filter(occurred_at__lt=cutoff)),
-        "membership_history": _purge(MembershipChange.objects.filter(at__lt=cutoff)),
-    }
+    affected: set[str] = set()
+    events = _purge(LoggedEvent.objects.filter(occurred_at__lt=cutoff), affected)
+    history = _purge(MembershipChange.objects.filter(at__lt=cutoff), set())
+    # Features and memberships of visitors gone quiet expire in the fast store on their own
+    # (PROFILE_TTL); those of visitors who lost events now are recomputed.
+    profiles = recompute(sorted(affected), now.timestamp()) if affected else 0
+    return {"events": events, "membership_history": history, "profiles_recomputed": profiles}
 
 
-def _purge(rows) -> int:
-    """Delete in batches, so one run never holds a long lock on a big table."""
+def _purge(rows, affected: set[str]) -> int:
+    """Delete in batches, so one run never holds a long lock on a big table; collect the
+    visitors whose rows went in ``affected``."""
     removed = 0
     while True:
-        batch = list(rows.values_list("pk", flat=True)[:5000])
+        batch = list(rows.values_list("pk", "visitor_key")[:5000])
         if not batch:
             return removed
-        removed += rows.model.objects.filter(pk__in=batch).delete()[0]
+        affected.update(key for _, key in batch)
+        removed += rows.model.objects.filter(pk__in=[pk for pk, _ in batch]).delete()[0]
 
 
 # The record of processing (Art. 30): what the segments app holds, and for how long, read from
@@ -105,10 +112,14 @@ PROCESSING_CATEGORIES = [
         _("Events"),
         _(
             "Pages viewed (path without query string) and actions, campaign parameters, "
-            "referring host name, device class, time."
+            "referring host name, device class, time; email addresses, phone numbers and IP "
+            "addresses in any text are replaced by placeholders before storage."
         ),
     ),
-    (_("Features"), _("Counters and scores derived from the events.")),
+    (
+        _("Features"),
+        _("Counters and scores derived from the events the log holds (recomputed on purges)."),
+    ),
     (_("Segments"), _("Audience segments the visitor currently belongs to.")),
     (
         _("Segment history"),

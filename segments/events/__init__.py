@@ -13,6 +13,7 @@ from typing import Any
 import orjson
 
 from ..profiles.features import NAME_RE
+from .text import redact, unstorable
 
 PROP_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 MAX_INT = 2**53  # integers JSON consumers can represent exactly
@@ -48,7 +49,9 @@ def validate(name: object, properties: object) -> dict[str, Any]:
     """Check an event's name and properties; return the properties as a plain dict.
 
     Property values are strings (at most 512 characters), numbers or booleans; nested data is
-    refused so that nothing unexpected (an email in a blob) slips through unseen.
+    refused so that nothing unexpected (an email in a blob) slips through unseen. Text that the
+    durable log cannot store (a NUL character, a lone surrogate) is refused; email addresses,
+    phone numbers and IP addresses in text are replaced by placeholders (:mod:`.text`).
     """
     if not isinstance(name, str) or not NAME_RE.match(name):
         raise EventError(
@@ -76,7 +79,10 @@ def validate(name: object, properties: object) -> dict[str, Any]:
         elif isinstance(value, str):
             if len(value) > MAX_STRING:
                 raise EventError(f"Property {key!r} is longer than {MAX_STRING} characters.")
-            clean[key] = value
+            problem = unstorable(value)
+            if problem is not None:
+                raise EventError(f"Property {key!r} {problem}.")
+            clean[key] = redact(value)
         else:
             raise EventError(f"Property {key!r} must be a string, number, boolean or null.")
     if name in VARIANT_EVENTS or "block" in clean:
@@ -113,7 +119,20 @@ def encode(event: Event) -> dict[str, str]:
         raise EventError(f"Event cannot be encoded: {exc}") from None
     if len(body) > MAX_ENCODED:
         raise EventError(f"Event is larger than {MAX_ENCODED} bytes once encoded.")
+    # The last gate before the stream, whoever built the event: a NUL character would fail the
+    # durable log's write on every retry (orjson already refuses lone surrogates above).
+    if b"\\u0000" in body and _has_nul(event):
+        raise EventError("Event cannot be encoded: text contains a NUL character.")
     return {"k": event.visitor_key, "d": body.decode()}
+
+
+def _has_nul(event: Event) -> bool:
+    texts = [event.visitor_key, event.name, event.event_id]
+    for key, value in event.properties.items():
+        texts.append(key)
+        if isinstance(value, str):
+            texts.append(value)
+    return any(isinstance(t, str) and "\x00" in t for t in texts)
 
 
 def decode(fields: dict[str, str]) -> Event | None:

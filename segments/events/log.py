@@ -1,54 +1,122 @@
 """The durable event log: written in bulk by the drain, read back per visitor for training.
 
-On PostgreSQL rows are streamed with COPY into a temporary table and inserted from there with
-ON CONFLICT DO NOTHING, several times faster than an INSERT per batch and still idempotent (an
-event id already logged, as after a worker crash, is skipped). Other databases use
-``bulk_create(ignore_conflicts=True)``.
+On PostgreSQL rows are streamed with COPY straight into the table (the usual case: none of them
+is logged yet); when that meets an id already logged (a re-import, a batch delivered again after
+a worker crash) they are streamed into a temporary table and inserted from there with ON
+CONFLICT DO NOTHING RETURNING, still several times faster than an INSERT per batch. Either way
+:func:`write` says which events were newly written: the drain applies only those to profiles, so
+a duplicate never counts, whatever the number of copies.
 """
 
-from collections.abc import Iterator
+import uuid
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 
 import orjson
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Count
 
 from consent.api import consented_keys
 
 from ..conf import get_setting
 from ..models import LoggedEvent
+from ..profiles.features import Profile
 
 Row = tuple[str, str, str, datetime, dict]  # event_id, visitor_key, name, occurred_at, properties
 
 
-def write(rows: list[Row]) -> None:
+# The latest time the log (a timestamp with time zone read into datetime) can hold.
+MAX_TS = 253402300799.0  # 9999-12-31 23:59:59 UTC
+
+
+def uid(event_id) -> str:
+    """An event id as the log keys it (32 hex digits); ValueError if it is not a UUID."""
+    return event_id.hex if isinstance(event_id, uuid.UUID) else uuid.UUID(event_id).hex
+
+
+def write(rows: list[Row]) -> set[str]:
+    """Log ``rows``, skipping ids already logged; returns the ids (32 hex digits) newly written.
+    Rows with the same id in one call are written once (the first one)."""
     if not rows:
-        return
+        return set()
+    unique: dict[str, Row] = {}
+    for row in rows:
+        unique.setdefault(uid(row[0]), row)
+    if len(unique) < len(rows):
+        rows = list(unique.values())
     if connection.vendor != "postgresql":
-        LoggedEvent.objects.bulk_create(
-            [
-                LoggedEvent(event_id=i, visitor_key=k, name=n, occurred_at=t, properties=p)
-                for i, k, n, t, p in rows
-            ],
-            ignore_conflicts=True,
-            batch_size=1000,
-        )
-        return
+        with transaction.atomic():
+            logged = {
+                i.hex
+                for i in LoggedEvent.objects.filter(pk__in=list(unique)).values_list(
+                    "pk", flat=True
+                )
+            }
+            LoggedEvent.objects.bulk_create(
+                [
+                    LoggedEvent(event_id=i, visitor_key=k, name=n, occurred_at=t, properties=p)
+                    for i, k, n, t, p in rows
+                    if uid(i) not in logged
+                ],
+                ignore_conflicts=True,
+                batch_size=1000,
+            )
+        return set(unique) - logged
     try:
         with transaction.atomic():
             _copy(rows, LoggedEvent._meta.db_table)  # the usual case: nothing logged yet
+        return set(unique)
     except IntegrityError:
-        # Some were logged before (a batch delivered again after a crash): skip those.
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(
-                "CREATE TEMPORARY TABLE IF NOT EXISTS _incoming_events "
-                "(LIKE segments_event INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-            )
-            _copy(rows, "_incoming_events")
-            cursor.execute(
-                "INSERT INTO segments_event (event_id, visitor_key, name, occurred_at, properties) "
-                "SELECT event_id, visitor_key, name, occurred_at, properties "
-                "FROM _incoming_events ON CONFLICT (event_id) DO NOTHING"
-            )
+        pass
+    # Some were logged before (a re-import, a batch delivered again after a crash): skip those.
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS _incoming_events "
+            "(LIKE segments_event INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+        )
+        # Emptied at commit only: inside a longer transaction (ATOMIC_REQUESTS, a caller's
+        # atomic block) the previous call's rows would still be there, and be logged again.
+        cursor.execute("TRUNCATE _incoming_events")
+        _copy(rows, "_incoming_events")
+        cursor.execute(
+            "INSERT INTO segments_event (event_id, visitor_key, name, occurred_at, properties) "
+            "SELECT event_id, visitor_key, name, occurred_at, properties "
+            "FROM _incoming_events ON CONFLICT (event_id) DO NOTHING RETURNING event_id"
+        )
+        return {uid(i) for (i,) in cursor.fetchall()}
+
+
+def counts(keys: Iterable[str]) -> dict[str, int]:
+    """How many events the log holds for each of ``keys`` (absent: none)."""
+    keys = list(keys)
+    if not keys:
+        return {}
+    rows = (
+        LoggedEvent.objects.filter(visitor_key__in=keys)
+        .order_by()
+        .values_list("visitor_key")
+        .annotate(n=Count("*"))
+    )
+    return dict(rows)
+
+
+def replay(keys: Iterable[str]) -> tuple[dict[str, Profile], int]:
+    """Each visitor's profile recomputed from exactly what the log holds for them (events
+    applied in time order), and how many events that took: what a rebuild writes, and what
+    retention and the drain write when a profile and the log disagree."""
+    profiles: dict[str, Profile] = {k: Profile() for k in keys}
+    if not profiles:
+        return profiles, 0
+    rows = LoggedEvent.objects.filter(visitor_key__in=list(profiles)).order_by("occurred_at", "pk")
+    values = rows.values_list("visitor_key", "name", "occurred_at", "properties")
+    events = 0
+    for seq, (key, name, occurred_at, properties) in enumerate(
+        values.iterator(chunk_size=5000), start=1
+    ):
+        # No event id: the log holds each event once, so every row counts.
+        profiles[key].apply(name, occurred_at.timestamp(), (0, seq), properties or {})
+        events += 1
+    return profiles, events
 
 
 def _copy(rows: list[Row], table: str) -> None:

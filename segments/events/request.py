@@ -2,7 +2,9 @@
 
 Only the path (never the query string, which may carry personal data), campaign parameters,
 the referrer's host and a coarse device class are kept; never the IP address or the full user
-agent.
+agent. Text taken from the request is made storable (NUL characters and lone surrogates are
+removed: a page never fails for them) and email addresses, phone numbers and IP addresses in it
+are replaced by placeholders (:mod:`segments.events.text`), before anything is recorded.
 """
 
 import re
@@ -14,6 +16,7 @@ from django.http import HttpRequest
 
 from ..conf import get_setting
 from . import Event
+from .text import redact, storable
 
 _MOBILE = re.compile(r"Mobi|Android.+Mobile|iPhone|iPod|Windows Phone", re.IGNORECASE)
 _TABLET = re.compile(r"iPad|Tablet|Android(?!.*Mobile)|Silk|Kindle", re.IGNORECASE)
@@ -55,7 +58,7 @@ def request_context(request: HttpRequest) -> dict[str, str]:
     consent (and forgotten after the request), and recorded with page views with consent."""
     # Read from META, not request.headers: building that mapping costs more than all of this.
     meta = request.META
-    context: dict[str, str] = {"path": request.path[:200]}
+    context: dict[str, str] = {"path": _path(request.path)[:200]}
     referrer = meta.get("HTTP_REFERER")
     if referrer:
         host = _referrer_host(referrer)
@@ -65,7 +68,9 @@ def request_context(request: HttpRequest) -> dict[str, str]:
         for param in _CAMPAIGN_PARAMS:
             value = request.GET.get(param)
             if value:
-                context[param] = value[:100]
+                value = _text(value[:100])
+                if value:
+                    context[param] = value
     context["device"] = device_class(meta.get("HTTP_USER_AGENT", ""))
     language = getattr(request, "LANGUAGE_CODE", None) or _accept_language(
         meta.get("HTTP_ACCEPT_LANGUAGE", "")
@@ -82,11 +87,23 @@ def request_context(request: HttpRequest) -> dict[str, str]:
 
 @lru_cache(maxsize=1024)
 def _referrer_host(referrer: str) -> str | None:
+    """The referring site's host name: never its path or query (which may carry anything), and
+    an IP address only as a placeholder."""
     try:
         host = urlsplit(referrer).hostname
     except ValueError:
         return None
-    return host[:255] if host else None
+    host = _text(host[:255]) if host else None
+    return host or None
+
+
+def _text(value: str) -> str:
+    return redact(storable(value)).strip()
+
+
+@lru_cache(maxsize=2048)
+def _path(path: str) -> str:
+    return redact(storable(path))
 
 
 @lru_cache(maxsize=256)
@@ -97,5 +114,5 @@ def _accept_language(value: str) -> str | None:
 
 def page_view(request: HttpRequest, visitor_key: str, context: dict | None = None) -> Event:
     properties = dict(context if context is not None else request_context(request))
-    properties["path"] = request.path[:512]
+    properties["path"] = _path(request.path)[:512]
     return Event(visitor_key=visitor_key, name="page_view", ts=time.time(), properties=properties)

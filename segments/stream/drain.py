@@ -2,8 +2,9 @@
 
 One drain at a time per partition (a lock in the fast store), so each visitor's events are
 applied in order. A batch's effects (durable log rows, features, memberships) are written before
-its entries are acknowledged, and applying an entry twice changes nothing, so a worker killed
-mid-batch loses no event and double-counts none: the next drain reclaims what it left pending.
+its entries are acknowledged, and only events newly written to the log are applied to profiles
+(a profile found to disagree with the log is recomputed from it), so a worker killed mid-batch
+loses no event and double-counts none: the next drain reclaims what it left pending.
 """
 
 import logging
@@ -35,6 +36,7 @@ from ..conf import get_setting
 from ..consent_mirror import restore_lost_mirrors, sync_pending_mirrors
 from ..definitions import CompiledSegment, enabled_segments
 from ..events import log as eventlog
+from ..events.log import MAX_TS
 from ..models import MembershipChange
 from ..profiles.features import Profile, parse_stream_id
 from ..rules import Outcome
@@ -141,18 +143,37 @@ def process_batch(
     entries: list[StreamEntry],
     segments: list[CompiledSegment],
 ) -> int:
-    """Apply one batch of stream entries; returns how many events took effect."""
+    """Apply one batch of stream entries; returns how many events took effect.
+
+    The batch's events are written to the durable log first, and only those newly written
+    there are applied to profiles: an event already logged (a re-import, a retried beacon, a
+    batch delivered again) never counts twice, whatever the number of copies, so profiles
+    summarise exactly what the log holds. Where that cannot be known from the batch alone
+    (some of a visitor's events were logged already, or the visitor has no stored profile),
+    the visitor's event count in the log is compared with the profile's, and a profile that
+    disagrees (a worker that died between the log and the fast store, a lost profile) is
+    recomputed from the log; so is the profile of a visitor receiving an event older than
+    their latest one, so that features depending on order (sessions, lines of one order) are
+    always those of the events in time order.
+    """
     now = time.time()
     purpose, version = get_setting("SEGMENTS_PURPOSE"), notice_version()
     # visitor key -> [(stream id, name, time, event id, properties)], in stream order
     by_visitor: dict[str, list[tuple]] = defaultdict(list)
-    decode = _events.decode_entry
+    decode, uid = _events.decode_entry, eventlog.uid
     for entry in entries:
         event = decode(entry.fields)
         if event is None:
             logger.warning("Dropping a malformed stream entry %s", entry.entry_id)
             continue
         key, name, ts, event_id, properties = event
+        try:
+            event_id = uid(event_id)  # the log's key: a UUID
+        except ValueError:
+            event = None
+        if event is None or not 0 <= ts <= MAX_TS:
+            logger.warning("Dropping a malformed stream entry %s", entry.entry_id)
+            continue
         by_visitor[key].append((parse_stream_id(entry.entry_id), name, ts, event_id, properties))
 
     # The durable consent record wins over a stale copy in the store (a decision made while
@@ -160,21 +181,65 @@ def process_batch(
     sync_pending_mirrors(by_visitor, strict=True)
     states = backend.load_visitors(list(by_visitor))
     restore_lost_mirrors(backend, states)  # and a copy the store lost is rebuilt from it
+    consented = [
+        (key, items)
+        for key, items in by_visitor.items()
+        if _consented(states[key].fields, purpose, version, now)
+    ]  # the others withdrew (or were erased) since the event was recorded: dropped
     rows: list[eventlog.Row] = []
-    changes = _Changes()
-    touched: list[tuple[str, Profile]] = []
-    for key, items in by_visitor.items():
+    for key, items in consented:
+        for _stream_id, name, ts, event_id, properties in items:
+            rows.append((event_id, key, name, datetime.fromtimestamp(ts, tz=UTC), properties))
+    written = eventlog.write(rows)
+    check = [
+        key
+        for key, items in consented
+        if states[key].profile is None or any(item[3] not in written for item in items)
+    ]
+    logged = eventlog.counts(check)
+    profiles: dict[str, Profile] = {}
+    replay: list[str] = []
+    claimed: set[str] = set()
+    for key, items in consented:
         state = states[key]
-        if not _consented(state.fields, purpose, version, now):
-            continue  # withdrawn (or erased) since the event was recorded: drop it
-        profile = Profile.from_dict(orjson.loads(state.profile) if state.profile else None)
+        profile = profiles[key] = Profile.from_dict(
+            orjson.loads(state.profile) if state.profile else None
+        )
+        new = []
+        for item in items:
+            if item[3] in written and item[3] not in claimed:
+                claimed.add(item[3])
+                new.append(item)
+        if key in check and sum(profile.totals.values()) + len(new) != logged.get(key, 0):
+            replay.append(key)
+            continue
         apply = profile.apply
-        for stream_id, name, ts, event_id, properties in items:
-            if apply(name, ts, stream_id, properties, event_id):
-                rows.append((event_id, key, name, datetime.fromtimestamp(ts, tz=UTC), properties))
+        for stream_id, name, ts, _event_id, properties in new:
+            # An event older than the visitor's latest (a backfill, a late import) would be
+            # counted differently than in time order (sessions, lines of one order): the
+            # profile is recomputed from the log in time order instead, as a rebuild does.
+            last_seen = profile.last_seen
+            # No event id: the log has just said that each of these is new.
+            if (last_seen is not None and ts < last_seen) or not apply(
+                name, ts, stream_id, properties
+            ):
+                replay.append(key)  # (or an out-of-order stream id): the log decides
+                break
+    took_effect = len(written)
+    if replay:
+        # Now counted: the batch's events that were logged but missing from the profile.
+        took_effect += sum(len({item[3] for item in by_visitor[key]} - written) for key in replay)
+        replayed, _ = eventlog.replay(replay)
+        for key in replay:
+            profile = replayed[key]
+            profile.scores = profiles[key].scores  # model outputs: rescored as usual
+            profile.last_id = max(profiles[key].last_id, *(item[0] for item in by_visitor[key]))
+            profiles[key] = profile
+    touched = list(profiles.items())
+    for _key, profile in touched:
         profile.prune(now)
-        touched.append((key, profile))
     score(touched, now)
+    changes = _Changes()
     updates = [
         settle(
             key,
@@ -187,11 +252,10 @@ def process_batch(
         )
         for key, profile in touched
     ]
-    eventlog.write(rows)
     changes.save()
     backend.commit(partition, updates, [e.entry_id for e in entries], changes.sizes)
-    metrics.drain_batch(partition, now, len(entries), len(rows))
-    return len(rows)
+    metrics.drain_batch(partition, now, len(entries), took_effect)
+    return took_effect
 
 
 def score(profiles: list[tuple[str, Profile]], now: float) -> None:

@@ -1,7 +1,13 @@
 """Rebuilding the fast store from the durable log: losing Redis loses no data, and brings
-back nothing a visitor took away (a withdrawal, an erasure waiting to run)."""
+back nothing a visitor took away (a withdrawal, an erasure waiting to run). Profiles always
+summarise exactly what the log holds, so the same recomputation serves retention: when events
+are purged, the profiles of the visitors they belonged to are recomputed from what remains."""
 
 import time
+import uuid
+from collections import defaultdict
+
+import orjson
 
 from consent.api import pending_erasure_purposes, rebuild_grants
 
@@ -10,24 +16,10 @@ from ..backends.base import VisitorUpdate
 from ..conf import get_setting
 from ..consent_mirror import mirror_consent
 from ..definitions import enabled_segments
+from ..events import log as eventlog
 from ..models import LoggedEvent
 from ..profiles.features import Profile
-from .drain import _Changes, settle
-
-
-def replay_log(keys: list[str]) -> tuple[dict[str, Profile], int]:
-    """The visitors' features recomputed from the durable log alone (what a rebuild stores,
-    before pruning), and how many events that took."""
-    profiles: dict[str, Profile] = {k: Profile() for k in keys}
-    rows = LoggedEvent.objects.filter(visitor_key__in=keys).order_by("occurred_at", "pk")
-    values = rows.values_list("visitor_key", "name", "occurred_at", "properties", "event_id")
-    events = 0
-    for seq, (key, name, occurred_at, properties, event_id) in enumerate(
-        values.iterator(chunk_size=5000), start=1
-    ):
-        profiles[key].apply(name, occurred_at.timestamp(), (0, seq), properties, event_id.hex)
-        events += 1
-    return profiles, events
+from .drain import _acquire, _Changes, _previous, score, settle
 
 
 def rebuild(chunk: int = 2000) -> dict[str, int]:
@@ -42,7 +34,7 @@ def rebuild(chunk: int = 2000) -> dict[str, int]:
     for start in range(0, len(keys), chunk):
         part = keys[start : start + chunk]
         part = _restorable(part, stats, purpose)
-        profiles, events = replay_log(part)
+        profiles, events = eventlog.replay(part)
         stats["events"] += events
         by_partition: dict[int, list[VisitorUpdate]] = {}
         for key, profile in profiles.items():
@@ -83,4 +75,54 @@ def _restorable(keys: list[str], stats: dict[str, int], purpose: str) -> list[st
     return restorable
 
 
-__all__ = ["rebuild", "replay_log"]
+def recompute(keys: list[str], now: float | None = None, chunk: int = 2000) -> int:
+    """Recompute the stored profiles (and memberships) of ``keys`` from what the log holds
+    now, a partition at a time under its drain lock, keeping model outputs and the stream
+    position. Visitors without a stored profile are left alone (nothing summarises them);
+    those whose events are all gone keep an empty profile. Returns how many were recomputed;
+    raises ``TimeoutError`` (after doing the other partitions) if a partition stays locked.
+    (A profile left behind that way is recomputed by the drain as soon as it disagrees with
+    the log on a duplicate, or by ``rebuild_fast_store``.)"""
+    backend = get_backend()
+    now = time.time() if now is None else now
+    segments = enabled_segments()
+    by_partition: dict[int, list[str]] = defaultdict(list)
+    for key in dict.fromkeys(keys):
+        by_partition[backend.partition_for(key)].append(key)
+    # A drain holds the lock for at most SEGMENTS_DRAIN_MAX_SECONDS at a time.
+    wait = float(get_setting("SEGMENTS_DRAIN_MAX_SECONDS")) + 5.0
+    done = 0
+    locked: list[int] = []
+    for partition, partition_keys in sorted(by_partition.items()):
+        for start in range(0, len(partition_keys), chunk):
+            part = partition_keys[start : start + chunk]
+            token = uuid.uuid4().hex
+            if not _acquire(backend, partition, token, wait=wait):
+                locked.append(partition)  # the other partitions are still done
+                break
+            try:
+                states = backend.load_visitors(part)
+                stored = {k: s for k, s in states.items() if s.profile is not None}
+                profiles, _ = eventlog.replay(list(stored))
+                for key, profile in profiles.items():
+                    old = Profile.from_dict(orjson.loads(stored[key].profile))
+                    profile.scores, profile.last_id = old.scores, old.last_id
+                    profile.prune(now)
+                touched = list(profiles.items())
+                score(touched, now)
+                changes = _Changes()
+                updates = [
+                    settle(key, profile, _previous(stored[key].fields), segments, now, changes)
+                    for key, profile in touched
+                ]
+                changes.save()
+                backend.commit(partition, updates, [], changes.sizes)
+                done += len(updates)
+            finally:
+                backend.unlock_partition(partition, token)
+    if locked:
+        raise TimeoutError(f"Partitions {locked} stayed locked: their profiles were not updated.")
+    return done
+
+
+__all__ = ["rebuild", "recompute"]

@@ -335,4 +335,4 @@ def test_the_tracker_is_a_static_file_and_the_demo_loads_it():
 def test_a_lone_surrogate_in_a_property_is_a_400_not_a_500(backend):
     client = consenting_browser()
     body = '{"events": [{"name": "click", "properties": {"label": "bad \\ud800 text"}}]}'
-    _refused(backend, post(client, body), 400, "cannot be encoded")
+    _refused(backend, post(client, body), 400, "not valid Unicode text")

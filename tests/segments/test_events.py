@@ -310,10 +310,12 @@ def test_generated_event_ids_are_random_version_4_uuids():
 
 
 def test_a_string_that_is_not_unicode_text_is_refused_not_crashed_on():
-    # A lone surrogate passes validation (it is a Python str) but has no UTF-8 form.
-    props = validate("page_view", {"label": "bad \ud800 text"})
+    # A lone surrogate is a Python str but has no UTF-8 form: refused by validation, and by
+    # encoding should an unvalidated one get there.
+    with pytest.raises(EventError, match="'label' is not valid Unicode text"):
+        validate("page_view", {"label": "bad \ud800 text"})
     with pytest.raises(EventError, match="cannot be encoded"):
-        encode(Event(visitor_key="k", name="page_view", ts=T, properties=props))
+        encode(Event(visitor_key="k", name="page_view", ts=T, properties={"l": "\ud800"}))
 
 
 def test_decode_refuses_what_is_not_one_of_our_events():

@@ -5,6 +5,7 @@ import csv
 import gzip
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -18,9 +19,10 @@ from tests.builders import browser, consenting_browser, demo_site, segment
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db]
 
+# ../shared/data beside the project (TAILORED_SHARED_DATA points elsewhere, e.g. from a git
+# worktree).
 DATA = (
-    Path(__file__).resolve().parents[3]
-    / "shared"
+    Path(os.environ.get("TAILORED_SHARED_DATA") or Path(__file__).resolve().parents[3] / "shared")
     / "data"
     / "online_retail"
     / "online_retail.csv.gz"
@@ -46,22 +48,10 @@ def _import(path, *extra):
     call_command(
         "import_events",
         str(path),
-        "--visitor",
-        "CustomerID",
-        "--time",
-        "InvoiceDate",
-        "--timezone",
-        "Europe/London",
-        "--value",
-        "UnitPrice",
-        "--quantity",
-        "Quantity",
-        "--prop",
-        "category=StockCode",
-        "--prop",
-        "order_id=InvoiceNo",
-        "--source",
-        "retail",
+        "--mapping",
+        "online-retail",
+        "--as-of",
+        "2011-12-10",
         *extra,
         stdout=out,
     )
@@ -69,7 +59,7 @@ def _import(path, *extra):
 
 
 def test_import_without_consent_records_nothing(backend, retail_sample):
-    out = _import(retail_sample, "--process")
+    out = _import(retail_sample)
     assert "0 events queued" in out
     assert LoggedEvent.objects.count() == 0
     assert not backend.pending_partitions()
@@ -77,7 +67,7 @@ def test_import_without_consent_records_nothing(backend, retail_sample):
 
 def test_import_with_consent_obtained_elsewhere(backend, retail_sample):
     segment("buyer", {"type": "feature", "feature": "purchase_count", "op": "gte", "value": 1})
-    out = _import(retail_sample, "--assume-consent", "--process")
+    out = _import(retail_sample, "--assume-consent")
     rows = list(csv.DictReader(retail_sample.open()))
     customers = {r["CustomerID"] for r in rows if r["CustomerID"]}
     lines = [r for r in rows if r["CustomerID"]]
@@ -85,7 +75,7 @@ def test_import_with_consent_obtained_elsewhere(backend, retail_sample):
     assert LoggedEvent.objects.count() == len(lines)
     assert ConsentRecord.objects.filter(method="api").count() == len(customers)
     # The raw customer number is never stored: only its keyed hash.
-    key = external_key("retail", "17850")
+    key = external_key("online-retail", "17850")
     assert not LoggedEvent.objects.filter(visitor_key="17850").exists()
     first = [r for r in lines if r["CustomerID"] == "17850"]
     invoices = {r["InvoiceNo"] for r in first}
@@ -95,7 +85,7 @@ def test_import_with_consent_obtained_elsewhere(backend, retail_sample):
         sum(float(r["UnitPrice"]) * float(r["Quantity"]) for r in first), rel=1e-3
     )
     # Importing the same file again adds no duplicate rows to the log.
-    _import(retail_sample, "--assume-consent", "--process")
+    _import(retail_sample, "--assume-consent")
     assert LoggedEvent.objects.count() == len(lines)
 
 
@@ -134,8 +124,8 @@ def test_bad_rows_are_reported_and_skipped(backend, tmp_path):
 
 def test_rebuild_restores_features_and_memberships_from_the_log(backend, retail_sample):
     segment("buyer", {"type": "feature", "feature": "purchase_count", "op": "gte", "value": 1})
-    _import(retail_sample, "--assume-consent", "--process")
-    key = external_key("retail", "17850")
+    _import(retail_sample, "--assume-consent")
+    key = external_key("online-retail", "17850")
     before = json.loads(backend.visitor_data(key).profile)
     members = backend.segment_sizes()["buyer"]
     backend.flush()  # Redis lost everything

@@ -51,3 +51,13 @@ def test_the_evaluation_is_as_of_a_date_and_ignores_later_events(tmp_path):
     assert figures == run(later)
     assert any("As of 2011-12-15" in line for line in figures)
     assert any("held out: 2011-09-16" in line for line in figures)  # one horizon before
+
+
+def test_the_evaluation_file_is_read_through_a_mapping(tmp_path):
+    """--mapping: a preset, a JSON file or inline JSON, as for import_events."""
+    path = tmp_path / "export.csv"
+    path.write_text("kunde,zeit\n")
+    with pytest.raises(CommandError, match=r"--mapping: .*not JSON"):
+        call_command("segments_ml_eval", "--path", str(path), "--mapping", "{not json")
+    with pytest.raises(CommandError, match="--mapping: No mapping 'nope'"):
+        call_command("segments_ml_eval", "--path", str(path), "--mapping", "nope")

@@ -33,10 +33,10 @@ from segments.backends import get_backend, request_breaker
 from segments.backends.redis import RedisBackend
 from segments.breaker import BreakerPolicy, CircuitBreaker
 from segments.conf import get_setting
+from segments.events.log import replay as replay_log
 from segments.models import LoggedEvent, PendingConsentMirror
 from segments.recording import exchange, record_events, track
 from segments.stream.drain import drain_partition
-from segments.stream.rebuild import replay_log
 from tests.builders import BROWSER_UA, consenting_browser, demo_site
 from tests.support.faults import RedisServer
 from tests.support.worker import start_worker, stop_worker, wait_for

@@ -19,6 +19,7 @@
 
   var MAX_BATCH = 20, FLUSH_MS = 5000, MAX_BYTES = 15000;  // the server accepts 16 KiB
   var NAME = /^[a-z][a-z0-9_]{0,63}$/, KEY = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/;
+  var LONE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(^|[^\uD800-\uDBFF])[\uDC00-\uDFFF]/;
   var queue = [], timer = null;
 
   function eventId() {
@@ -37,7 +38,12 @@
       if (!Object.prototype.hasOwnProperty.call(properties, key)) { continue; }
       var value = properties[key], type = typeof value;
       if (!KEY.test(key) || ++count > 32) { return null; }
-      if (type === "string") { out[key] = value.slice(0, 512); }
+      if (type === "string") {
+        // The server refuses text it cannot store: a NUL character, a lone surrogate.
+        if (value.indexOf("\u0000") !== -1 || LONE.test(value)) { return null; }
+        value = value.slice(0, 512);
+        out[key] = /[\uD800-\uDBFF]$/.test(value) ? value.slice(0, -1) : value;  // a cut pair
+      }
       else if ((type === "number" && isFinite(value)) || type === "boolean" || value === null) { out[key] = value; }
       else { return null; }
     }

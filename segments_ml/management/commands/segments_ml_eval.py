@@ -41,6 +41,12 @@ class Command(BaseCommand):
         )
         parser.add_argument("--path", help="The CSV itself (default: the dataset's file there).")
         parser.add_argument(
+            "--mapping",
+            default="online-retail",
+            help="Which column plays which role in the file: a preset, a JSON file or inline "
+            "JSON, as for import_events (default: the online-retail preset).",
+        )
+        parser.add_argument(
             "--as-of",
             dest="as_of",
             help="Evaluate as the data stood at this instant (a date: its midnight, UTC; or an "
@@ -65,19 +71,15 @@ class Command(BaseCommand):
             raise CommandError(f"{path} not found (see ../shared/data/README.md).")
 
         # numpy and scikit-learn load only once the data is known to be there
-        from segments.api import Mapping
+        from segments.api import load_mapping
         from segments_ml import clustering
         from segments_ml import dataset as ds
         from segments_ml.training import fit_propensity
 
-        mapping = Mapping(
-            visitor="CustomerID",
-            time="InvoiceDate",
-            value="UnitPrice",
-            quantity="Quantity",
-            properties={"order_id": "InvoiceNo", "country": "Country"},
-            source="online-retail",
-        )
+        try:
+            mapping = load_mapping(options["mapping"])
+        except ValueError as exc:
+            raise CommandError(f"--mapping: {exc}") from exc
         started = time.perf_counter()
         source = ds.from_file(path, mapping)
         events = sum(len(e) for _, e in source)

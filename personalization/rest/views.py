@@ -76,25 +76,43 @@ class VisitorView(PrivateAPIView):
         return Response(visitor_data(request._request))
 
 
+def servable(page: Page, request) -> bool:
+    """Whether the site would serve ``page`` to ``request``: live, routable (under a site's root
+    page: not Wagtail's root, nor a page outside every site) and not restricted from this
+    request (a password not entered in this session, a login or group it lacks), as Wagtail's
+    ``check_view_restrictions`` hook decides for every page it serves."""
+    if not page.live or page.get_url_parts(request) is None:
+        return False
+    return all(r.accept_request(request) for r in page.get_view_restrictions())
+
+
+NO_PAGE = "No live page with this id that this visitor may see."
+
+
 class PageView(PrivateAPIView):
-    """A live, public page with its personalised content resolved for the current visitor."""
+    """A live page with its personalised content resolved for the current visitor: only what
+    the site would show this request at the page's URL (see :func:`servable`), else 404, the
+    same answer as for an id that does not exist."""
 
     @extend_schema(responses=PersonalisedPageSerializer, operation_id="personalization_page")
     def get(self, request: Request, pk: int) -> Response:
         django_request = request._request
-        page = Page.objects.live().public().filter(pk=pk).first()
-        if page is None:
-            raise NotFound("No live, public page with this id.")
+        page = Page.objects.live().filter(pk=pk).first()
+        if page is None or not servable(page, django_request):
+            raise NotFound(NO_PAGE)
         page = page.specific
         original = page
         if getattr(page, "is_variant", False):
             original = page.variant_of.specific  # a variant's id resolves as its original
-            if not original.live:
-                raise NotFound("No live, public page with this id.")
+            # Its content is served at the original's URL: the original's restrictions count.
+            if not servable(original, django_request):
+                raise NotFound(NO_PAGE)
         served = original
         variant_for = getattr(original, "variant_for", None)
         if variant_for is not None:
             served = variant_for(django_request) or original
+            if served is not original and not servable(served, django_request):
+                served = original
         context = {"request": django_request, "page": served}
         return Response(
             {

@@ -20,6 +20,7 @@ from drf_spectacular.views import SpectacularAPIView
 from rest_framework import serializers
 from rest_framework.exceptions import ParseError
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
 from rest_framework.settings import api_settings
 
 from .errors import exception_handler
@@ -119,6 +120,19 @@ class SchemaView(SpectacularAPIView):
     def get_exception_handler(self):
         return exception_handler
 
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if response.status_code >= 400:  # the envelope as JSON, not as an OpenAPI document
+            response.accepted_renderer = JSONRenderer()
+            response.accepted_media_type = JSONRenderer.media_type
+        return response
+
+    def _get_version_parameter(self, request):
+        # Checked by initial(): a version the API knows, or none (never a raw query value,
+        # which drf-spectacular would put in the Content-Disposition header).
+        version = request.GET.get("version")
+        return version if version in (api_settings.ALLOWED_VERSIONS or ()) else None
+
     @extend_schema(
         parameters=[
             OpenApiParameter("format", str, OpenApiParameter.QUERY, enum=["json", "yaml"]),
@@ -139,14 +153,15 @@ def query_problem(query) -> str | None:
         "format": {"json", "yaml"},
         "lang": set(_languages()),
     }
-    versions = api_settings.ALLOWED_VERSIONS
-    if versions:
-        allowed["version"] = set(versions)
+    # Without ALLOWED_VERSIONS the API has no versions to choose from.
+    allowed["version"] = set(api_settings.ALLOWED_VERSIONS or ())
     for name, values in query.lists():
         if name not in allowed:
             continue  # not read (a cache-buster, say)
         if len(values) > 1:
             return f"{name!r} is given more than once."
         if values[0] not in allowed[name]:
+            if not allowed[name]:
+                return f"{name!r} is not a parameter of this API."
             return f"{name!r} must be one of: {', '.join(sorted(allowed[name]))}."
     return None

@@ -10,6 +10,7 @@ import logging
 from django.db.models import Model
 from django.utils.cache import add_never_cache_headers, patch_cache_control, patch_vary_headers
 from drf_spectacular.utils import extend_schema
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -93,6 +94,10 @@ class PageView(PrivateAPIView):
     """A live page with its personalised content resolved for the current visitor: only what
     the site would show this request at the page's URL (see :func:`servable`), else 404, the
     same answer as for an id that does not exist."""
+
+    # The site's session login, as Wagtail's login and group restrictions read it (without an
+    # authentication class, DRF would replace the request's user with an anonymous one).
+    authentication_classes = [SessionAuthentication]
 
     @extend_schema(responses=PersonalisedPageSerializer, operation_id="personalization_page")
     def get(self, request: Request, pk: int) -> Response:

@@ -63,6 +63,15 @@ class EndpointSchema(AutoSchema):
             statuses.add(429)
         return statuses
 
+    def _map_basic_serializer(self, serializer, direction):
+        schema = super()._map_basic_serializer(serializer, direction)
+        # Keys a serializer does not read are ignored, and only its own are the contract: a
+        # serializer says so with ``schema_closed = True`` (what the schema allows, the
+        # endpoint accepts: ignored keys could otherwise hold anything).
+        if getattr(serializer, "schema_closed", False):
+            schema["additionalProperties"] = False
+        return schema
+
     def _map_serializer_field(self, field, direction, bypass_extensions=False):
         schema = super()._map_serializer_field(field, direction, bypass_extensions)
         # A list of serializers (``many=True``) checks its length without validators, which

@@ -9,7 +9,8 @@ import logging
 
 from django.db.models import Model
 from django.utils.cache import add_never_cache_headers, patch_cache_control, patch_vary_headers
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
@@ -99,10 +100,20 @@ class PageView(PrivateAPIView):
     # authentication class, DRF would replace the request's user with an anonymous one).
     authentication_classes = [SessionAuthentication]
 
-    @extend_schema(responses=PersonalisedPageSerializer, operation_id="personalization_page")
-    def get(self, request: Request, pk: int) -> Response:
+    @extend_schema(
+        responses=PersonalisedPageSerializer,
+        operation_id="personalization_page",
+        parameters=[
+            OpenApiParameter(
+                "pk", OpenApiTypes.INT, OpenApiParameter.PATH, description="The page's id."
+            )
+        ],
+    )
+    def get(self, request: Request, pk: str) -> Response:
         django_request = request._request
-        page = Page.objects.live().filter(pk=pk).first()
+        if not (pk.isascii() and pk.isdigit() and len(pk) <= 10):
+            raise NotFound(NO_PAGE)
+        page = Page.objects.live().filter(pk=int(pk)).first()
         if page is None or not servable(page, django_request):
             raise NotFound(NO_PAGE)
         page = page.specific

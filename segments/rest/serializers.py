@@ -38,11 +38,14 @@ def anchored(pattern: re.Pattern) -> str:
     return r"\A" + pattern.pattern.removeprefix(r"\A")
 
 
+# A string the body may hold: tailored.jsoninput refuses NUL and unpaired surrogates anywhere.
+STORABLE_TEXT = "^[^\\u0000\\ud800-\\udfff]*$"
+
 # What events.validate accepts as a property value, and as a property name.
 PROPERTY_VALUE_SCHEMA = {
     "oneOf": [
         {"type": "null"},
-        {"type": "string", "maxLength": events.MAX_STRING},
+        {"type": "string", "maxLength": events.MAX_STRING, "pattern": STORABLE_TEXT},
         {"type": "number", "minimum": -events.MAX_INT, "maximum": events.MAX_INT},
         {"type": "boolean"},
     ],
@@ -78,6 +81,7 @@ class PropertiesField(serializers.JSONField):
 
 
 class EventSerializer(serializers.Serializer):
+    schema_closed = True  # consent.api.EndpointSchema: no other keys in the schema
     name = StrictCharField(
         trim_whitespace=False,
         min_length=1,
@@ -116,7 +120,9 @@ class EventSerializer(serializers.Serializer):
 
 class EventBatchSerializer(serializers.Serializer):
     """Unknown top-level keys (a client's ``"consent": true``, say) are ignored: consent is
-    only ever the server's record."""
+    only ever the server's record; the schema lists only ``events``."""
+
+    schema_closed = True
 
     events = EventSerializer(many=True, max_length=MAX_EVENTS)
 

@@ -24,7 +24,7 @@ import json
 import re
 from typing import Any
 
-__all__ = ["MAX_DEPTH", "JSONInputError", "loads"]
+__all__ = ["MAX_DEPTH", "STORABLE_TEXT_PATTERN", "JSONInputError", "loads"]
 
 # Deeper than any document of the suite: a rule nests at most 8 conditions (segments' rule
 # engine), an event batch 4 levels.
@@ -37,6 +37,8 @@ _BRACKET_RE = re.compile(r"[\[\]{}]")
 # A NUL or a surrogate code point (paired surrogates are decoded into one character by
 # json.loads, so any left in a string are unpaired).
 _UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
+# A string loads() accepts, as a JSON Schema (ECMA) pattern, for the OpenAPI schema.
+STORABLE_TEXT_PATTERN = "^[^\\u0000\\ud800-\\udfff]*$"
 
 
 class JSONInputError(ValueError):

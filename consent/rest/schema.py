@@ -14,6 +14,7 @@ read.
 
 from django.conf import settings
 from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.plumbing import ResolvedComponent
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from drf_spectacular.views import SpectacularAPIView
@@ -22,6 +23,8 @@ from rest_framework.exceptions import ParseError
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.settings import api_settings
+
+from tailored.jsoninput import STORABLE_TEXT_PATTERN
 
 from .errors import exception_handler
 
@@ -34,6 +37,25 @@ ERROR_DESCRIPTIONS = {
     413: "The body is larger than the endpoint's bound.",
     415: "A content type the endpoint does not read.",
     429: "The rate is exceeded; `Retry-After` says after how many seconds to try again.",
+}
+
+
+_STORABLE_REF = {"$ref": "#/components/schemas/StorableJSON"}
+STORABLE_JSON = {
+    "description": "Any JSON that tailored.jsoninput.loads accepts: no string or key holds NUL "
+    "or an unpaired surrogate (and, which a schema cannot say, at most 32 levels deep).",
+    "anyOf": [
+        {"type": "null"},
+        {"type": "boolean"},
+        {"type": "number"},
+        {"type": "string", "pattern": STORABLE_TEXT_PATTERN},
+        {"type": "array", "items": _STORABLE_REF},
+        {
+            "type": "object",
+            "propertyNames": {"pattern": STORABLE_TEXT_PATTERN},
+            "additionalProperties": _STORABLE_REF,
+        },
+    ],
 }
 
 
@@ -65,11 +87,22 @@ class EndpointSchema(AutoSchema):
 
     def _map_basic_serializer(self, serializer, direction):
         schema = super()._map_basic_serializer(serializer, direction)
-        # Keys a serializer does not read are ignored, and only its own are the contract: a
-        # serializer says so with ``schema_closed = True`` (what the schema allows, the
-        # endpoint accepts: ignored keys could otherwise hold anything).
-        if getattr(serializer, "schema_closed", False):
+        # What a serializer does with keys it does not read: ``schema_extra_keys = False``, it
+        # refuses them; ``"json"``, it ignores them, so they may hold any JSON the body reader
+        # accepts (and nothing else: what the schema allows, the endpoint accepts).
+        extra = getattr(serializer, "schema_extra_keys", None)
+        if extra is False:
             schema["additionalProperties"] = False
+        elif extra == "json":
+            component = ResolvedComponent(
+                name="StorableJSON",
+                type=ResolvedComponent.SCHEMA,
+                object="StorableJSON",
+                schema=STORABLE_JSON,
+            )
+            self.registry.register_on_missing(component)
+            schema["additionalProperties"] = component.ref
+            schema["propertyNames"] = {"pattern": STORABLE_TEXT_PATTERN}
         return schema
 
     def _map_serializer_field(self, field, direction, bypass_extensions=False):

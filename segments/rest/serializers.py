@@ -14,6 +14,8 @@ from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from tailored.jsoninput import STORABLE_TEXT_PATTERN
+
 from .. import events
 from ..profiles.features import NAME_RE
 
@@ -38,14 +40,11 @@ def anchored(pattern: re.Pattern) -> str:
     return r"\A" + pattern.pattern.removeprefix(r"\A")
 
 
-# A string the body may hold: tailored.jsoninput refuses NUL and unpaired surrogates anywhere.
-STORABLE_TEXT = "^[^\\u0000\\ud800-\\udfff]*$"
-
 # What events.validate accepts as a property value, and as a property name.
 PROPERTY_VALUE_SCHEMA = {
     "oneOf": [
         {"type": "null"},
-        {"type": "string", "maxLength": events.MAX_STRING, "pattern": STORABLE_TEXT},
+        {"type": "string", "maxLength": events.MAX_STRING, "pattern": STORABLE_TEXT_PATTERN},
         {"type": "number", "minimum": -events.MAX_INT, "maximum": events.MAX_INT},
         {"type": "boolean"},
     ],
@@ -81,7 +80,10 @@ class PropertiesField(serializers.JSONField):
 
 
 class EventSerializer(serializers.Serializer):
-    schema_closed = True  # consent.api.EndpointSchema: no other keys in the schema
+    """One event: ``name``, ``properties``, ``event_id``; other keys are ignored (a newer
+    tracker's), so the schema lets them hold any JSON the body reader accepts."""
+
+    schema_extra_keys = "json"  # consent.api.EndpointSchema
     name = StrictCharField(
         trim_whitespace=False,
         min_length=1,
@@ -120,9 +122,9 @@ class EventSerializer(serializers.Serializer):
 
 class EventBatchSerializer(serializers.Serializer):
     """Unknown top-level keys (a client's ``"consent": true``, say) are ignored: consent is
-    only ever the server's record; the schema lists only ``events``."""
+    only ever the server's record."""
 
-    schema_closed = True
+    schema_extra_keys = "json"  # ignored, so any JSON the reader accepts
 
     events = EventSerializer(many=True, max_length=MAX_EVENTS)
 

@@ -329,7 +329,11 @@ def test_the_event_schema_says_what_the_validator_checks():
     assert properties["maxProperties"] == events.MAX_PROPERTIES
     assert properties["propertyNames"]["pattern"] == "^[A-Za-z_][A-Za-z0-9_]{0,63}$"
     values = properties["additionalProperties"]["oneOf"]
-    assert {"type": "string", "maxLength": events.MAX_STRING} in values
+    assert {
+        "type": "string",
+        "maxLength": events.MAX_STRING,
+        "pattern": "^[^\\u0000\\ud800-\\udfff]*$",
+    } in values
 
 
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)

@@ -8,6 +8,7 @@ Fast by default (a few examples per operation); ``TAILORED_LONG_FUZZ=1`` runs ma
 schemathesis's coverage phase (every boundary and every invalid type of every constraint).
 """
 
+import json
 import os
 
 import pytest
@@ -17,6 +18,7 @@ from hypothesis import HealthCheck, settings
 
 from consent.models import ConsentRecord
 from segments.models import LoggedEvent
+from tailored.jsoninput import JSONInputError, loads
 from tests.builders import demo_site
 
 pytestmark = [
@@ -35,6 +37,26 @@ EXAMPLES = 300 if LONG else 12
 # pytest 9 (it reads a private attribute of pytest's nodes).
 schema = schemathesis.openapi.from_wsgi("/api/schema/?format=json", WSGIHandler())
 schema.config.phases.coverage.enabled = LONG
+# A body over the endpoint's bound is refused with 413 (documented on every operation with a
+# body), whatever it holds: a JSON Schema cannot say how many bytes a body may have.
+for check in (
+    schema.config.checks.negative_data_rejection,
+    schema.config.checks.positive_data_acceptance,
+):
+    check.expected_statuses = [*check.expected_statuses, "413"]
+
+
+@schema.hook("filter_body")
+def _strings_as_the_schema_says(context, body) -> bool:
+    """schemathesis's generator does not apply ``propertyNames`` to the keys it adds to an
+    object beyond its ``properties`` (the event batch's, and ``StorableJSON``'s: no NUL, no
+    unpaired surrogate, as the body reader accepts): leave out the bodies it makes that break
+    the schema that way. (The property tests send such strings everywhere.)"""
+    try:
+        loads(json.dumps(body))
+    except (JSONInputError, TypeError, ValueError):
+        return False
+    return True
 
 
 @pytest.fixture(autouse=True)

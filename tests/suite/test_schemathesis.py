@@ -76,6 +76,7 @@ def written(backend) -> tuple:
 @settings(
     max_examples=EXAMPLES,
     deadline=None,
+    database=None,  # no example database written into the work tree
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 def test_the_api_keeps_to_its_schema(case, backend):

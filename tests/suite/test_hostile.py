@@ -404,3 +404,33 @@ def test_the_event_endpoint_is_rate_limited_per_visitor_whatever_the_address(bac
     # The per-address limit still holds for clients without a visitor key.
     anonymous = [send(browser(), "10.0.0.7").status_code for _ in range(6)]
     assert anonymous == [202] * 5 + [429]
+
+
+@pytest.mark.django_db
+def test_the_model_form_refuses_hostile_json_in_its_json_fields():
+    pytest.importorskip("sklearn")  # segments_ml is installed with the [ml] extra only
+    from segments_ml.models import MLModel
+
+    editor = login("editor", superuser=True)
+    url = reverse("ml_models:add")
+    base = {
+        "name": "X",
+        "slug": "x",
+        "kind": "propensity",
+        "population_event": "purchase",
+        "features": "[]",
+        "target": '{"event": "purchase", "horizon_days": 30}',
+        "params": "{}",
+        "training_days": 90,
+        "retrain_days": 7,
+        "drift_threshold": 0.2,
+    }
+    for field, value, fragment in [
+        ("params", DEEP, "levels deep"),
+        ("target", '{"event": "purchase", "event": "signup"}', "appears twice"),
+        ("features", '["\\u0000"]', "NUL"),
+    ]:
+        response = editor.post(url, {**base, field: value})
+        assert response.status_code == 200, (field, response.status_code)
+        assert fragment in response.content.decode(), field
+    assert not MLModel.objects.exists()

@@ -1,15 +1,15 @@
 """The segment form of the admin: the rule edited with the visual builder, validated with
 messages that say where the problem is and how to fix it."""
 
-import json
 import re
 
-from django import forms
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from wagtail.admin.forms import WagtailAdminModelForm
 
 from segments.api import rule_problems, segment_model
+from tailored.forms import StrictJSONField
+from tailored.jsoninput import JSONInputError, loads
 
 from .widgets import RuleBuilderWidget
 
@@ -36,16 +36,17 @@ def problem_messages(tree) -> list[str]:
     ]
 
 
-class RuleField(forms.JSONField):
-    """A rule: valid JSON, and a condition tree the engine accepts."""
+class RuleField(StrictJSONField):
+    """A rule: valid JSON as :func:`tailored.jsoninput.loads` reads it (not too deep, no
+    duplicate key...), and a condition tree the engine accepts."""
 
     widget = RuleBuilderWidget
 
     def to_python(self, value):
         if isinstance(value, str) and value.strip():
             try:
-                json.loads(value)
-            except ValueError as exc:
+                loads(value, max_bytes=self.max_bytes)
+            except JSONInputError as exc:
                 raise ValidationError(
                     _(
                         "The rule is not valid JSON (%(error)s). Fix the JSON or build the rule "

@@ -1,13 +1,12 @@
 """Admin widgets: the visual rule builder and the segment chooser."""
 
-import json
-
 from django import forms
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import json_script
 from wagtail.snippets.widgets import AdminSnippetChooser
 
 from segments.api import describe_rule, rule_catalog, segment_model
+from tailored.jsoninput import JSONInputError, loads
 
 
 class RuleBuilderWidget(forms.Textarea):
@@ -36,8 +35,8 @@ class RuleBuilderWidget(forms.Textarea):
         except NoReverseMatch:  # admin URLs not installed: the builder still edits the JSON
             check_url = ""
         try:
-            tree = json.loads(value) if isinstance(value, str) and value else None
-        except ValueError:
+            tree = loads(value) if isinstance(value, str) and value else None
+        except JSONInputError:
             tree = None
         element_id = f"{context['widget']['attrs'].get('id') or name}-catalog"
         context["builder"] = {

@@ -18,7 +18,13 @@ from .registry import (
 from .rest.base import APIEndpoint
 from .rest.errors import exception_handler
 from .rest.parsers import MAX_BODY_BYTES, BeaconParser, JSONParser, RequestTooLarge
-from .rest.throttling import ClientRateThrottle, rate_problem
+from .rest.schema import EndpointSchema, SchemaView
+from .rest.throttling import (
+    ClientRateThrottle,
+    VisitorRateThrottle,
+    rate_problem,
+    shared_cache_problem,
+)
 from .signals import consent_changed
 from .visitor import consent_mode_signals, get_consent
 
@@ -29,10 +35,13 @@ __all__ = [
     "BeaconParser",
     "ClientRateThrottle",
     "ConsentState",
+    "EndpointSchema",
     "InvalidChoice",
     "JSONParser",
     "RequestTooLarge",
     "RetentionPeriod",
+    "SchemaView",
+    "VisitorRateThrottle",
     "banner_mode",
     "consent_changed",
     "consent_mode_signals",
@@ -53,6 +62,7 @@ __all__ = [
     "register_processing_activity",
     "register_rekey_handler",
     "register_retention_handler",
+    "shared_cache_problem",
     "user_key",
     "visitor_key",
 ]

@@ -1,7 +1,7 @@
 import re
 
 from django.conf import settings
-from django.core.checks import Error, Warning, register
+from django.core.checks import Error, Tags, Warning, register
 
 from tailored.checks import subclass_index
 
@@ -9,7 +9,7 @@ from .conf import get_setting
 from .cookies import HOST_PREFIX
 from .inventory import cookie_problem
 from .policy import NECESSARY
-from .rest.throttling import rate_problem
+from .rest.throttling import rate_problem, shared_cache_problem
 
 MIDDLEWARE_PATH = "consent.middleware.ConsentMiddleware"
 _PURPOSE_RE = re.compile(r"[a-z][a-z0-9_]{0,31}\Z")
@@ -269,6 +269,23 @@ def check_erasure_journal(app_configs=None, **kwargs):
                 "cannot be: add the storage to STORAGES (a private, write-once one) or name "
                 "an existing alias.",
                 id="consent.E020",
+            )
+        ]
+    return []
+
+
+@register(Tags.caches, deploy=True)
+def check_rate_cache(app_configs=None, **kwargs):
+    if get_setting("CONSENT_RATE") is None:
+        return []
+    problem = shared_cache_problem()
+    if problem:
+        return [
+            Warning(
+                f"CONSENT_RATE is set but {problem}.",
+                hint="Point CONSENT_RATE_LIMIT_CACHE at a cache every process shares (Django's "
+                "RedisCache, see docs/installation.md), or set CONSENT_RATE = None.",
+                id="consent.W006",
             )
         ]
     return []

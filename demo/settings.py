@@ -119,6 +119,8 @@ SPECTACULAR_SETTINGS = {
     "TITLE": "Tailored API",
     "DESCRIPTION": "Event intake and headless personalization (see docs/delivery.md).",
     "VERSION": "1",
+    # 3.1: JSON Schema proper, so the schema can say what the validators check (propertyNames).
+    "OAS_VERSION": "3.1.0",
     "PREPROCESSING_HOOKS": ["personalization.rest.schema.public_api_only"],
 }
 

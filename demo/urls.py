@@ -1,11 +1,12 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView
 from wagtail import urls as wagtail_urls
 from wagtail.admin import urls as wagtailadmin_urls
 from wagtail.contrib.sitemaps.views import sitemap
 from wagtail.documents import urls as wagtaildocs_urls
+
+from consent.api import SchemaView
 
 urlpatterns = [
     path("django-admin/", admin.site.urls),
@@ -14,7 +15,7 @@ urlpatterns = [
     path("consent/", include("consent.urls")),
     path("api/", include("segments.urls")),
     path("api/personalization/", include("personalization.urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("api/schema/", SchemaView.as_view(), name="schema"),
     path("sitemap.xml", sitemap),
     path("tailored/", include("cms_blocks.urls")),
     path("-/", include("tailored.urls")),  # health and metrics (docs/operations.md)

@@ -2,7 +2,7 @@ from django.core.checks import Error, Tags, Warning, register
 from django.db import DatabaseError
 from django.utils.module_loading import import_string
 
-from consent.api import purposes, rate_problem
+from consent.api import purposes, rate_problem, shared_cache_problem
 
 from .backends import get_backend
 from .conf import get_setting
@@ -118,16 +118,39 @@ def check_stored_rules(app_configs=None, databases=None, **kwargs):
     return errors
 
 
+RATE_SETTINGS = ("SEGMENTS_EVENT_RATE", "SEGMENTS_EVENT_VISITOR_RATE")
+
+
 @register()
 def check_event_rate(app_configs=None, **kwargs):
+    errors = []
+    for name in RATE_SETTINGS:
+        problem = rate_problem(get_setting(name))
+        if problem:
+            errors.append(
+                Error(
+                    f"{name} is not a rate: {problem}.",
+                    hint='Use DRF\'s "requests/period" syntax, e.g. "120/min", or None for no '
+                    "limit.",
+                    id="segments.E006",
+                )
+            )
+    return errors
 
-    problem = rate_problem(get_setting("SEGMENTS_EVENT_RATE"))
+
+@register(Tags.caches, deploy=True)
+def check_event_rate_cache(app_configs=None, **kwargs):
+    if all(get_setting(name) is None for name in RATE_SETTINGS):
+        return []
+    problem = shared_cache_problem()
     if problem:
         return [
-            Error(
-                f"SEGMENTS_EVENT_RATE is not a rate: {problem}.",
-                hint='Use DRF\'s "requests/period" syntax, e.g. "120/min", or None for no limit.',
-                id="segments.E006",
+            Warning(
+                f"The event endpoint is rate limited but {problem}.",
+                hint="Point CONSENT_RATE_LIMIT_CACHE at a cache every process shares (Django's "
+                "RedisCache, see docs/installation.md), or set SEGMENTS_EVENT_RATE and "
+                "SEGMENTS_EVENT_VISITOR_RATE to None.",
+                id="segments.W003",
             )
         ]
     return []

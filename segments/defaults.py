@@ -57,3 +57,6 @@ SEGMENTS_MIN_SIZE = 50
 
 # Rate limit of the client event endpoint per client address (DRF rate syntax; None: off).
 SEGMENTS_EVENT_RATE = "120/min"
+# ... and per visitor (keyed hash of the consent cookie's id), whatever their address; the
+# tracker sends at most one batch every few seconds.
+SEGMENTS_EVENT_VISITOR_RATE = "60/min"

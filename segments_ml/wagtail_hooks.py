@@ -2,12 +2,15 @@
 model's own add/change/delete/view permissions), and each model's page with its versions,
 charts, drift and the train / activate / rollback actions (segments_ml.admin_views)."""
 
+from django.db import models
 from django.db.models import Prefetch
 from django.urls import path, reverse
 from django.utils.translation import gettext_lazy as _
 from wagtail import hooks
 from wagtail.admin.ui.tables import Column, TitleColumn
 from wagtail.admin.viewsets.model import ModelViewSet
+
+from tailored.forms import StrictJSONField
 
 from . import admin_views
 from .models import MLModel, ModelVersion
@@ -59,6 +62,12 @@ class MLModelViewSet(ModelViewSet):
         "kind",
         ActiveColumn("active", label=_("Active version")),
     ]
+
+    def formfield_for_dbfield(self, db_field, **kwargs):
+        # target, features, params: typed JSON, read as any JSON from outside is.
+        if isinstance(db_field, models.JSONField):
+            kwargs.setdefault("form_class", StrictJSONField)
+        return super().formfield_for_dbfield(db_field, **kwargs)
 
     def get_index_view_kwargs(self, **kwargs):
         # One query for every listed model's active version (its ``model`` is set from the

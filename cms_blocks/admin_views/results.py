@@ -10,6 +10,7 @@ import re
 
 import django_filters
 from django import forms
+from django.core.validators import RegexValidator
 from django.http import Http404
 from django.urls import reverse
 from django.utils.functional import cached_property
@@ -65,6 +66,22 @@ class ResultsFilterSet(PeriodFilterSet):
         if self.is_valid():
             return self.form.cleaned_data["conversions"]
         return list(get_setting("CMS_BLOCKS_CONVERSION_EVENTS"))
+
+
+class BlockResultsFilterSet(ResultsFilterSet):
+    page = django_filters.CharFilter(
+        label=_l("Page id"),
+        method="filter_period",  # read by the report, never a queryset filter
+        validators=[RegexValidator(r"\A[0-9]{1,10}\Z", _l("A page id is a number."))],
+        help_text=_l("Only the blocks of this page."),
+    )
+
+    class Meta:
+        form = ResultsForm
+        fields = []
+
+    def get_page(self) -> str | None:
+        return (self.form.cleaned_data.get("page") or None) if self.is_valid() else None
 
 
 def _percent(value) -> str:
@@ -343,6 +360,7 @@ class BlockReportView(ResultsView):
 
     results_template_name = "cms_blocks/admin/results_blocks.html"
     page_title = _l("Block and variant results")
+    filterset_class = BlockResultsFilterSet
     index_url_name = "cms_blocks_block_results:index"
     index_results_url_name = "cms_blocks_block_results:index_results"
     table_class = VariantTable
@@ -380,7 +398,7 @@ class BlockReportView(ResultsView):
             end,
             self.conversions,
             window=float(get_setting("CMS_BLOCKS_ATTRIBUTION_DAYS")) * 86400,
-            page=self.request.GET.get("page") or None,
+            page=self.filters.get_page(),
         )
         names = dict(segment_choices())
         # Every page's title in one query (events name pages by id).

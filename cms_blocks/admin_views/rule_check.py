@@ -1,12 +1,11 @@
 """The rule builder's check endpoint: problems, description and estimated size of a rule."""
 
-import json
-
 from django.http import JsonResponse
 from django.utils.translation import gettext as _
 from django.views import View
 
 from segments.api import BackendUnavailable, describe_rule, estimate_rule_size, rule_problems
+from tailored.jsoninput import JSONInputError, loads
 
 from ..forms import readable_path
 from ..permissions import can_edit_segments
@@ -31,9 +30,9 @@ class RuleCheckView(View):
         if len(request.body) > MAX_RULE_BYTES:
             return _json_error(_("The rule is too large."), 413)
         try:
-            payload = json.loads(request.body or b"null")
-        except ValueError:
-            return _json_error(_("The request is not valid JSON."), 400)
+            payload = loads(request.body or b"null")
+        except JSONInputError as exc:
+            return _json_error(_("The request is not valid JSON: %(why)s") % {"why": exc}, 400)
         if not isinstance(payload, dict) or "rule" not in payload:
             return _json_error(_('Send {"rule": ...}.'), 400)
         rule = payload["rule"]

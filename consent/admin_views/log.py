@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from wagtail.admin.filters import DateRangePickerWidget, WagtailFilterSet
 from wagtail.admin.ui.tables import Column
 
+from tailored.admin.filters import DateRangeFilter
 from tailored.admin.reports import ReportView
 
 from ..conf import get_setting
@@ -52,7 +53,7 @@ class ConsentLogFilterSet(WagtailFilterSet):
         max_length=64,
         validators=[validate_visitor_key],
     )
-    created_at = django_filters.DateFromToRangeFilter(label=_("Date"), widget=DateRangePickerWidget)
+    created_at = DateRangeFilter(label=_("Date"), widget=DateRangePickerWidget)
     method = django_filters.ChoiceFilter(
         label=_("Method"),
         choices=Method.choices,

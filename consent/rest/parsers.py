@@ -4,13 +4,14 @@ The bound is the view's ``max_body_bytes`` (:data:`MAX_BODY_BYTES` unless it say
 whose ``Content-Length`` claims more is refused before anything is read, and the JSON and form
 parsers also stop reading one byte past the bound whatever the header claimed: either way the
 answer is 413 (:class:`RequestTooLarge`). Malformed content is 400 (DRF's ``ParseError``), and a
-content type the view has no parser for is 415 (DRF's ``UnsupportedMediaType``).
+content type the view has no parser for is 415 (DRF's ``UnsupportedMediaType``). JSON is read by
+:func:`tailored.jsoninput.loads`: too deep, duplicate keys, ``NaN``, ``\\u0000`` and unpaired
+surrogates are malformed too.
 
 The JSON and form parsers subclass DRF's ``BaseParser``, not its ``JSONParser``/``FormParser``:
 DRF's request reads the whole body into memory first for those two classes.
 """
 
-import json
 from typing import Any
 
 from django.core.exceptions import TooManyFieldsSent
@@ -18,6 +19,8 @@ from django.http import QueryDict
 from rest_framework import parsers
 from rest_framework.exceptions import APIException, ParseError
 from rest_framework.parsers import BaseParser
+
+from tailored.jsoninput import JSONInputError, loads
 
 # The largest request body an endpoint reads unless its view sets a smaller ``max_body_bytes``
 # (the event endpoint's: the tracker sends at most 20 small events).
@@ -62,22 +65,21 @@ def _read(stream, parser_context: dict | None) -> bytes:
     return raw
 
 
-def _refuse_constant(name: str):
-    raise ValueError(f"{name} is not valid JSON.")
-
-
 class JSONParser(BaseParser):
     """Parse a UTF-8 JSON body, reading at most one byte more than the bound whatever the
-    Content-Length header claimed (NaN and Infinity are refused)."""
+    Content-Length header claimed, with :func:`tailored.jsoninput.loads` (too deep, duplicate
+    keys, NaN and Infinity, NUL and unpaired surrogates are refused)."""
 
     media_type = "application/json"
 
     def parse(self, stream, media_type=None, parser_context=None) -> Any:
         raw = _read(stream, parser_context)
         try:
-            return json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
-        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError is a ValueError
-            raise ParseError("The body is not valid JSON.") from exc
+            return loads(raw)
+        except JSONInputError as exc:
+            # Malformed text gets the one documented message; refused JSON says why.
+            detail = "" if exc.malformed else f" {exc}"
+            raise ParseError(f"The body is not valid JSON.{detail}") from exc
 
 
 class BeaconParser(JSONParser):

@@ -8,12 +8,17 @@ is never kept, and the same address is the same client for every endpoint.
 
 import re
 
+from django.conf import settings
 from django.core.cache import BaseCache, caches
+from django.core.cache.backends.dummy import DummyCache
+from django.core.cache.backends.locmem import LocMemCache
+from django.utils.module_loading import import_string
 from rest_framework.settings import api_settings
 from rest_framework.throttling import BaseThrottle, SimpleRateThrottle
 
 from ..conf import get_setting
 from ..identity import client_key
+from ..visitor import get_consent
 
 # DRF's rate syntax, as SimpleRateThrottle.parse_rate reads it: requests "/" a period that DRF
 # knows by its first letter (s, sec, m, min, h, hour, d, day).
@@ -32,6 +37,34 @@ def rate_problem(rate: object) -> str | None:
         return f"{rate!r} is not of the form 'requests/period' (period: sec, min, hour or day)"
     if int(rate.split("/", 1)[0]) == 0:
         return f"{rate!r} would refuse every request (None switches the limit off)"
+    return None
+
+
+def shared_cache_problem() -> str | None:
+    """Why the rate limits' counters (the cache ``CONSENT_RATE_LIMIT_CACHE``) would not be
+    shared by the site's processes, or ``None``.
+
+    Django's default cache, ``LocMemCache``, lives in each process: with two web processes a
+    client gets twice the rate, with eight eight times. ``DummyCache`` keeps nothing, so nothing
+    is ever limited. Never a problem with ``DEBUG`` on (a development server is one process).
+    Used by the system checks of every app with a rate setting.
+    """
+    if settings.DEBUG:
+        return None
+    alias = get_setting("CONSENT_RATE_LIMIT_CACHE")
+    config = settings.CACHES.get(alias)
+    if config is None:
+        return f"CONSENT_RATE_LIMIT_CACHE names {alias!r}, which is not in CACHES"
+    try:
+        backend = import_string(config["BACKEND"])
+    except (ImportError, KeyError):
+        return None  # Django's own checks report a cache that cannot be loaded
+    if isinstance(backend, type) and issubclass(backend, LocMemCache | DummyCache):
+        return (
+            f"the cache {alias!r} ({backend.__name__}) is not shared by the site's processes: "
+            "each process counts on its own"
+            + (" (DummyCache counts nothing)" if issubclass(backend, DummyCache) else "")
+        )
     return None
 
 
@@ -80,3 +113,32 @@ class ClientRateThrottle(SimpleRateThrottle):
     def get_cache_key(self, request, view) -> str:
         scope = getattr(view, "throttle_scope", None) or self.scope
         return self.cache_format % {"scope": scope, "ident": client_key(self.get_ident(request))}
+
+
+class VisitorRateThrottle(ClientRateThrottle):
+    """Requests per visitor, besides :class:`ClientRateThrottle`'s per address: the counter's
+    key is the visitor's keyed hash (``request.consent.visitor_key``), so one visitor cannot
+    send more by changing address, and visitors behind one address (an office, a mobile
+    carrier) each have their own count. A request without a visitor key is left to the
+    per-address limit.
+
+    The view gives the rate with ``get_visitor_throttle_rate()`` (``None``: no limit); the
+    bucket is the view's ``throttle_scope`` with ``-visitor``.
+    """
+
+    def allow_request(self, request, view) -> bool:
+        scope = getattr(view, "throttle_scope", None)
+        get_rate = getattr(view, "get_visitor_throttle_rate", None)
+        self.scope = f"{scope}-visitor" if scope else None
+        self.rate = get_rate() if scope and get_rate else None
+        self.num_requests, self.duration = self.parse_rate(self.rate)
+        try:
+            return SimpleRateThrottle.allow_request(self, request, view)
+        except Exception:  # the cache is down: fail open, as the per-address throttle does
+            return True
+
+    def get_cache_key(self, request, view) -> str | None:
+        key = get_consent(request).visitor_key
+        if not key:
+            return None  # no visitor: the per-address limit alone
+        return self.cache_format % {"scope": self.scope, "ident": key}

@@ -9,7 +9,9 @@ import logging
 
 from django.db.models import Model
 from django.utils.cache import add_never_cache_headers, patch_cache_control, patch_vary_headers
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import NotFound
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -76,25 +78,57 @@ class VisitorView(PrivateAPIView):
         return Response(visitor_data(request._request))
 
 
-class PageView(PrivateAPIView):
-    """A live, public page with its personalised content resolved for the current visitor."""
+def servable(page: Page, request) -> bool:
+    """Whether the site would serve ``page`` to ``request``: live, routable (under a site's root
+    page: not Wagtail's root, nor a page outside every site) and not restricted from this
+    request (a password not entered in this session, a login or group it lacks), as Wagtail's
+    ``check_view_restrictions`` hook decides for every page it serves."""
+    if not page.live or page.get_url_parts(request) is None:
+        return False
+    return all(r.accept_request(request) for r in page.get_view_restrictions())
 
-    @extend_schema(responses=PersonalisedPageSerializer, operation_id="personalization_page")
-    def get(self, request: Request, pk: int) -> Response:
+
+NO_PAGE = "No live page with this id that this visitor may see."
+
+
+class PageView(PrivateAPIView):
+    """A live page with its personalised content resolved for the current visitor: only what
+    the site would show this request at the page's URL (see :func:`servable`), else 404, the
+    same answer as for an id that does not exist."""
+
+    # The site's session login, as Wagtail's login and group restrictions read it (without an
+    # authentication class, DRF would replace the request's user with an anonymous one).
+    authentication_classes = [SessionAuthentication]
+
+    @extend_schema(
+        responses=PersonalisedPageSerializer,
+        operation_id="personalization_page",
+        parameters=[
+            OpenApiParameter(
+                "pk", OpenApiTypes.INT, OpenApiParameter.PATH, description="The page's id."
+            )
+        ],
+    )
+    def get(self, request: Request, pk: str) -> Response:
         django_request = request._request
-        page = Page.objects.live().public().filter(pk=pk).first()
-        if page is None:
-            raise NotFound("No live, public page with this id.")
+        if not (pk.isascii() and pk.isdigit() and len(pk) <= 10):
+            raise NotFound(NO_PAGE)
+        page = Page.objects.live().filter(pk=int(pk)).first()
+        if page is None or not servable(page, django_request):
+            raise NotFound(NO_PAGE)
         page = page.specific
         original = page
         if getattr(page, "is_variant", False):
             original = page.variant_of.specific  # a variant's id resolves as its original
-            if not original.live:
-                raise NotFound("No live, public page with this id.")
+            # Its content is served at the original's URL: the original's restrictions count.
+            if not servable(original, django_request):
+                raise NotFound(NO_PAGE)
         served = original
         variant_for = getattr(original, "variant_for", None)
         if variant_for is not None:
             served = variant_for(django_request) or original
+            if served is not original and not servable(served, django_request):
+                served = original
         context = {"request": django_request, "page": served}
         return Response(
             {

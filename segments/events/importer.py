@@ -10,9 +10,9 @@ log for each visitor. Events go through the same stream and workers as live ones
 import csv
 import gzip
 import hashlib
-import json
 import math
 import time
+import zlib
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, replace
@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import orjson
 
 from consent.api import external_key, grant_imported, notice_version
+from tailored import jsoninput
 
 from .. import events as _events
 from ..backends import get_backend
@@ -139,7 +140,7 @@ def load_mapping(spec: str) -> Mapping:
             )
         text, where = path.read_text(encoding="utf-8"), str(path)
     try:
-        data = json.loads(text)
+        data = jsoninput.loads(text)
     except ValueError as exc:
         raise ImportFileError(f"{where}: not JSON ({exc})") from exc
     return Mapping.from_dict(data)
@@ -175,7 +176,7 @@ def open_rows(path: str | Path) -> Iterator[dict]:
                 for n, line in enumerate(handle, start=1):
                     if line.strip():
                         try:
-                            row = json.loads(line)
+                            row = jsoninput.loads(line)
                         except ValueError as exc:
                             raise ImportFileError(f"line {n}: not JSON ({exc})") from exc
                         if not isinstance(row, dict):
@@ -185,7 +186,7 @@ def open_rows(path: str | Path) -> Iterator[dict]:
                 yield from csv.DictReader(handle)
     except UnicodeDecodeError as exc:
         raise ImportFileError(f"{path.name}: not UTF-8 text ({exc.reason})") from exc
-    except (csv.Error, EOFError, gzip.BadGzipFile) as exc:
+    except (csv.Error, EOFError, gzip.BadGzipFile, zlib.error) as exc:
         raise ImportFileError(f"{path.name}: unreadable ({exc})") from exc
 
 

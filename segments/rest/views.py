@@ -11,7 +11,15 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from consent.api import APIEndpoint, BeaconParser, JSONParser, get_consent, visitor_key
+from consent.api import (
+    APIEndpoint,
+    BeaconParser,
+    ClientRateThrottle,
+    JSONParser,
+    VisitorRateThrottle,
+    get_consent,
+    visitor_key,
+)
 
 from ..backends.base import BackendUnavailable
 from ..conf import get_setting
@@ -50,10 +58,15 @@ class EventIntakeView(APIEndpoint):
 
     permission_classes = [AllowAny, SameOrigin]
     parser_classes = [JSONParser, BeaconParser]  # bodies up to consent.api.MAX_BODY_BYTES
+    # Per address (SEGMENTS_EVENT_RATE) and per visitor (SEGMENTS_EVENT_VISITOR_RATE).
+    throttle_classes = [ClientRateThrottle, VisitorRateThrottle]
     throttle_scope = "segments_events"
 
     def get_throttle_rate(self) -> str | None:
         return get_setting("SEGMENTS_EVENT_RATE")
+
+    def get_visitor_throttle_rate(self) -> str | None:
+        return get_setting("SEGMENTS_EVENT_VISITOR_RATE")
 
     @extend_schema(
         request=EventBatchSerializer,

@@ -2,8 +2,12 @@
 
 Reports over a period (decisions per day, segment results, block results) share the checks: the
 period starts before it ends, spans at most ``max_days``, and lies within dates the reports can
-compute with (a date such as 9999-12-31 would overflow the day after it). A broken period is a
-form error shown on the page, never a server error.
+compute with (a date such as 9999-12-31 would overflow the day after it, 0001-01-01 the days
+before it, and either one overflows once turned into a time in another time zone). A broken
+period is a form error shown on the page, never a server error.
+
+Every filter of the admin over dates is a :class:`DateRangeFilter`: its field refuses a date
+outside the computable range before anything turns it into a time.
 """
 
 from datetime import date, datetime, timedelta
@@ -13,6 +17,7 @@ import django_filters
 from django import forms
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django_filters.fields import DateRangeField as _DateRangeField
 from wagtail.admin.filters import DateRangePickerWidget, WagtailFilterSet
 
 EARLIEST = date(2000, 1, 1)
@@ -21,6 +26,39 @@ LATEST_AHEAD = timedelta(days=366)  # how far into the future a period may reach
 # django-filter wants a queryset to tell its filters which model they belong to; the filters
 # of a report of computed rows belong to none (their labels are given, nothing is filtered).
 _NO_MODEL = SimpleNamespace(model=None)
+
+
+def latest_date() -> date:
+    """The last day a period may reach (a year ahead of today)."""
+    return timezone.localdate() + LATEST_AHEAD
+
+
+def _out_of_range() -> forms.ValidationError:
+    return forms.ValidationError(
+        _("Choose dates between %(earliest)s and %(latest)s."),
+        code="out_of_range",
+        params={"earliest": EARLIEST.isoformat(), "latest": latest_date().isoformat()},
+    )
+
+
+class DateRangeField(_DateRangeField):
+    """django-filter's date range field, refusing dates out of :data:`EARLIEST` ..
+    :func:`latest_date` before they become aware times (at 00:00 and 23:59:59.999999 of the
+    site's time zone), which near year 1 or 9999 overflow in any arithmetic or query."""
+
+    def compress(self, data_list):
+        if data_list:
+            latest = latest_date()
+            if any(day is not None and not EARLIEST <= day <= latest for day in data_list):
+                raise _out_of_range()
+        return super().compress(data_list)
+
+
+class DateRangeFilter(django_filters.DateFromToRangeFilter):
+    """A ``DateFromToRangeFilter`` with :class:`DateRangeField`: use it for every date range
+    of the admin's filters (``<name>_after``, ``<name>_before`` in the URL)."""
+
+    field_class = DateRangeField
 
 
 def _as_date(value: date | datetime | None) -> date | None:
@@ -40,17 +78,12 @@ class PeriodForm(forms.Form):
         if "period" not in data:
             return data  # the field's own error (a date that is not one) is shown already
         value = data["period"]
-        today = timezone.localdate()
-        end = _as_date(value.stop if value else None) or today
-        start = _as_date(value.start if value else None) or end - timedelta(
-            days=self.default_days - 1
+        # The field has refused dates out of range already: the default start is computed
+        # from an end within it (and may not reach back before EARLIEST).
+        end = _as_date(value.stop if value else None) or timezone.localdate()
+        start = _as_date(value.start if value else None) or max(
+            EARLIEST, end - timedelta(days=self.default_days - 1)
         )
-        latest = today + LATEST_AHEAD
-        if not (EARLIEST <= start <= latest and EARLIEST <= end <= latest):
-            raise forms.ValidationError(
-                _("Choose dates between %(earliest)s and %(latest)s."),
-                params={"earliest": EARLIEST.isoformat(), "latest": latest.isoformat()},
-            )
         if start > end:
             raise forms.ValidationError(_("The period must start before it ends."))
         if (end - start).days >= self.max_days:
@@ -70,7 +103,7 @@ class PeriodFilterSet(WagtailFilterSet):
     max_days = 366
     default_days = 30
 
-    period = django_filters.DateFromToRangeFilter(
+    period = DateRangeFilter(
         label=_("Period"), widget=DateRangePickerWidget, method="filter_period"
     )
 

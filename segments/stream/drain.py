@@ -114,15 +114,27 @@ def settle(
     """
     outcomes = evaluate(profile, segments, now)
     current = {slug: o.until for slug, o in outcomes.items() if o.matched and o.until > now}
+    # An enabled segment whose rule does not compile is evaluated for no one: its members stay
+    # as they are until their memberships end (segments.definitions.Definitions.broken).
+    broken = getattr(segments, "broken", None)
+    held = {s: u for s, u in previous.items() if u > now and s in broken} if broken else {}
+    current.update(held)
     for slug, until in previous.items():
         expired = until <= now
         if expired or slug not in current:
-            reasons = outcomes[slug].reasons if slug in outcomes else ("segment disabled",)
+            if slug in outcomes:
+                reasons = outcomes[slug].reasons
+            elif broken and slug in broken:
+                reasons = ("membership ended while the segment's rule is broken",)
+            else:
+                reasons = ("segment disabled",)
             changes.record(key, slug, False, min(until, now), reasons)
     for slug in current:
         if slug not in previous or previous[slug] <= now:
             changes.record(key, slug, True, now, outcomes[slug].reasons)
     due = min((o.until for o in outcomes.values() if o.until > now), default=math.inf)
+    if held:  # a held membership still ends on time
+        due = min(due, *held.values())
     return VisitorUpdate(
         visitor_key=key,
         profile=orjson.dumps(profile.to_dict()).decode(),

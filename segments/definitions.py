@@ -62,11 +62,13 @@ class Definitions(list):
     exits their members (:func:`segments.stream.drain.settle` holds the memberships stored
     for them until they end), and requests never decide them."""
 
-    __slots__ = ("broken",)
+    __slots__ = ("broken", "stored")
 
     def __init__(self, segments=(), broken: dict[str, str] | None = None):
         super().__init__(segments)
         self.broken: dict[str, str] = broken or {}
+        # Slugs whose stored memberships count: behavioural and broken (held) segments.
+        self.stored: frozenset[str] = frozenset()
 
 
 # (pk, version) -> a compiled segment, or the compile error of a broken one (logged once each)
@@ -118,6 +120,7 @@ def enabled_segments() -> Definitions:
             result.broken[slug] = compiled
         else:
             result.append(compiled)
+    result.stored = frozenset(s.slug for s in result if not s.context_only) | set(result.broken)
     _definitions = (time.monotonic(), result)
     return result
 
@@ -133,6 +136,13 @@ def context_only_segments() -> list[CompiledSegment]:
 
 
 _context_only: tuple[list[CompiledSegment], list[CompiledSegment]] | None = None
+
+
+def stored_segment_slugs() -> frozenset[str]:
+    """Slugs of the enabled segments whose memberships are stored (behavioural ones, and
+    those whose rule is broken, held as they were). A stored membership of any other slug (a
+    deleted or disabled segment, until the drain removes it) must not choose content."""
+    return enabled_segments().stored
 
 
 def forget_definitions() -> None:

@@ -1,3 +1,6 @@
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 from django.db import DatabaseError
 from django.utils.module_loading import import_string
@@ -120,6 +123,24 @@ def check_event_rate(app_configs=None, **kwargs):
                 f"SEGMENTS_EVENT_RATE is not a rate: {problem}.",
                 hint='Use DRF\'s "requests/period" syntax, e.g. "120/min", or None for no limit.',
                 id="segments.E006",
+            )
+        ]
+    return []
+
+
+@register()
+def check_time_zone(app_configs=None, **kwargs):
+    name = get_setting("SEGMENTS_TIME_ZONE") or settings.TIME_ZONE or "UTC"
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        setting = "SEGMENTS_TIME_ZONE" if get_setting("SEGMENTS_TIME_ZONE") else "TIME_ZONE"
+        return [
+            Error(
+                f"{setting} {name!r} is not a known time zone.",
+                hint="Use an IANA name such as 'Europe/Paris' (hour and weekday conditions use "
+                "UTC until then).",
+                id="segments.E007",
             )
         ]
     return []

@@ -56,8 +56,15 @@ def score_profiles(profiles: list, now: float) -> None:
     for name, scorer in extensions.scorers.items():
         try:
             scorer(profiles, now)
-        except Exception:
-            logger.exception("Profile scorer %r failed; the batch keeps its previous outputs", name)
+        except Exception as exc:
+            if (name, type(exc)) not in _failed:  # once per kind of failure, not every batch
+                _failed.add((name, type(exc)))
+                logger.exception(
+                    "Profile scorer %r failed; the batch keeps its previous outputs", name
+                )
+
+
+_failed: set[tuple[str, type]] = set()
 
 
 def explain(profile, rules: dict[str, Any], now: float) -> dict[str, dict[str, list[dict]]]:

@@ -462,8 +462,9 @@ def _compile(node: Any, path: str, options: CompileOptions) -> Evaluator:
     except RuleError:
         raise
     except Exception as exc:  # a condition type's own bug reads as an invalid rule, never more
+        detail = f"{type(exc).__name__}: {exc}"[:200] if str(exc) else type(exc).__name__
         raise RuleError(
-            f"the {condition.type} condition could not be compiled ({type(exc).__name__}).", path
+            f"the {condition.type} condition could not be compiled ({detail}).", path
         ) from exc
 
 

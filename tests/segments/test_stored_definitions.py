@@ -231,7 +231,7 @@ def test_a_condition_type_that_fails_to_compile_is_a_broken_rule_not_a_crash(bac
     segment("buyer", BUYER)
     _store_broken("boom", {"type": "faulty", "boom": True})
     assert validate_rule({"type": "faulty", "boom": True}) == [
-        ("", "the faulty condition could not be compiled (KeyError).")
+        ("", "the faulty condition could not be compiled (KeyError: 'boom').")
     ]
     _consent()
     _event("purchase")

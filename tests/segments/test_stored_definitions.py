@@ -192,6 +192,17 @@ def test_a_broken_segment_is_logged_once_per_version_without_personal_data(backe
     assert len([r for r in caplog.records if r.name == "segments.definitions"]) == 2
 
 
+def test_a_rule_changed_without_touching_updated_at_reaches_the_process():
+    """A data migration's update() (or raw SQL) leaves updated_at alone: the definitions are
+    versioned by content, so the change is seen at the next reload, not at the next restart."""
+    segment("buyer", BUYER)
+    assert [s.slug for s in enabled_segments()] == ["buyer"]
+    Segment.objects.filter(slug="buyer").update(rule={**BUYER, "minn": 1})
+    segments.definitions.forget_definitions()  # the cache time has passed
+    loaded = enabled_segments()
+    assert list(loaded) == [] and set(loaded.broken) == {"buyer"}
+
+
 def test_the_check_and_the_run_time_agree_on_what_is_broken():
     segment("buyer", BUYER)
     _store_broken("broken", BROKEN_RULES["feature removed from the catalog"])

@@ -64,7 +64,10 @@ class Outcome:
     @property
     def reasons(self) -> tuple[str, ...]:
         if callable(self._why):
-            self._why = tuple(self._why())
+            try:
+                self._why = tuple(self._why())
+            except Exception:  # a condition's wording must not fail the batch that records it
+                self._why = ("(the reasons could not be worded)",)
         return self._why
 
     def __eq__(self, other) -> bool:

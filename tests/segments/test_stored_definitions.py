@@ -257,6 +257,45 @@ def test_a_context_evaluator_that_raises_leaves_only_its_segment_out(faulty):
     assert context_segments({"language": "fr"}) == {"french"}
 
 
+class _FaultyStored(Condition):
+    """A site's behavioural condition whose evaluator raises for visitors who bought (against
+    the contract), and whose reasons cannot be worded."""
+
+    type = "faulty_stored"
+    fields = ()
+
+    def compile(self, node, path, options):
+        def evaluate(profile, now, context=None) -> Outcome:
+            if profile.totals.get("purchase"):
+                raise ZeroDivisionError
+            return Outcome(True, float("inf"), lambda: [1 / 0])
+
+        return evaluate
+
+    def describe(self, node):
+        return "faulty"
+
+
+def test_an_evaluator_that_raises_in_the_drain_holds_only_its_segment(backend):
+    register_condition(_FaultyStored)
+    try:
+        segment("buyer", BUYER)
+        segment("faulty", {"type": "faulty_stored"})
+        _consent()
+        _event("page_view")
+        assert _drain(backend).processed == 1
+        assert exchange(KEY).segments_at(time.time()) == {"faulty"}
+        entered = MembershipChange.objects.get(segment="faulty")
+        assert entered.reason == "(the reasons could not be worded)"
+        _event("purchase")  # now its evaluator raises for this visitor
+        assert _drain(backend).processed == 1
+        assert backend.pending_partitions() == []
+        assert exchange(KEY).segments_at(time.time()) == {"faulty", "buyer"}
+        assert not MembershipChange.objects.filter(entered=False).exists()
+    finally:
+        unregister_condition("faulty_stored")
+
+
 @override_settings(SEGMENTS_TIME_ZONE="Mars/Olympus_Mons")
 def test_an_unknown_time_zone_falls_back_to_utc_for_the_drain_and_pages(backend):
     segment("buyer", BUYER)

@@ -7,12 +7,12 @@ longer installed) never stops the others: it is left out of evaluation and liste
 ``docs/rules.md``, "A rule that no longer compiles").
 """
 
+import json
 import logging
 import time
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import orjson
 from django.conf import settings
 from django.core.signals import setting_changed
 from django.dispatch import receiver
@@ -74,7 +74,14 @@ class Definitions(list):
 # (pk, version) -> a compiled segment, or the compile error of a broken one (logged once each)
 _compiled: dict[tuple[int, str], CompiledSegment | str] = {}
 _definitions: tuple[float, Definitions] | None = None
-_SORTED = orjson.OPT_SORT_KEYS
+
+
+def _content(rule) -> str:
+    """A stored rule as a stable string (the version of its segment), whatever it holds."""
+    try:
+        return json.dumps(rule, sort_keys=True, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError):
+        return repr(rule)
 
 
 def _compile(slug: str, priority: int, rule, tz: ZoneInfo) -> CompiledSegment | str:
@@ -112,7 +119,7 @@ def enabled_segments() -> Definitions:
     for pk, slug, priority, rule in rows.values_list("pk", "slug", "priority", "rule"):
         # The version is the row's content, not updated_at: a data migration's update() or a
         # raw write changes the rule without touching the timestamp.
-        key = (pk, f"{slug}:{priority}:{tz.key}:{orjson.dumps(rule, option=_SORTED).decode()}")
+        key = (pk, f"{slug}:{priority}:{tz.key}:{_content(rule)}")
         compiled = _compiled.get(key)
         if compiled is None:
             compiled = _compiled[key] = _compile(slug, priority, rule, tz)

@@ -56,6 +56,12 @@ BROKEN_RULES = {
         "value": 2,
     },
     "not a condition at all (a data migration's bug)": ["page_view", 3],
+    "a number no float holds (a data migration's bug)": {
+        "type": "event_count",
+        "event": "page_view",
+        "min": 10**400,
+        "window": "1h",
+    },
 }
 
 

@@ -80,8 +80,8 @@ def _content(rule) -> str:
     """A stored rule as a stable string (the version of its segment), whatever it holds."""
     try:
         return json.dumps(rule, sort_keys=True, separators=(",", ":"))
-    except (TypeError, ValueError, RecursionError):
-        return repr(rule)
+    except (TypeError, ValueError, RecursionError):  # not JSON as stored: a version still
+        return f"<unserialisable {type(rule).__name__}>"
 
 
 def _compile(slug: str, priority: int, rule, tz: ZoneInfo) -> CompiledSegment | str:

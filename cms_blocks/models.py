@@ -21,6 +21,7 @@ Usage::
         promote_panels = [*Page.promote_panels, *PageVariantMixin.variant_panels]
 """
 
+import logging
 import threading
 import time
 
@@ -36,6 +37,8 @@ from personalization.api import Candidate, choose_for
 from segments.api import segment_choices, segment_priorities
 
 from .conf import get_setting
+
+logger = logging.getLogger(__name__)
 
 
 class _VariantIndex:
@@ -64,6 +67,16 @@ class _VariantIndex:
 
 
 variant_index = _VariantIndex()
+
+
+def _slugs(stored) -> frozenset[str]:
+    """A variant's stored segments as slugs: a list as saved by the form; one slug or anything
+    else written past it (a data migration, the ORM) reads as that slug or as none."""
+    if isinstance(stored, str):
+        return frozenset((stored,))
+    if isinstance(stored, list | tuple):
+        return frozenset(s for s in stored if isinstance(s, str))
+    return frozenset()
 
 
 class SegmentSlugsField(models.JSONField):
@@ -161,7 +174,7 @@ class PageVariantMixin(models.Model):
         """(page id, segments, match all) of this page's servable variants, in priority order:
         the highest priority among a variant's segments first, then page-tree order."""
         rows = [
-            (pk, frozenset(segments or ()), match == "all")
+            (pk, _slugs(segments), match == "all")
             for pk, segments, match in type(self)
             .objects.live()
             .public()
@@ -175,9 +188,17 @@ class PageVariantMixin(models.Model):
         return rows
 
     def variant_for(self, request):
-        """The variant this request's visitor should see instead of this page, or ``None``."""
+        """The variant this request's visitor should see instead of this page, or ``None``.
+        Never raises: whatever goes wrong choosing, the visitor gets this page."""
         if self.is_variant or not variant_index.has_variants(type(self), self.pk):
             return None
+        try:
+            return self._choose_variant(request)
+        except Exception as exc:  # like a personalised block: default content, never a 500
+            logger.warning("Page variant choice fell back to the original: %s", type(exc).__name__)
+            return None
+
+    def _choose_variant(self, request):
         variants = self.live_variants()
         if not variants:
             return None

@@ -3,6 +3,7 @@ editors' screens, mounted by viewsets: rule checks, previews as segments with sh
 the visitor lookup (``EditorToolsViewSet``, the lookup with its own menu item), and the results
 (a "Results" menu: ``ResultsViewSetGroup``)."""
 
+from django.contrib import messages
 from django.contrib.auth.models import Permission
 from django.urls import path, reverse_lazy
 from django.utils.translation import gettext_lazy as _
@@ -10,6 +11,7 @@ from wagtail import hooks
 from wagtail.admin.menu import MenuItem
 from wagtail.admin.panels import FieldPanel, ObjectList
 from wagtail.admin.ui.menus.pages import PageMenuItem
+from wagtail.admin.ui.tables import Column
 from wagtail.admin.viewsets.base import ViewSet, ViewSetGroup
 from wagtail.log_actions import LogFormatter, log
 from wagtail.snippets.models import register_snippet
@@ -21,7 +23,7 @@ from .admin_views.preview import SHARE_ACTION, PreviewAsView, PreviewRenderView
 from .admin_views.results import BlockReportView, SegmentResultsDetailView, SegmentResultsIndexView
 from .admin_views.rule_check import RuleCheckView
 from .admin_views.visitor import VisitorLookupView
-from .forms import SegmentForm
+from .forms import SegmentForm, problem_messages
 from .permissions import can_preview_page, can_view_results
 from .preview import supports_segment_preview
 
@@ -51,8 +53,34 @@ def segment_changes(before: dict, instance) -> list[dict]:
     return changes
 
 
+def rule_status(segment) -> str:
+    """ "" for a rule the engine accepts; else why it is broken. A stored rule can be refused
+    after it was saved (an older version wrote it, a data migration or the ORM changed it, or a
+    condition type or feature it names is gone): the segment is then evaluated for no one and
+    its members are held as they are (docs/rules.md)."""
+    problems = problem_messages(segment.rule)
+    if not problems:
+        return ""
+    return _("Broken: %(problems)s") % {"problems": "; ".join(problems)}
+
+
 class SegmentEditView(EditView):
-    """Logs, besides Wagtail's "Edited", which fields changed from what to what."""
+    """Logs, besides Wagtail's "Edited", which fields changed from what to what; warns when
+    the stored rule is broken."""
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        status = rule_status(self.object) if self.request.method == "GET" else ""
+        if status:
+            messages.warning(
+                self.request,
+                _(
+                    "This segment's stored rule does not compile, so it is evaluated for no one "
+                    "and its members are kept as they are. %(status)s"
+                )
+                % {"status": status},
+            )
+        return context
 
     def save_instance(self):
         before = {f: self.form.initial.get(f) for f in TRACKED_FIELDS}
@@ -69,7 +97,14 @@ class SegmentViewSet(SnippetViewSet):
     menu_label = _("Segments")
     menu_order = 250
     add_to_admin_menu = True
-    list_display = ["name", "slug", "priority", "enabled", "updated_at"]
+    list_display = [
+        "name",
+        "slug",
+        "priority",
+        "enabled",
+        Column("rule_status", label=_("Rule problem"), accessor=rule_status),
+        "updated_at",
+    ]
     list_filter = ["enabled"]
     search_fields = ["name", "slug"]
     edit_view_class = SegmentEditView

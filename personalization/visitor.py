@@ -13,6 +13,7 @@ from segments.api import (
     page_view,
     request_context,
     schedule_drain,
+    stored_segment_slugs,
     tracking_purpose,
 )
 
@@ -65,6 +66,8 @@ class VisitorContext:
             if self._exchange is None:
                 self._run(record=is_page_view(self.request))
             stored = self._exchange.segments_at(now) if self._exchange else frozenset()
+            if stored:  # not a deleted or disabled segment's, before the drain removes it
+                stored &= stored_segment_slugs()
             self._segments = stored | context_segments(self.context(), now)
         return self._segments
 

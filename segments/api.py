@@ -6,7 +6,12 @@ from .backends import get_backend
 from .backends.base import BackendUnavailable, Exchange
 from .conf import get_setting
 from .consent_mirror import mirror_consent, tracking_purpose
-from .definitions import context_only_segments, context_segments, enabled_segments
+from .definitions import (
+    context_only_segments,
+    context_segments,
+    enabled_segments,
+    stored_segment_slugs,
+)
 from .events import NAME_RE, Event, EventError
 from .events.importer import Mapping, load_mapping, read_visitor_events
 from .events.log import visitor_histories
@@ -119,6 +124,7 @@ __all__ = [
     "segment_choices",
     "segment_model",
     "segment_priorities",
+    "stored_segment_slugs",
     "stream_stats",
     "track",
     "tracking_purpose",

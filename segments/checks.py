@@ -1,3 +1,6 @@
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 from django.db import DatabaseError
 from django.utils.module_loading import import_string
@@ -151,6 +154,24 @@ def check_event_rate_cache(app_configs=None, **kwargs):
                 "RedisCache, see docs/installation.md), or set SEGMENTS_EVENT_RATE and "
                 "SEGMENTS_EVENT_VISITOR_RATE to None.",
                 id="segments.W003",
+            )
+        ]
+    return []
+
+
+@register()
+def check_time_zone(app_configs=None, **kwargs):
+    name = get_setting("SEGMENTS_TIME_ZONE") or settings.TIME_ZONE or "UTC"
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, TypeError):
+        setting = "SEGMENTS_TIME_ZONE" if get_setting("SEGMENTS_TIME_ZONE") else "TIME_ZONE"
+        return [
+            Error(
+                f"{setting} {name!r} is not a known time zone.",
+                hint="Use an IANA name such as 'Europe/Paris' (hour and weekday conditions use "
+                "UTC until then).",
+                id="segments.E007",
             )
         ]
     return []

@@ -16,10 +16,12 @@ Rule condition types themselves register with :func:`segments.rules.register_con
 Registration is by name, so registering again replaces (``ready()`` may run twice in tests).
 """
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+logger = logging.getLogger(__name__)
 ProfileScorer = Callable[[list, float], None]
 Explainer = Callable[[Any, dict[str, Any], float], dict[str, dict[str, list[dict]]]]
 ReferenceValidator = Callable[[Any], list[str]]
@@ -48,9 +50,21 @@ def register_rule_reference_validator(name: str, validator: ReferenceValidator) 
 
 
 def score_profiles(profiles: list, now: float) -> None:
-    """Run every registered scorer over a batch's profiles (nothing registered: nothing runs)."""
-    for scorer in extensions.scorers.values():
-        scorer(profiles, now)
+    """Run every registered scorer over a batch's profiles (nothing registered: nothing runs).
+    A scorer that raises is logged and skipped: the profiles keep the outputs they had, and
+    the batch goes on (one broken model must not stall the stream)."""
+    for name, scorer in extensions.scorers.items():
+        try:
+            scorer(profiles, now)
+        except Exception as exc:
+            if (name, type(exc)) not in _failed:  # once per kind of failure, not every batch
+                _failed.add((name, type(exc)))
+                logger.exception(
+                    "Profile scorer %r failed; the batch keeps its previous outputs", name
+                )
+
+
+_failed: set[tuple[str, type]] = set()
 
 
 def explain(profile, rules: dict[str, Any], now: float) -> dict[str, dict[str, list[dict]]]:

@@ -20,7 +20,7 @@ import numpy as np
 from segments.api import Profile
 
 from .artifacts import load_artifact
-from .dataset import feature_matrix
+from .dataset import check_features, feature_matrix
 from .models import ModelVersion
 from .transform import Transform, nearest
 
@@ -64,6 +64,10 @@ class Scorer:
 class ActiveModels:
     fingerprint: tuple
     scorers: list[Scorer]
+    # Slugs of active versions that could not be loaded (a corrupt or missing artifact, a
+    # feature no longer in the catalog...): they score no one, and the outputs they wrote
+    # before are kept, so their segments' members do not leave by accident.
+    held: frozenset[str] = frozenset()
 
     @property
     def slugs(self) -> set[str]:
@@ -89,16 +93,19 @@ class ActiveModels:
                 for profile, value in zip(profiles, scorer.outputs(X), strict=True):
                     profile.scores[scorer.slug] = value
             except Exception:
-                logger.exception(
-                    "Scoring with %s failed; its outputs are left as they were", scorer.slug
-                )
-        active = self.slugs
+                if (scorer.slug, scorer.version) not in _failed:  # once, not every batch
+                    _failed.add((scorer.slug, scorer.version))
+                    logger.exception(
+                        "Scoring with %s failed; its outputs are left as they were", scorer.slug
+                    )
+        active = self.slugs | self.held
         for profile in profiles:
             if profile.scores and not profile.scores.keys() <= active:
                 for slug in [s for s in profile.scores if s not in active]:
                     del profile.scores[slug]
 
 
+_failed: set[tuple[str, int]] = set()  # (model, version) whose scoring raised, logged once
 _lock = threading.Lock()
 _cache: ActiveModels | None = None
 NONE = ActiveModels((), [])
@@ -110,7 +117,9 @@ CHECK_SECONDS = 2.0  # how soon an activation or rollback reaches a busy worker
 
 def active_models() -> ActiveModels:
     """The active versions, ready to score (reloaded when the set of active versions changes).
-    A version whose artifact fails verification is skipped and logged, never loaded. The
+    A version that cannot be loaded (its artifact missing, altered or unreadable, its details
+    incomplete, a feature no longer in the catalog) is skipped and logged once, never loaded,
+    and its earlier outputs are kept in the profiles (``held``); the others score. The
     database is asked at most every CHECK_SECONDS (not once per batch: a busy worker drains
     dozens of batches a second)."""
     global _cache, _checked_at
@@ -131,7 +140,7 @@ def active_models() -> ActiveModels:
         _cache = ActiveModels(rows, [])
         return _cache
     with _lock:
-        scorers = []
+        scorers, held = [], set()
         for version in ModelVersion.objects.filter(pk__in=[pk for pk, _ in rows]).select_related(
             "model"
         ):
@@ -139,7 +148,8 @@ def active_models() -> ActiveModels:
                 scorers.append(_load(version))
             except Exception:
                 logger.exception("Could not load %s; it does not score", version)
-        _cache = ActiveModels(rows, scorers)
+                held.add(version.model.slug)
+        _cache = ActiveModels(rows, scorers, frozenset(held))
         return _cache
 
 
@@ -147,6 +157,7 @@ def _load(version) -> Scorer:
 
     details = version.details or {}
     scorer = Scorer(version.model.slug, version.model.kind, version.pk, list(version.features))
+    check_features(scorer.features)  # a feature removed from the catalog: not loadable
     if scorer.kind == "propensity":
         scorer.estimator = load_artifact(version)
         scorer.quantiles = np.asarray(details["quantiles"], dtype=np.float64)
@@ -194,6 +205,7 @@ def platt_shortcut(estimator, rows: np.ndarray, features: list[str]):
 def forget() -> None:
     global _cache, _checked_at
     _cache = None
+    _failed.clear()
     _checked_at = -math.inf
 
 

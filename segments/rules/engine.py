@@ -8,8 +8,9 @@ the rule builder offers for it and what it refers to. The built-in types are in
 and `segments_ml.conditions` (model scores and clusters); ``docs/rules.md`` lists
 them and shows how a site adds its own.
 
-:func:`compile_rule` validates the whole tree up front and raises :class:`RuleError` with a
-message an editor can act on; a key a type does not take is an error (``"minn": 3`` is a typo,
+:func:`compile_rule` validates the whole tree up front and raises :class:`RuleError` (and
+nothing else, even when a condition type fails in another way) with a message an editor can act
+on; a key a type does not take is an error (``"minn": 3`` is a typo,
 not a default). A compiled rule never raises at evaluation time. Evaluation returns whether the
 visitor matches, *until when* that answer holds if nothing else happens (so membership can
 expire on time without traffic), and the reasons in plain words.
@@ -63,7 +64,10 @@ class Outcome:
     @property
     def reasons(self) -> tuple[str, ...]:
         if callable(self._why):
-            self._why = tuple(self._why())
+            try:
+                self._why = tuple(self._why())
+            except Exception:  # a condition's wording must not fail the batch that records it
+                self._why = ("(the reasons could not be worded)",)
         return self._why
 
     def __eq__(self, other) -> bool:
@@ -487,10 +491,18 @@ def _compile(node: Any, path: str, options: CompileOptions) -> Evaluator:
         raise RuleError(
             f"unknown condition type {node.get('type')!r}; expected one of {known}.", path
         )
-    condition.validate(node, path)
     if not condition.context_only:
         options.context_only = False
-    return condition.compile(node, path, options)
+    try:
+        condition.validate(node, path)
+        return condition.compile(node, path, options)
+    except RuleError:
+        raise
+    except Exception as exc:  # a condition type's own bug reads as an invalid rule, never more
+        detail = f"{type(exc).__name__}: {exc}"[:200] if str(exc) else type(exc).__name__
+        raise RuleError(
+            f"the {condition.type} condition could not be compiled ({detail}).", path
+        ) from exc
 
 
 # -- describing ---------------------------------------------------------------------------------

@@ -72,8 +72,41 @@ def _previous(fields: dict[str, str]) -> dict[str, float]:
 
 def evaluate(profile: Profile, segments: list[CompiledSegment], now: float) -> dict[str, Outcome]:
     """Every behavioural segment's outcome for the profile (context-only segments are decided
-    inside each request instead)."""
-    return {s.slug: s.evaluate(profile, now) for s in segments if not s.context_only}
+    inside each request instead). An evaluator that raises (a site's condition breaking the
+    contract) leaves only its segment out, named in the result's ``failed``."""
+    try:
+        return {s.slug: s.evaluate(profile, now) for s in segments if not s.context_only}
+    except Exception:
+        return _evaluate_each(profile, segments, now)
+
+
+class _Partial(dict):
+    """Outcomes of the segments that could be evaluated; ``failed``: those that raised."""
+
+    __slots__ = ("failed",)
+
+
+_failed_evaluators: set[str] = set()  # logged once each per process
+
+
+def _evaluate_each(profile: Profile, segments: list[CompiledSegment], now: float) -> _Partial:
+    outcomes = _Partial()
+    outcomes.failed = set()
+    for s in segments:
+        if s.context_only:
+            continue
+        try:
+            outcomes[s.slug] = s.evaluate(profile, now)
+        except Exception as exc:
+            outcomes.failed.add(s.slug)
+            if s.slug not in _failed_evaluators:
+                _failed_evaluators.add(s.slug)
+                logger.warning(
+                    "Segment %r could not be evaluated (%s); its members are held",
+                    s.slug,
+                    type(exc).__name__,
+                )
+    return outcomes
 
 
 @dataclass(slots=True)
@@ -118,15 +151,31 @@ def settle(
     """
     outcomes = evaluate(profile, segments, now)
     current = {slug: o.until for slug, o in outcomes.items() if o.matched and o.until > now}
+    # An enabled segment whose rule does not compile is evaluated for no one, nor is one whose
+    # evaluator raised: their members stay as they are until their memberships end
+    # (segments.definitions.Definitions.broken).
+    broken = getattr(segments, "broken", None)
+    failed = getattr(outcomes, "failed", None)
+    if failed:
+        broken = {*(broken or ()), *failed}
+    held = {s: u for s, u in previous.items() if u > now and s in broken} if broken else {}
+    current.update(held)
     for slug, until in previous.items():
         expired = until <= now
         if expired or slug not in current:
-            reasons = outcomes[slug].reasons if slug in outcomes else ("segment disabled",)
+            if slug in outcomes:
+                reasons = outcomes[slug].reasons
+            elif broken and slug in broken:
+                reasons = ("membership ended while the segment's rule is broken",)
+            else:
+                reasons = ("segment disabled",)
             changes.record(key, slug, False, min(until, now), reasons)
     for slug in current:
         if slug not in previous or previous[slug] <= now:
             changes.record(key, slug, True, now, outcomes[slug].reasons)
     due = min((o.until for o in outcomes.values() if o.until > now), default=math.inf)
+    if held:  # a held membership still ends on time
+        due = min(due, *held.values())
     return VisitorUpdate(
         visitor_key=key,
         profile=orjson.dumps(profile.to_dict()).decode(),

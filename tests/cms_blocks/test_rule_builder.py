@@ -264,6 +264,23 @@ def test_segment_listing_and_edit_form_escape_the_name(manager):
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html, url
 
 
+def test_a_segment_whose_stored_rule_is_broken_is_flagged_in_the_listing_and_editor(manager):
+    """A rule written past validation (a data migration, the ORM, an older version) is shown as
+    broken, with the engine's message saying where and what, in the listing and the editor."""
+    segment("engaged", ENGAGED)
+    broken = Segment.objects.create(
+        slug="broken", name="Broken one", rule={**ENGAGED, "minn": 3}
+    )  # no clean(): as a data migration would write it
+    listing = manager.get("/admin/snippets/segments/segment/")
+    assert listing.status_code == 200
+    html = listing.content.decode()
+    assert html.count("Broken: minn: unknown key &#x27;minn&#x27;") == 1, html
+    edit = manager.get(_edit_url(broken))
+    assert edit.status_code == 200
+    html = edit.content.decode()
+    assert "stored rule does not compile" in html and "minn: unknown key" in html
+
+
 # -- the chooser -------------------------------------------------------------------------------
 def test_segment_chooser_widget_renders_the_chosen_segment(manager):
     seg = segment("engaged", ENGAGED, name="Engaged visitors")

@@ -213,3 +213,15 @@ def test_system_checks_of_the_mode():
     late = [*settings.MIDDLEWARE, update, fetch]
     with override_settings(**{**CACHE_SAFE, "MIDDLEWARE": late}):
         assert "personalization.E005" in ids()
+
+
+def test_a_broken_stored_segment_does_not_fail_cache_safe_pages(offers):
+    """The cache-safe middleware decides context segments before the view: a segment row
+    whose rule the engine refuses (docs/rules.md) must not turn that into a 500."""
+    from segments.models import Segment
+
+    Segment.objects.create(slug="broken", name="Broken", rule={"type": "no_longer_installed"})
+    segments.definitions.forget_definitions()
+    french = {"HTTP_ACCEPT_LANGUAGE": "fr-FR,fr;q=0.8"}
+    assert offer(visit(browser(), **french)) == OFFER_FRENCH
+    assert offer(visit(browser(), HTTP_ACCEPT_LANGUAGE="en")) == OFFER_DEFAULT

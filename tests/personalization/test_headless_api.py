@@ -130,3 +130,18 @@ def test_openapi_schema_describes_the_endpoints():
     properties = schema["components"]["schemas"][ref]["properties"]
     assert {"id", "title", "meta", "visitor", "fields"} <= set(properties)
     assert "/api/events/" in paths
+
+
+def test_a_broken_stored_segment_does_not_fail_the_api(site):
+    """A segment row whose rule the engine refuses (docs/rules.md): the endpoints answer, and
+    every other segment still decides."""
+    from segments.models import Segment
+
+    Segment.objects.create(slug="broken", name="Broken", rule={"type": "event_count", "minn": 3})
+    segments.definitions.forget_definitions()
+    client = consenting_browser()
+    data = page_json(client, site, HTTP_ACCEPT_LANGUAGE="fr")
+    assert data["visitor"]["segments"] == ["french"]
+    assert personalised(data)["value"]["content"][0]["value"] == "<p>Français</p>"
+    response = client.get("/api/personalization/visitor/", HTTP_ACCEPT_LANGUAGE="fr")
+    assert response.status_code == 200 and response.json()["segments"] == ["french"]

@@ -277,7 +277,9 @@ def test_a_condition_without_compile_or_describe_says_what_is_missing():
 
     register_condition(Half)
     try:
-        with pytest.raises(NotImplementedError, match="Half must implement compile"):
+        # compile_rule raises only RuleError (a stored rule of this type is then broken, never
+        # fatal: docs/rules.md), with the class's own message
+        with pytest.raises(RuleError, match="Half must implement compile"):
             compile_rule({"type": "half"})
         with pytest.raises(NotImplementedError, match="Half must implement describe"):
             Half().describe({"type": "half"})

@@ -338,3 +338,80 @@ def test_model_settings_are_validated():
     with pytest.raises(ValidationError) as exc:
         bad.full_clean()
     assert set(exc.value.message_dict) == {"target", "algorithm", "features"}
+
+
+def _scored_member(backend):
+    """A loyal customer scored by both models, a member of a segment of each."""
+    propensity, rfm = propensity_model(), cluster_model()
+    registry.activate(trained(propensity))
+    clusters = trained(rfm)
+    registry.activate(clusters)
+    best = max(clusters.details["clusters"], key=lambda c: c["median"]["purchase_count"])
+    segment("likely", {"type": "model", "model": "buys-again", "op": "gte", "value": 0.5})
+    segment("best", {"type": "cluster", "model": "rfm", "cluster": best["key"]})
+    mirror_consent(KEY, frozenset({"personalization"}), notice_version(), time.time() + 3600)
+    now = time.time()
+    for i, days in enumerate((60, 45, 30, 20, 10, 2)):
+        _buy(KEY, now - days * DAY, f"o{i}")
+    pipeline.drain_partition(backend.partition_for(KEY))
+    assert exchange(KEY).segments_at(time.time()) == {"likely", "best"}
+    return propensity, rfm
+
+
+def _new_worker():
+    scoring.forget()  # as a worker started now, or after the set of active versions changed
+
+
+def test_a_corrupt_artifact_stops_only_its_own_model(shop, backend, caplog):
+    propensity, _rfm = _scored_member(backend)
+    version = propensity.versions.get(is_active=True)
+    default_storage.delete(version.artifact.name)
+    default_storage.save(version.artifact.name, ContentFile(b"truncated by a full disk"))
+    _new_worker()
+    before = Profile.from_dict(json.loads(backend.visitor_data(KEY).profile)).scores["buys-again"]
+    for n in range(2):  # logged once, not once per batch
+        _buy(KEY, time.time(), f"after{n}")
+        assert pipeline.drain_partition(backend.partition_for(KEY)).processed == 1
+    assert backend.pending_partitions() == []
+    profile = Profile.from_dict(json.loads(backend.visitor_data(KEY).profile))
+    assert profile.scores["buys-again"] == before  # held: not dropped as for a deactivation
+    assert profile.scores["rfm"]  # the other model still scores
+    assert exchange(KEY).segments_at(time.time()) == {"likely", "best"}
+    assert not MembershipChange.objects.filter(entered=False).exists()
+    assert caplog.text.count("Could not load buys-again") == 1
+    assert KEY not in caplog.text
+
+
+def test_a_version_using_a_feature_no_longer_in_the_catalog_stops_only_itself(shop, backend):
+    _propensity, rfm = _scored_member(backend)
+    ModelVersion.objects.filter(model=rfm, is_active=True).update(
+        features=["purchase_count", "loyalty_tier"]  # a feature since removed from the catalog
+    )
+    _new_worker()
+    before = Profile.from_dict(json.loads(backend.visitor_data(KEY).profile)).scores
+    newcomer = "fedcba9876543210fedcba9876543210"
+    mirror_consent(newcomer, frozenset({"personalization"}), notice_version(), time.time() + 3600)
+    _buy(KEY, time.time(), "later")
+    _buy(newcomer, time.time(), "first")
+    for key in (KEY, newcomer):
+        pipeline.drain_partition(backend.partition_for(key))
+    assert backend.pending_partitions() == []
+    profile = Profile.from_dict(json.loads(backend.visitor_data(KEY).profile))
+    assert profile.scores["rfm"] == before["rfm"]  # held
+    assert exchange(KEY).segments_at(time.time()) == {"likely", "best"}
+    scores = Profile.from_dict(json.loads(backend.visitor_data(newcomer).profile)).scores
+    assert "buys-again" in scores and "rfm" not in scores  # the other model still scores
+
+
+def test_a_profile_scorer_that_raises_does_not_fail_the_batch(backend, monkeypatch):
+    from segments import extensions
+
+    def broken(profiles, now):
+        raise MemoryError("model too big for this worker")
+
+    monkeypatch.setitem(extensions.extensions.scorers, "broken", broken)
+    segment("buyer", {"type": "event_count", "event": "purchase", "min": 1, "window": "1h"})
+    mirror_consent(KEY, frozenset({"personalization"}), notice_version(), time.time() + 3600)
+    _buy(KEY, time.time(), "a")
+    assert pipeline.drain_partition(backend.partition_for(KEY)).processed == 1
+    assert exchange(KEY).segments_at(time.time()) == {"buyer"}

@@ -204,3 +204,10 @@ def test_rates_in_drf_syntax_pass(settings, rate):
     settings.SEGMENTS_EVENT_RATE = rate
     assert consent_checks.check_rate() == []
     assert segments_checks.check_event_rate() == []
+
+
+def test_an_unknown_time_zone_for_segment_rules(settings):
+    settings.SEGMENTS_TIME_ZONE = "Mars/Olympus_Mons"
+    assert ids(segments_checks.check_time_zone()) == ["segments.E007"]
+    settings.SEGMENTS_TIME_ZONE = None
+    assert ids(segments_checks.check_time_zone()) == []

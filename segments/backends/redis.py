@@ -7,12 +7,16 @@ Layout (``P`` is the key prefix):
                        ``_nv`` -> notice version
 - ``P:f:<visitor>``    string: the visitor's features (compact JSON)
 - ``P:drain:<p>``      flag: a drain of partition p is scheduled or running
-- ``P:lock:<p>``       lock: the drain holding partition p
+- ``P:lock:<p>``       lock: the drain holding partition p (a few seconds, renewed while held)
+- ``P:dead:<p>``       stream of partition p's dead letters (entries the drain gave up on)
+- ``P:attempts:<p>``   hash: entry id -> failed attempts at applying it
+- ``P:shed:<p>``       counter: events refused at intake while partition p was over its cap
 """
 
 import math
 import os
 import threading
+import time
 import weakref
 import zlib
 
@@ -28,17 +32,22 @@ from .base import (
     SEGMENT_PREFIX,
     BackendUnavailable,
     BaseBackend,
+    DeadLetter,
     Exchange,
+    PartitionStats,
     StreamEntry,
     VisitorState,
+    shed_prefix,
 )
 
 GROUP = "segments"
 
-# KEYS: membership hash, stream, drain flag. ARGV: consent field, now, notice version,
-# drain flag ttl (ms), then for each event its "k" and "d" field values (none: read only).
-# Returns {-1} (no consent state), {0} (not consented) or {1, drain scheduled?, [slug, until...]}
-# with the memberships that end after now only (an unreadable end counts as ended).
+# KEYS: membership hash, stream, drain flag, shed counter. ARGV: consent field, now, notice
+# version, drain flag ttl (ms), the stream's cap (0: none), the number S of sheddable prefixes,
+# the S prefixes, then for each event its "k" and "d" field values (none: read only).
+# Returns {-1} (no consent state), {0} (not consented) or {1, drain scheduled?, [slug, until...],
+# events shed} with the memberships that end after now only (an unreadable end counts as
+# ended). Over the cap, events whose "d" starts with a sheddable prefix are not appended.
 _EXCHANGE = """
 local h = redis.call('HGETALL', KEYS[1])
 if #h == 0 then return {-1} end
@@ -58,13 +67,31 @@ for i = 1, #h, 2 do
 end
 if (not exp) or tonumber(exp) <= now or nv ~= ARGV[3] then return {0} end
 local drain = 0
-if #ARGV > 4 then
-  for i = 5, #ARGV, 2 do
-    redis.call('XADD', KEYS[2], '*', 'k', ARGV[i], 'd', ARGV[i + 1])
+local shed = 0
+local nshed = tonumber(ARGV[6])
+local first = 7 + nshed
+if #ARGV >= first then
+  local cap = tonumber(ARGV[5])
+  local over = cap > 0 and redis.call('XLEN', KEYS[2]) >= cap
+  local added = 0
+  for i = first, #ARGV, 2 do
+    local drop = false
+    if over then
+      for j = 7, first - 1 do
+        if string.sub(ARGV[i + 1], 1, #ARGV[j]) == ARGV[j] then drop = true break end
+      end
+    end
+    if drop then
+      shed = shed + 1
+    else
+      redis.call('XADD', KEYS[2], '*', 'k', ARGV[i], 'd', ARGV[i + 1])
+      added = added + 1
+    end
   end
-  if redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[4]) then drain = 1 end
+  if shed > 0 then redis.call('INCRBY', KEYS[4], shed) end
+  if added > 0 and redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[4]) then drain = 1 end
 end
-return {1, drain, memberships}
+return {1, drain, memberships, shed}
 """
 
 # KEYS: membership hash. ARGV: ttl, notice version, then purpose-field/expiry pairs.
@@ -81,6 +108,11 @@ return 1
 
 _UNLOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+_REFRESH = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
 """
 
@@ -106,6 +138,9 @@ class RedisBackend(BaseBackend):
         self._local = threading.local()  # the request path's connection, one per thread
         self._set_consent = self.client.register_script(_SET_CONSENT)
         self._unlock = self.client.register_script(_UNLOCK)
+        self._refresh = self.client.register_script(_REFRESH)
+        self._shed_args = [str(self.max_length), str(len(self.shed_events))]
+        self._shed_args += [shed_prefix(name) for name in self.shed_events]
         self._groups_ready: set[str] = set()
         self._due = f"{self.prefix}:due"
         self._sizes = f"{self.prefix}:sizes"
@@ -123,8 +158,14 @@ class RedisBackend(BaseBackend):
     # -- request path -----------------------------------------------------------------------
     def exchange(self, visitor_key, *, purpose, notice_version, now, events=()):
         partition = self.partition_for(visitor_key)
-        keys = [self._m(visitor_key), self._stream(partition), f"{self.prefix}:drain:{partition}"]
+        keys = [
+            self._m(visitor_key),
+            self._stream(partition),
+            f"{self.prefix}:drain:{partition}",
+            f"{self.prefix}:shed:{partition}",
+        ]
         args = [CONSENT_PREFIX + purpose, repr(now), notice_version, str(self.drain_flag_ttl_ms)]
+        args += self._shed_args
         for fields in events:
             args += (fields["k"], fields["d"])
         result = self._call_exchange(keys, args)
@@ -215,10 +256,8 @@ class RedisBackend(BaseBackend):
     def lock_partition(self, partition, token, ttl_ms):
         return bool(self.client.set(f"{self.prefix}:lock:{partition}", token, nx=True, px=ttl_ms))
 
-    def refresh_lock(self, partition: int, token: str, ttl_ms: int) -> None:
-        key = f"{self.prefix}:lock:{partition}"
-        if self.client.get(key) == token:
-            self.client.pexpire(key, ttl_ms)
+    def refresh_lock(self, partition: int, token: str, ttl_ms: int) -> bool:
+        return bool(self._refresh(keys=[f"{self.prefix}:lock:{partition}"], args=[token, ttl_ms]))
 
     def unlock_partition(self, partition, token):
         self._unlock(keys=[f"{self.prefix}:lock:{partition}"], args=[token])
@@ -260,6 +299,97 @@ class RedisBackend(BaseBackend):
         if not response:
             return []
         return [StreamEntry(i, f) for i, f in response[0][1]]
+
+    def wait_for_events(self, timeout_ms):
+        streams = {self._stream(p): "$" for p in range(self.partitions)}
+        try:
+            return bool(self.client.xread(streams, count=1, block=max(int(timeout_ms), 1)))
+        except RedisError:  # a linger longer than the socket timeout: as if nothing came
+            return False
+
+    def _dead(self, partition: int) -> str:
+        return f"{self.prefix}:dead:{partition}"
+
+    def record_attempt(self, partition, entry_id):
+        key = f"{self.prefix}:attempts:{partition}"
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hincrby(key, entry_id, 1)
+        pipe.expire(key, 86400)  # counts of entries that later went through fade away
+        return int(pipe.execute()[0])
+
+    def dead_letter(self, partition, entry, error, attempts):
+        stream = self._stream(partition)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.xadd(
+            self._dead(partition),
+            {
+                **entry.fields,
+                "_id": entry.entry_id,
+                "_error": error,
+                "_attempts": str(attempts),
+                "_at": repr(time.time()),
+            },
+        )
+        pipe.xack(stream, GROUP, entry.entry_id)
+        pipe.xdel(stream, entry.entry_id)
+        pipe.hdel(f"{self.prefix}:attempts:{partition}", entry.entry_id)
+        pipe.execute()
+
+    def dead_letters(self, partition=None, limit=500):
+        partitions = range(self.partitions) if partition is None else [partition]
+        pipe = self.client.pipeline(transaction=False)
+        for p in partitions:
+            pipe.xrange(self._dead(p), count=limit)
+        found = [
+            _dead_letter(p, entry_id, fields)
+            for p, entries in zip(partitions, pipe.execute(), strict=True)
+            for entry_id, fields in entries
+        ]
+        found.sort(key=lambda d: (d.at, d.partition))
+        return found[:limit]
+
+    def _dead_fields(self, partition: int, entry_id: str) -> dict | None:
+        found = self.client.xrange(self._dead(partition), entry_id, entry_id)
+        return found[0][1] if found else None
+
+    def requeue_dead_letter(self, partition, entry_id):
+        fields = self._dead_fields(partition, entry_id)
+        if fields is None:
+            return False
+        original = {k: v for k, v in fields.items() if not k.startswith("_")}
+        pipe = self.client.pipeline(transaction=True)
+        pipe.xadd(self._stream(partition), original)
+        pipe.xdel(self._dead(partition), entry_id)
+        pipe.execute()
+        return True
+
+    def discard_dead_letter(self, partition, entry_id):
+        return bool(self.client.xdel(self._dead(partition), entry_id))
+
+    def stream_stats(self):
+        pipe = self.client.pipeline(transaction=False)
+        for p in range(self.partitions):
+            pipe.xlen(self._stream(p))
+            pipe.xpending(self._stream(p), GROUP)
+            pipe.xlen(self._dead(p))
+            pipe.get(f"{self.prefix}:shed:{p}")
+        replies = pipe.execute(raise_on_error=False)
+        stats = []
+        for p in range(self.partitions):
+            length, pending, dead, shed = replies[4 * p : 4 * p + 4]
+            pending = pending["pending"] if isinstance(pending, dict) else 0
+            stats.append(
+                PartitionStats(
+                    partition=p,
+                    length=int(length),
+                    pending=int(pending),
+                    # Acknowledged entries are deleted, so the rest were never delivered.
+                    lag=max(int(length) - int(pending), 0),
+                    dead_letters=int(dead),
+                    shed=int(shed or 0),
+                )
+            )
+        return stats
 
     def load_visitors(self, keys):
         if not keys:
@@ -313,10 +443,10 @@ class RedisBackend(BaseBackend):
             pipe.incrby(f"{self.prefix}:nprofiles", new_profiles)
         if acked:
             pipe.xack(stream, GROUP, *acked)
-            # One drain at a time per partition, in order: everything up to the newest entry
-            # acknowledged is done. Trim it away (whole blocks at a time: cheap).
-            newest = max(_id(i) for i in acked)
-            pipe.xtrim(stream, minid=f"{newest[0]}-{newest[1] + 1}", approximate=True)
+            # Exactly the acknowledged entries are deleted, never a range: an older entry may
+            # still be waiting (one being retried, or on its way to the dead letters), and an
+            # accepted entry is only ever removed once it is done.
+            pipe.xdel(stream, *acked)
         pipe.execute()
 
     def due_visitors(self, now, limit):
@@ -411,11 +541,26 @@ class RedisBackend(BaseBackend):
     def flush(self, keep_stream=False):
         keys = list(self.client.scan_iter(match=f"{self.prefix}:*", count=1000))
         if keep_stream:
-            stream_keys = (f"{self.prefix}:e:", f"{self.prefix}:lock:")
+            # Accepted events stay: the stream, its dead letters, and who is draining it.
+            stream_keys = tuple(
+                f"{self.prefix}:{part}:" for part in ("e", "lock", "dead", "attempts", "shed")
+            )
             keys = [k for k in keys if not k.startswith(stream_keys)]
         for n in range(0, len(keys), 500):
             self.client.delete(*keys[n : n + 500])
         self._groups_ready.clear()
+
+
+def _dead_letter(partition: int, entry_id: str, fields: dict[str, str]) -> DeadLetter:
+    return DeadLetter(
+        partition=partition,
+        entry_id=entry_id,
+        original_id=fields.get("_id", ""),
+        fields={k: v for k, v in fields.items() if not k.startswith("_")},
+        error=fields.get("_error", ""),
+        attempts=int(fields.get("_attempts") or 0),
+        at=float(fields.get("_at") or 0),
+    )
 
 
 class _HeldConnection:

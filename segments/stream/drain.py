@@ -522,4 +522,3 @@ def unscheduled(partitions: list[int]) -> list[int]:
     (``DRAIN_FLAG_TTL_MS``), so the sweep never schedules a pile of drains for one backlog."""
     backend = get_backend()
     return [p for p in partitions if backend.set_drain_flag(p)]
-

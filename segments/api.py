@@ -50,6 +50,12 @@ from .rules import (
 from .rules import catalog as rules_catalog
 from .rules import describe_rule as _describe_rule
 from .rules.text import describe_comparison, quoted
+from .stream.dead_letters import (
+    dead_letters,
+    discard_dead_letter,
+    requeue_dead_letter,
+    stream_stats,
+)
 from .stream.drain import reevaluate
 
 __all__ = [
@@ -79,8 +85,10 @@ __all__ = [
     "compile_comparison",
     "context_only_slugs",
     "context_segments",
+    "dead_letters",
     "describe_comparison",
     "describe_rule",
+    "discard_dead_letter",
     "estimate_rule_size",
     "exchange",
     "get_backend",
@@ -101,6 +109,7 @@ __all__ = [
     "register_profile_scorer",
     "register_rule_reference_validator",
     "report",
+    "requeue_dead_letter",
     "request_context",
     "rule_catalog",
     "rule_problems",
@@ -108,6 +117,7 @@ __all__ = [
     "segment_choices",
     "segment_model",
     "segment_priorities",
+    "stream_stats",
     "track",
     "tracking_purpose",
     "unregister_condition",

@@ -21,7 +21,7 @@ def sweep() -> list[int]:
     """Periodic safety net (Celery beat): drain partitions holding unacknowledged events, such
     as those a crashed worker left behind."""
     partitions = pipeline.pending_partitions()
-    scheduled = pipeline.unscheduled(partitions)
+    scheduled = pipeline.to_schedule(partitions)
     for partition in scheduled:
         drain.delay(partition)
     return scheduled

@@ -306,6 +306,11 @@ class BaseBackend:
         """Partitions with entries that no consumer has acknowledged."""
         raise NotImplementedError
 
+    def stale_partitions(self, idle_ms: int) -> list[int]:
+        """Partitions holding entries delivered to a drain at least ``idle_ms`` ago and not
+        acknowledged: what a drain that died left behind."""
+        raise NotImplementedError
+
     # -- data-subject requests ---------------------------------------------------------------
     def erase_visitor(self, visitor_key: str) -> int:
         """Remove the visitor's features, memberships and unprocessed stream entries (consent

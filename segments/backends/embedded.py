@@ -254,6 +254,9 @@ class EmbeddedBackend(BaseBackend):
         with self._lock:
             return [p for p, s in enumerate(self._streams) if s.entries]
 
+    def stale_partitions(self, idle_ms):
+        return []  # one process: a drain that died took the whole backend with it
+
     def erase_visitor(self, visitor_key):
         with self._lock:
             stream = self._streams[self.partition_for(visitor_key)]

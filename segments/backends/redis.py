@@ -503,6 +503,13 @@ class RedisBackend(BaseBackend):
                 result.append(p)
         return result
 
+    def stale_partitions(self, idle_ms):
+        pipe = self.client.pipeline(transaction=False)
+        for p in range(self.partitions):
+            pipe.xpending_range(self._stream(p), GROUP, "-", "+", 1, idle=int(idle_ms))
+        replies = pipe.execute(raise_on_error=False)
+        return [p for p, r in enumerate(replies) if isinstance(r, list) and r]
+
     def erase_visitor(self, visitor_key):
         stream = self._stream(self.partition_for(visitor_key))
         doomed = [i for i, f in self.client.xrange(stream) if f.get("k") == visitor_key]

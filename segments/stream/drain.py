@@ -516,9 +516,12 @@ def pending_partitions() -> list[int]:
     return get_backend().pending_partitions()
 
 
-def unscheduled(partitions: list[int]) -> list[int]:
-    """Those of ``partitions`` that no drain is scheduled for or running on (their drain flag
-    was not set; it is set now). A flag left by a drain that died expires on its own
-    (``DRAIN_FLAG_TTL_MS``), so the sweep never schedules a pile of drains for one backlog."""
+def to_schedule(partitions: list[int]) -> list[int]:
+    """Those of ``partitions`` that need a drain task: no drain is scheduled for or running on
+    them (their drain flag was not set; it is set now), or they hold entries that a drain
+    which died left unacknowledged for longer than the lock's lifetime (its flag may still be
+    set; the new drain claims them). So the sweep never piles up drains for one backlog, and
+    a dead worker's partition is taken over within seconds."""
     backend = get_backend()
-    return [p for p in partitions if backend.set_drain_flag(p)]
+    stale = set(backend.stale_partitions(int(get_setting("SEGMENTS_LOCK_TTL_MS"))))
+    return [p for p in partitions if backend.set_drain_flag(p) or p in stale]

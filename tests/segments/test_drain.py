@@ -239,3 +239,51 @@ def test_the_default_lock_lifetime_is_seconds():
     from segments import defaults
 
     assert defaults.SEGMENTS_LOCK_TTL_MS <= 5000
+
+
+def _admin_client(username: str, perms: list[str]):
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+    from django.test import Client
+
+    user = get_user_model().objects.create_user(username, password="x", is_staff=True)
+    for dotted in perms:
+        app_label, codename = dotted.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_dead_letter_screen_lists_requeues_and_discards_behind_its_permission(backend):
+    from django.urls import reverse
+
+    key = keys_in_partitions(backend)[0]
+    _consent(key)
+    partition = backend.partition_for(key)
+    backend.append_events(partition, [_event(key, secret="x\u0000y"), _event(key, "signup")])
+    pipeline.drain_partition(partition)
+    [dead] = dead_letters()
+
+    editor = _admin_client("editor", ["wagtailadmin.access_admin"])
+    url = reverse("segments_dead_letters")
+    action = reverse("segments_dead_letter_action")
+    assert editor.get(url).status_code == 403
+    form = {"partition": partition, "entry_id": dead.entry_id, "action": "discard"}
+    assert editor.post(action, form).status_code == 403
+    assert dead_letters() == [dead]
+
+    operator = _admin_client("operator", ["wagtailadmin.access_admin", "segments.manage_stream"])
+    page = operator.get(url)
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert dead.entry_id in html and "DataError" in html and "page_view" in html
+    assert "x\\u0000y" not in html and "secret" not in html  # no property is shown
+    assert operator.get(action).status_code == 405
+    assert operator.post(action, {**form, "action": "explode"}).status_code == 302
+    assert dead_letters() == [dead]
+    assert operator.post(action, form).status_code == 302
+    assert dead_letters() == []

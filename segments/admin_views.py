@@ -17,8 +17,8 @@ from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
 
 from tailored.admin.permissions import AdminPermissionMixin
 
+from . import dead_letters as stream
 from . import events as _events
-from .stream import dead_letters as stream
 
 PERMISSION = "segments.manage_stream"
 

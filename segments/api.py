@@ -4,6 +4,12 @@ from .backends import get_backend
 from .backends.base import BackendUnavailable, Exchange
 from .conf import get_setting
 from .consent_mirror import mirror_consent, tracking_purpose
+from .dead_letters import (
+    dead_letters,
+    discard_dead_letter,
+    requeue_dead_letter,
+    stream_stats,
+)
 from .definitions import context_only_segments, context_segments, enabled_segments
 from .events import NAME_RE, Event, EventError
 from .events.importer import Mapping, read_visitor_events
@@ -50,12 +56,6 @@ from .rules import (
 from .rules import catalog as rules_catalog
 from .rules import describe_rule as _describe_rule
 from .rules.text import describe_comparison, quoted
-from .stream.dead_letters import (
-    dead_letters,
-    discard_dead_letter,
-    requeue_dead_letter,
-    stream_stats,
-)
 from .stream.drain import reevaluate
 
 __all__ = [

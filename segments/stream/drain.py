@@ -20,7 +20,7 @@ Bad entries. A batch that fails is split until the failing entries are alone
 (:func:`apply_isolated`); the rest are applied and acknowledged. An entry that keeps failing
 while the database and the fast store answer goes, after ``SEGMENTS_DEAD_LETTER_ATTEMPTS``
 attempts, to its partition's dead-letter stream, from which an operator requeues or discards
-it (:mod:`segments.stream.dead_letters`). No entry can stop a partition.
+it (:mod:`segments.dead_letters`). No entry can stop a partition.
 
 Consent. A visitor whose consent mirror is missing from the fast store (lost, or removed by a
 rebuild) is not taken as withdrawn: the mirror is rebuilt from the durable consent record

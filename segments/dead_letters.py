@@ -7,8 +7,8 @@ properties."""
 
 import logging
 
-from ..backends import get_backend
-from ..backends.base import DeadLetter, PartitionStats
+from .backends import get_backend
+from .backends.base import DeadLetter, PartitionStats
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def requeue_dead_letter(partition: int, entry_id: str) -> bool:
     logger.info("Dead letter %s of partition %d requeued", entry_id, partition)
     if backend.set_drain_flag(partition):
         # Celery loads with the first drain needed, not at start-up (as in recording).
-        from ..tasks import drain
+        from .tasks import drain
 
         try:
             drain.delay(partition)

@@ -10,14 +10,8 @@ from django.test import override_settings
 
 from consent.api import grant_imported, notice_version, visitor_key
 from segments import events
-from segments.api import (
-    dead_letters,
-    discard_dead_letter,
-    exchange,
-    mirror_consent,
-    requeue_dead_letter,
-    stream_stats,
-)
+from segments import api
+from segments.api import exchange, mirror_consent
 from segments.models import LoggedEvent
 from segments.stream import drain as pipeline
 from segments.stream.rebuild import rebuild
@@ -147,13 +141,13 @@ def test_an_entry_the_log_refuses_goes_to_the_dead_letters_and_the_rest_is_logge
     pipeline.drain_partition(partition)
 
     assert LoggedEvent.objects.count() == len(batch) - 1
-    [dead] = dead_letters()
+    [dead] = api.dead_letters()
     assert dead.partition == partition
     assert dead.fields == batch[2]  # the original fields, kept whole
     assert dead.attempts == 3  # SEGMENTS_DEAD_LETTER_ATTEMPTS
     assert dead.error == "DataError"
     assert backend.pending_partitions() == []
-    stats = {s.partition: s for s in stream_stats()}
+    stats = {s.partition: s for s in api.stream_stats()}
     assert stats[partition].dead_letters == 1
     assert stats[partition].length == 0
 
@@ -163,12 +157,12 @@ def test_an_entry_the_log_refuses_goes_to_the_dead_letters_and_the_rest_is_logge
 
     # Requeued, it is appended again and a drain scheduled (run at once here: the tests'
     # Celery is eager): it fails again, so it comes back; discarded, it is gone.
-    assert requeue_dead_letter(partition, dead.entry_id)
-    [again] = dead_letters()
+    assert api.requeue_dead_letter(partition, dead.entry_id)
+    [again] = api.dead_letters()
     assert again.original_id != dead.original_id and again.fields == dead.fields
-    assert not requeue_dead_letter(partition, dead.entry_id)  # already done
-    assert discard_dead_letter(partition, again.entry_id)
-    assert dead_letters() == [] and backend.pending_partitions() == []
+    assert not api.requeue_dead_letter(partition, dead.entry_id)  # already done
+    assert api.discard_dead_letter(partition, again.entry_id)
+    assert api.dead_letters() == [] and backend.pending_partitions() == []
 
 
 @pytest.mark.django_db(transaction=True)
@@ -186,7 +180,7 @@ def test_an_outage_costs_no_entry(backend, monkeypatch):
     with pytest.raises(OSError):
         pipeline.drain_partition(partition)
     monkeypatch.undo()
-    assert dead_letters() == []
+    assert api.dead_letters() == []
     assert pipeline.drain_partition(partition).processed == 4
 
 
@@ -208,15 +202,15 @@ def test_a_partition_over_its_cap_sheds_page_views_and_keeps_everything_else(bac
         names = [events.decode(f).name for f in fields]
         # Accepted entries are never trimmed; only page views are refused over the cap.
         assert names == ["page_view"] * 3 + ["purchase", "add_to_cart"]
-        stats = {s.partition: s for s in stream_stats()}
+        stats = {s.partition: s for s in api.stream_stats()}
         assert stats[partition].shed == 3
         assert stats[partition].length == 5 and stats[partition].lag == 5
         pipeline.drain_partition(partition)
         assert LoggedEvent.objects.count() == 5
-        assert {s.partition: s for s in stream_stats()}[partition].length == 0
+        assert {s.partition: s for s in api.stream_stats()}[partition].length == 0
         # Below the cap again, page views are accepted.
         exchange(key, events.Event(visitor_key=key, name="page_view", ts=time.time()))
-        assert {s.partition: s for s in stream_stats()}[partition].length == 1
+        assert {s.partition: s for s in api.stream_stats()}[partition].length == 1
 
 
 def test_a_live_drain_keeps_its_short_lock_and_a_dead_ones_expires_within_it(backend):
@@ -266,7 +260,7 @@ def test_the_dead_letter_screen_lists_requeues_and_discards_behind_its_permissio
     partition = backend.partition_for(key)
     backend.append_events(partition, [_event(key, secret="x\u0000y"), _event(key, "signup")])
     pipeline.drain_partition(partition)
-    [dead] = dead_letters()
+    [dead] = api.dead_letters()
 
     editor = _admin_client("editor", ["wagtailadmin.access_admin"])
     url = reverse("segments_dead_letters")
@@ -274,7 +268,7 @@ def test_the_dead_letter_screen_lists_requeues_and_discards_behind_its_permissio
     assert editor.get(url).status_code == 403
     form = {"partition": partition, "entry_id": dead.entry_id, "action": "discard"}
     assert editor.post(action, form).status_code == 403
-    assert dead_letters() == [dead]
+    assert api.dead_letters() == [dead]
 
     operator = _admin_client("operator", ["wagtailadmin.access_admin", "segments.manage_stream"])
     page = operator.get(url)
@@ -284,6 +278,6 @@ def test_the_dead_letter_screen_lists_requeues_and_discards_behind_its_permissio
     assert "x\\u0000y" not in html and "secret" not in html  # no property is shown
     assert operator.get(action).status_code == 405
     assert operator.post(action, {**form, "action": "explode"}).status_code == 302
-    assert dead_letters() == [dead]
+    assert api.dead_letters() == [dead]
     assert operator.post(action, form).status_code == 302
-    assert dead_letters() == []
+    assert api.dead_letters() == []

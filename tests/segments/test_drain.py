@@ -9,8 +9,7 @@ from django.db import connections
 from django.test import override_settings
 
 from consent.api import grant_imported, notice_version, visitor_key
-from segments import events
-from segments import api
+from segments import api, events
 from segments.api import exchange, mirror_consent
 from segments.models import LoggedEvent
 from segments.stream import drain as pipeline

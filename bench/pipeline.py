@@ -16,7 +16,12 @@ from pathlib import Path
 from .report import verdict
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data" / "online_retail" / "online_retail.csv.gz"
+DATA = Path(
+    os.environ.get(
+        "BENCH_RETAIL_DATA",
+        ROOT.parent / "shared" / "data" / "online_retail" / "online_retail.csv.gz",
+    )
+)
 POSTGRES_URL = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432")
 REDIS_URL = os.environ.get("BENCH_PIPELINE_REDIS_URL", "redis://127.0.0.1:6379/11")
 

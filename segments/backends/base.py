@@ -313,9 +313,10 @@ class BaseBackend:
 
     # -- data-subject requests ---------------------------------------------------------------
     def erase_visitor(self, visitor_key: str) -> int:
-        """Remove the visitor's features, memberships and unprocessed stream entries (consent
-        fields stay: they are the tombstone that drops later events). Returns how many stream
-        entries were removed. The caller holds the visitor's partition lock."""
+        """Remove the visitor's features, memberships, unprocessed stream entries and dead
+        letters (consent fields stay: they are the tombstone that drops later events). Returns
+        how many stream entries (dead letters included) were removed. The caller holds the
+        visitor's partition lock."""
         raise NotImplementedError
 
     def visitor_data(self, visitor_key: str) -> VisitorState:

@@ -264,6 +264,9 @@ class EmbeddedBackend(BaseBackend):
             for entry_id in doomed:
                 del stream.entries[entry_id]
                 stream.delivered.discard(entry_id)
+            dead = [i for i, d in stream.dead.items() if d.fields.get("k") == visitor_key]
+            for entry_id in dead:  # dead letters are the visitor's events too
+                del stream.dead[entry_id]
             if self._profiles.pop(visitor_key, None) is not None:
                 self._nprofiles -= 1
             self._due.pop(visitor_key, None)
@@ -272,7 +275,7 @@ class EmbeddedBackend(BaseBackend):
                 del h[k]
                 slug = k[len(SEGMENT_PREFIX) :]
                 self._sizes[slug] = self._sizes.get(slug, 0) - 1
-            return len(doomed)
+            return len(doomed) + len(dead)
 
     def visitor_data(self, visitor_key):
         return self.load_visitors([visitor_key])[visitor_key]

@@ -513,6 +513,8 @@ class RedisBackend(BaseBackend):
     def erase_visitor(self, visitor_key):
         stream = self._stream(self.partition_for(visitor_key))
         doomed = [i for i, f in self.client.xrange(stream) if f.get("k") == visitor_key]
+        dead_stream = self._dead(self.partition_for(visitor_key))
+        dead = [i for i, f in self.client.xrange(dead_stream) if f.get("k") == visitor_key]
         m = self._m(visitor_key)
         memberships = [f for f in self.client.hkeys(m) if f.startswith(SEGMENT_PREFIX)]
         had_profile = self.client.exists(self._f(visitor_key))
@@ -520,6 +522,8 @@ class RedisBackend(BaseBackend):
         if doomed:
             pipe.xack(stream, GROUP, *doomed)
             pipe.xdel(stream, *doomed)
+        if dead:  # dead letters are the visitor's events too
+            pipe.xdel(dead_stream, *dead)
         if memberships:
             pipe.hdel(m, *memberships)
             for field in memberships:
@@ -529,7 +533,7 @@ class RedisBackend(BaseBackend):
         if had_profile:
             pipe.decr(f"{self.prefix}:nprofiles")
         pipe.execute()
-        return len(doomed)
+        return len(doomed) + len(dead)
 
     def visitor_data(self, visitor_key):
         return self.load_visitors([visitor_key])[visitor_key]

@@ -280,3 +280,18 @@ def test_the_dead_letter_screen_lists_requeues_and_discards_behind_its_permissio
     assert api.dead_letters() == [dead]
     assert operator.post(action, form).status_code == 302
     assert api.dead_letters() == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_erasing_a_visitor_removes_their_dead_letters_too(backend):
+    from segments.privacy import erase
+
+    key, other = keys_in_partitions(backend, per_partition=2)[:2]
+    partition = backend.partition_for(key)
+    for k in (key, other):
+        _consent(k)
+        backend.append_events(partition, [_event(k, note="\u0000")])
+    pipeline.drain_partition(partition)
+    assert len(api.dead_letters()) == 2
+    erase(key, frozenset({"personalization"}))
+    assert [d.fields["k"] for d in api.dead_letters()] == [other]

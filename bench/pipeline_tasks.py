@@ -29,6 +29,7 @@ from segments.profiles.features import Profile  # noqa: E402
 from segments.stream import drain as pipeline  # noqa: E402
 
 EVENT_NAMES = ["page_view", "click", "add_to_cart", "purchase", "scroll", "signup"]
+WARM_UP_SECONDS = 3
 
 
 def visitor_keys(namespace: str, count: int) -> list[str]:
@@ -184,6 +185,15 @@ def freshness(rate: float, seconds: float, probes: int) -> dict:
                     latencies.append(time.perf_counter() - sent)
                 return
             time.sleep(0.002)
+
+    # Warm-up, not measured: the same load for a few seconds first, so the worker processes
+    # have loaded their code, connections and segment definitions (a steady state).
+    warm_start = time.perf_counter()
+    for n in range(int(rate * WARM_UP_SECONDS)):
+        delay = warm_start + n / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        record_events(random.choice(background), [(random.choice(EVENT_NAMES), {}, None)])
 
     watchers = []
     total = int(rate * seconds)

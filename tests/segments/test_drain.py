@@ -50,7 +50,7 @@ def test_one_drain_task_serves_every_partition_in_turn(backend):
     assert LoggedEvent.objects.count() == len(keys)
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 @override_settings(SEGMENTS_DRAIN_LINGER_MS=250)  # as in production: the drain stays on
 def test_a_partition_receiving_events_non_stop_does_not_starve_the_others(backend):
     """With more busy partitions than worker processes, a drain that kept one partition while
@@ -102,7 +102,7 @@ def test_a_partition_receiving_events_non_stop_does_not_starve_the_others(backen
     assert waited < 1.0, f"the quiet partition waited {waited:.1f} s behind a busy one"
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_missing_consent_mirror_is_rebuilt_from_the_record_not_read_as_withdrawn(backend):
     keys = keys_in_partitions(backend, per_partition=2)
     grant_imported(keys, frozenset({"personalization"}))
@@ -119,7 +119,7 @@ def test_a_missing_consent_mirror_is_rebuilt_from_the_record_not_read_as_withdra
     assert all(backend.visitor_data(k).fields.get("_nv") == notice_version() for k in keys)
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_a_visitor_without_any_consent_record_still_has_their_events_dropped(backend):
     key = keys_in_partitions(backend)[0]
     _consent(key)
@@ -130,7 +130,7 @@ def test_a_visitor_without_any_consent_record_still_has_their_events_dropped(bac
     assert backend.pending_partitions() == []
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_an_entry_the_log_refuses_goes_to_the_dead_letters_and_the_rest_is_logged(backend):
     keys = keys_in_partitions(backend, per_partition=3)
     for key in keys:
@@ -170,7 +170,7 @@ def test_an_entry_the_log_refuses_goes_to_the_dead_letters_and_the_rest_is_logge
     assert api.dead_letters() == [] and backend.pending_partitions() == []
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_an_outage_costs_no_entry(backend, monkeypatch):
     """A failure while the database does not answer is not a bad entry: nothing is
     dead-lettered, everything waits for the next drain."""
@@ -256,7 +256,7 @@ def _admin_client(username: str, perms: list[str]):
     return client
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_the_dead_letter_screen_lists_requeues_and_discards_behind_its_permission(backend):
     from django.urls import reverse
 
@@ -288,7 +288,7 @@ def test_the_dead_letter_screen_lists_requeues_and_discards_behind_its_permissio
     assert api.dead_letters() == []
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
 def test_erasing_a_visitor_removes_their_dead_letters_too(backend):
     from segments.privacy import erase
 

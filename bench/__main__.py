@@ -30,6 +30,13 @@ def main(argv=None) -> int:
     parser.add_argument("--profile", action="store_true", help="add a cProfile of the plugin")
     parser.add_argument("--json", metavar="PATH", help="also write the raw results as JSON")
     parser.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    parser.add_argument(
+        "--pipeline-steps",
+        type=lambda v: [s for s in v.split(",") if s],
+        metavar="STEPS",
+        help="pipeline: only these steps, comma-separated (throughput, baseline, freshness, "
+        "scaling); e.g. --only pipeline --pipeline-steps freshness (about 2 minutes)",
+    )
     options = parser.parse_args(argv)
     selected = options.only or list(BENCHMARKS)
     results, failed = {}, False

@@ -4,6 +4,7 @@
 """
 
 import json
+import math
 import os
 import random
 import sys
@@ -18,7 +19,7 @@ django.setup()
 from celery import shared_task  # noqa: E402
 from django.db import connection  # noqa: E402
 
-from consent.api import notice_version  # noqa: E402
+from consent.api import notice_version, visitor_key  # noqa: E402
 from segments import events  # noqa: E402
 from segments.backends import get_backend  # noqa: E402
 from segments.backends.base import CONSENT_PREFIX, NOTICE_FIELD, StreamEntry  # noqa: E402
@@ -28,6 +29,15 @@ from segments.profiles.features import Profile  # noqa: E402
 from segments.stream import drain as pipeline  # noqa: E402
 
 EVENT_NAMES = ["page_view", "click", "add_to_cart", "purchase", "scroll", "signup"]
+WARM_UP_SECONDS = 3
+
+
+def visitor_keys(namespace: str, count: int) -> list[str]:
+    """``count`` visitor keys made as production makes them (keyed hashes of an identifier,
+    through the consent app), so they spread over the partitions as real visitors do.
+    (Keys such as ``f"{n:032x}"`` for small ``n`` all share their first 8 hex digits, which
+    choose the partition: one partition would serve the whole benchmark.)"""
+    return [visitor_key(f"bench-{namespace}-{n}") for n in range(count)]
 
 
 def segment_rules(n: int = 50) -> list[tuple[str, dict]]:
@@ -125,7 +135,7 @@ def one_event(fields: dict, n: int) -> None:
 
 
 def baseline_publish(count: int) -> dict:
-    keys = [f"{n:032x}" for n in range(10**9, 10**9 + count)]
+    keys = visitor_keys("baseline", count)
     _grant(keys)
     now = time.time()
     started = time.perf_counter()
@@ -162,8 +172,8 @@ def freshness(rate: float, seconds: float, probes: int) -> dict:
     event being recorded to the membership being visible to the next request's read."""
     from segments.api import exchange, record_events
 
-    background = [f"{n:032x}" for n in range(2 * 10**9, 2 * 10**9 + 2000)]
-    probe_keys = [f"{n:032x}" for n in range(3 * 10**9, 3 * 10**9 + probes)]
+    background = visitor_keys("background", 2000)
+    probe_keys = visitor_keys("probe", probes)
     _grant(background + probe_keys)
     latencies: list[float] = []
     lock = threading.Lock()
@@ -175,6 +185,15 @@ def freshness(rate: float, seconds: float, probes: int) -> dict:
                     latencies.append(time.perf_counter() - sent)
                 return
             time.sleep(0.002)
+
+    # Warm-up, not measured: the same load for a few seconds first, so the worker processes
+    # have loaded their code, connections and segment definitions (a steady state).
+    warm_start = time.perf_counter()
+    for n in range(int(rate * WARM_UP_SECONDS)):
+        delay = warm_start + n / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        record_events(random.choice(background), [(random.choice(EVENT_NAMES), {}, None)])
 
     watchers = []
     total = int(rate * seconds)
@@ -199,19 +218,23 @@ def freshness(rate: float, seconds: float, probes: int) -> dict:
     achieved = sent / (time.perf_counter() - started)
     for thread in watchers:
         thread.join(timeout=15)
-    latencies.sort()
+    seen = len(latencies)
+    # A probe never seen (within 10 s) counts as infinitely late, not as absent.
+    latencies = sorted(latencies) + [math.inf] * (len(watchers) - seen)
 
     def pct(p: float):
-        return (
-            latencies[min(int(p * len(latencies)), len(latencies) - 1)] * 1000
-            if latencies
-            else None
-        )
+        if not latencies:
+            return None
+        value = latencies[min(int(p * len(latencies)), len(latencies) - 1)]
+        return None if value == math.inf else value * 1000
 
+    partitions = get_backend().partitions
     return {
         "rate": achieved,
         "probes": len(watchers),
-        "seen": len(latencies),
+        "seen": seen,
+        "partitions_probed": len({get_backend().partition_for(k) for k in probe_keys}),
+        "partitions": partitions,
         "p50_ms": pct(0.50),
         "p99_ms": pct(0.99),
         "max_ms": pct(1.0),
@@ -223,12 +246,14 @@ def memory(visitors: int, sample_events: int) -> dict:
     processing ``sample_events`` new events for random existing visitors."""
     backend = get_backend()
     client = backend.client
-    client.flushdb()
+    stale = list(client.scan_iter(match=f"{backend.prefix}:*", count=1000))  # this run's only
+    for n in range(0, len(stale), 500):
+        client.delete(*stale[n : n + 500])
     backend._groups_ready.clear()
     base = client.info("memory")["used_memory"]
     now = time.time()
     segments = enabled_segments()
-    keys = [f"{n:032x}" for n in range(4 * 10**9, 4 * 10**9 + visitors)]
+    keys = visitor_keys("memory", visitors)
     version, expiry = notice_version(), repr(now + 86400)
     changes = pipeline._Changes()
     for start in range(0, visitors, 2000):

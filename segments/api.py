@@ -6,6 +6,12 @@ from .backends import get_backend
 from .backends.base import BackendUnavailable, Exchange
 from .conf import get_setting
 from .consent_mirror import mirror_consent, tracking_purpose
+from .dead_letters import (
+    dead_letters,
+    discard_dead_letter,
+    requeue_dead_letter,
+    stream_stats,
+)
 from .definitions import (
     context_only_segments,
     context_segments,
@@ -21,7 +27,6 @@ from .extensions import (
     register_profile_scorer,
     register_rule_reference_validator,
 )
-from .health import stream_stats
 from .models import Segment
 from .profiles import catalog
 from .profiles.catalog import (
@@ -90,8 +95,10 @@ __all__ = [
     "compile_comparison",
     "context_only_slugs",
     "context_segments",
+    "dead_letters",
     "describe_comparison",
     "describe_rule",
+    "discard_dead_letter",
     "estimate_rule_size",
     "exchange",
     "explain_visitor",
@@ -118,6 +125,7 @@ __all__ = [
     "register_rule_reference_validator",
     "report",
     "request_context",
+    "requeue_dead_letter",
     "rule_catalog",
     "rule_problems",
     "schedule_drain",

@@ -8,7 +8,9 @@ from django.utils.module_loading import import_string
 from consent.api import purposes, rate_problem, shared_cache_problem
 
 from .backends import get_backend
+from .backends.base import MAX_PARTITIONS
 from .conf import get_setting
+from .events import NAME_RE
 from .models import Segment
 from .rules import validate_rule
 
@@ -36,6 +38,16 @@ def check_backend(app_configs=None, **kwargs):
             )
         ]
 
+    problem = stream_option_problem(config.get("OPTIONS") or {})
+    if problem:
+        return [
+            Error(
+                f"SEGMENTS_BACKEND['OPTIONS']: {problem}",
+                hint="Changing PARTITIONS on a live site needs a drained stream first "
+                "(docs/tracking.md, 'The stream drain').",
+                id="segments.E009",
+            )
+        ]
     try:
         get_backend()
     except Exception as exc:  # a misconfigured option surfaces here, not at request time
@@ -175,3 +187,37 @@ def check_time_zone(app_configs=None, **kwargs):
             )
         ]
     return []
+
+
+def stream_option_problem(options: dict) -> str | None:
+    """What is wrong with the stream's options (partitions, cap, sheddable events), if anything."""
+    partitions = options.get("PARTITIONS", 4)
+    if type(partitions) is not int or not 1 <= partitions <= MAX_PARTITIONS:
+        return f"PARTITIONS must be a whole number from 1 to {MAX_PARTITIONS}, not {partitions!r}."
+    cap = options.get("MAX_LENGTH", 0)
+    if type(cap) is not int or cap < 0:
+        return f"MAX_LENGTH must be a whole number of entries (0: no cap), not {cap!r}."
+    shed = options.get("SHED_EVENTS", [])
+    if isinstance(shed, str) or not all(isinstance(n, str) and NAME_RE.match(n) for n in shed):
+        return f"SHED_EVENTS must be a list of event names, not {shed!r}."
+    return None
+
+
+@register()
+def check_drain(app_configs=None, **kwargs):
+    ttl = get_setting("SEGMENTS_LOCK_TTL_MS")
+    attempts = get_setting("SEGMENTS_DEAD_LETTER_ATTEMPTS")
+    if type(ttl) is not int or ttl < 1000:
+        problem = f"SEGMENTS_LOCK_TTL_MS must be at least 1000 (milliseconds), not {ttl!r}."
+    elif type(attempts) is not int or attempts < 1:
+        problem = f"SEGMENTS_DEAD_LETTER_ATTEMPTS must be at least 1, not {attempts!r}."
+    else:
+        return []
+    return [
+        Error(
+            problem,
+            hint="The drain lock is renewed every third of its lifetime; a failing entry is "
+            "tried this many times before it goes to the dead letters.",
+            id="segments.E008",
+        )
+    ]

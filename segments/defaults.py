@@ -7,13 +7,18 @@ SEGMENTS_BACKEND = {"BACKEND": "segments.backends.embedded.EmbeddedBackend", "OP
 # The consent purpose under which behaviour is recorded and segments are computed.
 SEGMENTS_PURPOSE = "personalization"
 
-# Events read from the stream per batch, and how long one drain task may run before it hands
-# over to a fresh task (so one partition never monopolises a worker process).
+# Events read from the stream per batch (one partition's turn in a drain), and how long one
+# drain task may run before it hands over to a fresh task.
 SEGMENTS_BATCH_SIZE = 2000
 SEGMENTS_DRAIN_MAX_SECONDS = 20.0
 # How long an idle drain waits for new events before it ends (Redis backend only).
 SEGMENTS_DRAIN_LINGER_MS = 250
-SEGMENTS_LOCK_TTL_MS = 30_000
+# Lifetime of a partition's drain lock; the live drain renews it every third of this, so a
+# dead worker's partition is taken over (and its unacknowledged entries claimed) within it.
+SEGMENTS_LOCK_TTL_MS = 5_000
+# Failed attempts at applying one stream entry (while the database and the fast store answer)
+# before it is moved to its partition's dead-letter stream.
+SEGMENTS_DEAD_LETTER_ATTEMPTS = 3
 
 # The request path's circuit breaker. After the fast store fails (an error, or no reply within
 # the backend's REQUEST_TIMEOUT), or answers slower than SEGMENTS_SLOW_CALL_SECONDS this many

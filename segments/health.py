@@ -12,16 +12,6 @@ from .conf import get_setting
 logger = logging.getLogger("segments.operations")
 
 
-def stream_stats(now: float | None = None) -> list[dict]:
-    """Per partition of the event stream: a dict with ``partition``, ``length``, ``pending``,
-    ``dead_letter``, ``undelivered``, ``oldest_age`` (seconds) and ``group`` (see
-    :meth:`segments.backends.base.BaseBackend.stream_stats`). Raises
-    :class:`~segments.backends.base.BackendUnavailable`-like errors of the backend when the
-    fast store cannot be reached. One pipelined round trip (two when entries are waiting
-    undelivered); for scrapes and health checks, never the request path."""
-    return get_backend().stream_stats(time.time() if now is None else now)
-
-
 def beat() -> None:
     """Called by the periodic sweep (every 5 s): record that a worker is alive and beat
     schedules it, and recreate consumer groups that went missing (a Redis emptied or replaced

@@ -20,7 +20,6 @@ from prometheus_client import Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 
 from .backends import get_backend
-from .health import stream_stats
 
 logger = logging.getLogger("segments.operations")
 
@@ -197,7 +196,7 @@ def collect():
         "tailored_fast_store_up", "Whether the fast store answered this scrape (1) or not (0)."
     )
     try:
-        stats = stream_stats(now)
+        stats = backend.stream_stats(now)
         beat = backend.heartbeat()
     except Exception:
         up.add_metric([], 0)
@@ -214,12 +213,12 @@ def collect():
             "Entries delivered to a drain and not acknowledged yet.",
             labels=["partition"],
         ),
-        "undelivered": GaugeMetricFamily(
+        "lag": GaugeMetricFamily(
             "tailored_stream_undelivered",
             "Entries no drain has read yet.",
             labels=["partition"],
         ),
-        "dead_letter": GaugeMetricFamily(
+        "dead_letters": GaugeMetricFamily(
             "tailored_stream_dead_letter",
             "Entries set aside as unprocessable, waiting for an operator.",
             labels=["partition"],
@@ -233,7 +232,7 @@ def collect():
     }
     for row in stats:
         for key, family in families.items():
-            family.add_metric([str(row["partition"])], float(row.get(key) or 0))
+            family.add_metric([str(row.partition)], float(getattr(row, key) or 0))
     yield from families.values()
     if beat is not None:
         age = GaugeMetricFamily(

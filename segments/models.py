@@ -60,6 +60,10 @@ class LoggedEvent(models.Model):
         # On PostgreSQL a BRIN index on occurred_at (nearly free to maintain) serves the
         # time-range reads of retraining and retention; see migration 0001.
         db_table = "segments_event"  # the model's name before 0004; raw SQL in events.log
+        # The stream's dead-letter screen (segments.admin_views): operators, not editors.
+        permissions = [
+            ("manage_stream", "Can see and repair the event stream's dead letters"),
+        ]
         indexes = [models.Index(fields=["visitor_key", "occurred_at"])]
 
     def __str__(self) -> str:

@@ -10,7 +10,8 @@ from .stream import drain as pipeline
 
 @shared_task(name="segments.drain", acks_late=True, ignore_result=True)
 def drain(partition: int) -> int:
-    """Drain one partition of the event stream in batches (one task per burst, not per event)."""
+    """Drain the event stream in batches, every partition in turn starting with ``partition``
+    (one task per burst, not per event; see :mod:`segments.stream.drain`)."""
     result = pipeline.drain_partition(int(partition))
     if result.more:
         drain.delay(partition)
@@ -23,9 +24,10 @@ def sweep() -> list[int]:
     as those a crashed worker left behind. Also the workers' heartbeat (readiness, metrics)."""
     health.beat()
     partitions = pipeline.pending_partitions()
-    for partition in partitions:
+    scheduled = pipeline.to_schedule(partitions)
+    for partition in scheduled:
         drain.delay(partition)
-    return partitions
+    return scheduled
 
 
 @shared_task(name="segments.sync_consent_mirrors", ignore_result=True)

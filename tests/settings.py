@@ -66,8 +66,9 @@ else:
 CELERY_TASK_ALWAYS_EAGER = True  # tests that need a real worker switch this off
 CELERY_TASK_DEFAULT_QUEUE = f"tailored-test-{TEST_RUN_ID}"
 SEGMENTS_DRAIN_LINGER_MS = 0
-# Worker processes started by the tests take a short lock, so a killed one is replaced quickly.
-SEGMENTS_LOCK_TTL_MS = int(os.environ.get("TAILORED_LOCK_TTL_MS", "30000"))
+# A test may give the worker processes it starts another drain-lock lifetime.
+if os.environ.get("TAILORED_LOCK_TTL_MS"):
+    SEGMENTS_LOCK_TTL_MS = int(os.environ["TAILORED_LOCK_TTL_MS"])
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {

@@ -12,6 +12,8 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+import orjson
+
 # Fields of the per-visitor membership hash. Segment memberships are "s:<slug>" -> until (epoch
 # seconds, "inf" for open-ended); consent grants mirrored from the consent app are
 # "_c:<purpose>" -> expiry (epoch seconds) with the notice version under "_nv".
@@ -115,6 +117,53 @@ class StreamEntry:
     fields: dict[str, str]
 
 
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """An entry the drain gave up on: its original fields (``k``: visitor key, ``d``: the
+    encoded event), its id in the partition's stream, the class of the last error (never its
+    message, which may quote the event) and how many times it was tried. ``entry_id`` is its
+    id in the dead-letter stream, ``at`` when it was moved there (epoch seconds)."""
+
+    partition: int
+    entry_id: str
+    original_id: str
+    fields: dict[str, str]
+    error: str
+    attempts: int
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class PartitionStats:
+    """One partition of the stream, as :func:`segments.api.stream_stats` reports it."""
+
+    partition: int
+    length: int  # entries accepted and not yet acknowledged (delivered or not)
+    pending: int  # delivered to a drain, not acknowledged
+    lag: int  # not yet delivered to any drain
+    dead_letters: int
+    shed: int  # events refused at intake because the partition was over its cap
+    oldest_age: float = 0.0  # seconds since the oldest unacknowledged entry was recorded
+    group: bool | None = True  # the consumer group exists (None: no stream yet, which is fine)
+
+
+# Events refused first when a partition is over its cap (OPTIONS["SHED_EVENTS"]).
+DEFAULT_SHED_EVENTS = ("page_view",)
+# Entries a partition may hold before sheddable events are refused (OPTIONS["MAX_LENGTH"]).
+DEFAULT_MAX_LENGTH = 500_000
+
+
+def shed_prefix(name: str) -> str:
+    """How the encoded event ("d") of a stream entry named ``name`` begins: the events module
+    writes the name first (``{"n":"page_view",...``), so the exchange script recognises a
+    sheddable event without decoding it."""
+    return '{"n":' + orjson.dumps(name).decode() + ","
+
+
+# The largest partition count OPTIONS["PARTITIONS"] may name (system check segments.E009).
+MAX_PARTITIONS = 1024
+
+
 class BaseBackend:
     """Base class of backends: read the docstring of each method before implementing it."""
 
@@ -123,6 +172,10 @@ class BaseBackend:
         self.partitions = int(options.get("PARTITIONS", 4))
         self.profile_ttl = profile_ttl(options)
         self.drain_flag_ttl_ms = int(options.get("DRAIN_FLAG_TTL_MS", 10_000))
+        # Back-pressure: over this many waiting entries, a partition refuses the sheddable
+        # events (page views by default) at intake, never the others; 0: no cap.
+        self.max_length = int(options.get("MAX_LENGTH", DEFAULT_MAX_LENGTH))
+        self.shed_events = tuple(options.get("SHED_EVENTS", DEFAULT_SHED_EVENTS))
 
     def partition_for(self, visitor_key: str) -> int:
         """Events of one visitor always go to the same partition, so they stay in order."""
@@ -169,7 +222,8 @@ class BaseBackend:
         """Take the partition's drain lock (one drain per partition keeps events in order)."""
         raise NotImplementedError
 
-    def refresh_lock(self, partition: int, token: str, ttl_ms: int) -> None:
+    def refresh_lock(self, partition: int, token: str, ttl_ms: int) -> bool:
+        """Extend the lock if ``token`` still holds it (atomically); False if it does not."""
         raise NotImplementedError
 
     def unlock_partition(self, partition: int, token: str) -> None:
@@ -188,6 +242,41 @@ class BaseBackend:
         """Entries of the partition not yet acknowledged, oldest first: first any left pending
         by a consumer that died (reclaimed for ``consumer``, when ``reclaim``), then new ones,
         waiting up to ``block_ms`` for some to arrive if there are none."""
+        raise NotImplementedError
+
+    def wait_for_events(self, timeout_ms: int) -> bool:
+        """Wait up to ``timeout_ms`` for an event to arrive in any partition (an idle drain's
+        linger); True if one did. Backends that cannot wait return False at once."""
+        return False
+
+    def record_attempt(self, partition: int, entry_id: str) -> int:
+        """Count one failed attempt at applying an entry; returns the count so far (kept
+        until the entry is acknowledged or dead-lettered, across drains)."""
+        raise NotImplementedError
+
+    def dead_letter(self, partition: int, entry: StreamEntry, error: str, attempts: int) -> None:
+        """Atomically move ``entry`` to the partition's dead-letter stream (with its fields,
+        the error class and the attempts) and acknowledge it in the event stream."""
+        raise NotImplementedError
+
+    def dead_letters(self, partition: int | None = None, limit: int = 500) -> list[DeadLetter]:
+        """Dead-lettered entries (of one partition, or all), oldest first, at most ``limit``."""
+        raise NotImplementedError
+
+    def requeue_dead_letter(self, partition: int, entry_id: str) -> bool:
+        """Append a dead-lettered entry to its partition's stream again (a new entry, read
+        after everything already waiting) and remove it from the dead letters; False if there
+        is no such dead letter."""
+        raise NotImplementedError
+
+    def discard_dead_letter(self, partition: int, entry_id: str) -> bool:
+        """Remove a dead-lettered entry for good; False if there is no such dead letter."""
+        raise NotImplementedError
+
+    def stream_stats(self, now: float | None = None) -> list[PartitionStats]:
+        """Each partition's backlog, dead letters, shed events, the age of its oldest waiting
+        entry at ``now`` and whether its consumer group exists (for operators: health checks,
+        metrics scrapes and the admin; never the request path)."""
         raise NotImplementedError
 
     def load_visitors(self, keys: list[str]) -> dict[str, VisitorState]:
@@ -226,11 +315,17 @@ class BaseBackend:
         """Partitions with entries that no consumer has acknowledged."""
         raise NotImplementedError
 
+    def stale_partitions(self, idle_ms: int) -> list[int]:
+        """Partitions holding entries delivered to a drain at least ``idle_ms`` ago and not
+        acknowledged: what a drain that died left behind."""
+        raise NotImplementedError
+
     # -- data-subject requests ---------------------------------------------------------------
     def erase_visitor(self, visitor_key: str) -> int:
-        """Remove the visitor's features, memberships and unprocessed stream entries (consent
-        fields stay: they are the tombstone that drops later events). Returns how many stream
-        entries were removed. The caller holds the visitor's partition lock."""
+        """Remove the visitor's features, memberships, unprocessed stream entries and dead
+        letters (consent fields stay: they are the tombstone that drops later events). Returns
+        how many stream entries (dead letters included) were removed. The caller holds the
+        visitor's partition lock."""
         raise NotImplementedError
 
     def visitor_data(self, visitor_key: str) -> VisitorState:
@@ -246,16 +341,6 @@ class BaseBackend:
         raise NotImplementedError
 
     # -- operations (read by health checks and metrics scrapes, never on the request path) ----
-    def stream_stats(self, now: float) -> list[dict]:
-        """Per partition: ``partition``; ``length`` (entries in the stream: not yet
-        acknowledged, plus acknowledged ones an approximate trim left); ``pending`` (delivered
-        to a drain, not acknowledged); ``dead_letter`` (entries set aside as unprocessable);
-        ``undelivered`` (not yet read by any drain; an upper bound where the store cannot
-        tell); ``oldest_age`` (seconds since the oldest unacknowledged entry was recorded, 0
-        when there is none); ``group`` (whether the consumer group exists, or None where there
-        is no stream yet, which is fine)."""
-        raise NotImplementedError
-
     def ensure_consumer_groups(self) -> list[int]:
         """Create every partition's stream and consumer group where missing (from the start of
         the stream, so nothing in it is skipped); returns the partitions whose group was

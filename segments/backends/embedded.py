@@ -16,11 +16,14 @@ from .base import (
     NOTICE_FIELD,
     SEGMENT_PREFIX,
     BaseBackend,
+    DeadLetter,
     Exchange,
+    PartitionStats,
     StreamEntry,
     VisitorState,
     VisitorUpdate,
     _until,
+    shed_prefix,
 )
 
 
@@ -28,6 +31,9 @@ class _Stream:
     def __init__(self) -> None:
         self.entries: OrderedDict[str, dict[str, str]] = OrderedDict()  # unacknowledged
         self.delivered: set[str] = set()  # pending: delivered, not acknowledged
+        self.dead: OrderedDict[str, DeadLetter] = OrderedDict()
+        self.attempts: dict[str, int] = {}
+        self.shed = 0
 
 
 class EmbeddedBackend(BaseBackend):
@@ -43,6 +49,7 @@ class EmbeddedBackend(BaseBackend):
         self._sizes: dict[str, int] = {}
         self._nprofiles = 0
         self._last_ms = 0
+        self._shed_prefixes = tuple(shed_prefix(name) for name in self.shed_events)
 
     def _next_id(self) -> str:
         ms = int(time.time() * 1000)
@@ -69,12 +76,16 @@ class EmbeddedBackend(BaseBackend):
             drain = False
             if events:
                 partition = self.partition_for(visitor_key)
+                stream = self._streams[partition]
+                over = 0 < self.max_length <= len(stream.entries)
+                added = 0
                 for fields in events:
-                    self._streams[partition].entries[self._next_id()] = {
-                        "k": fields["k"],
-                        "d": fields["d"],
-                    }
-                drain = self._flag(f"drain:{partition}", self.drain_flag_ttl_ms)
+                    if over and fields["d"].startswith(self._shed_prefixes):
+                        stream.shed += 1
+                        continue
+                    stream.entries[self._next_id()] = {"k": fields["k"], "d": fields["d"]}
+                    added += 1
+                drain = bool(added) and self._flag(f"drain:{partition}", self.drain_flag_ttl_ms)
             flat = []
             for k, v in h.items():
                 if k.startswith(SEGMENT_PREFIX) and _until(v) > now:
@@ -108,8 +119,63 @@ class EmbeddedBackend(BaseBackend):
     def refresh_lock(self, partition, token, ttl_ms):
         with self._lock:
             held = self._flags.get(f"lock:{partition}")
-            if held is not None and held[1] == token:
-                self._flags[f"lock:{partition}"] = (time.monotonic() + ttl_ms / 1000, token)
+            if held is None or held[1] != token or held[0] <= time.monotonic():
+                return False
+            self._flags[f"lock:{partition}"] = (time.monotonic() + ttl_ms / 1000, token)
+            return True
+
+    def record_attempt(self, partition, entry_id):
+        with self._lock:
+            attempts = self._streams[partition].attempts
+            attempts[entry_id] = attempts.get(entry_id, 0) + 1
+            return attempts[entry_id]
+
+    def dead_letter(self, partition, entry, error, attempts):
+        with self._lock:
+            stream = self._streams[partition]
+            dead_id = self._next_id()
+            stream.dead[dead_id] = DeadLetter(
+                partition, dead_id, entry.entry_id, dict(entry.fields), error, attempts, time.time()
+            )
+            stream.entries.pop(entry.entry_id, None)
+            stream.delivered.discard(entry.entry_id)
+            stream.attempts.pop(entry.entry_id, None)
+
+    def dead_letters(self, partition=None, limit=500):
+        with self._lock:
+            streams = self._streams if partition is None else [self._streams[partition]]
+            found = [d for s in streams for d in s.dead.values()]
+        found.sort(key=lambda d: (d.at, d.partition))
+        return found[:limit]
+
+    def requeue_dead_letter(self, partition, entry_id):
+        with self._lock:
+            stream = self._streams[partition]
+            dead = stream.dead.pop(entry_id, None)
+            if dead is None:
+                return False
+            stream.entries[self._next_id()] = dict(dead.fields)
+            return True
+
+    def discard_dead_letter(self, partition, entry_id):
+        with self._lock:
+            return self._streams[partition].dead.pop(entry_id, None) is not None
+
+    def stream_stats(self, now=None):
+        now = time.time() if now is None else now
+        with self._lock:
+            return [
+                PartitionStats(
+                    partition=p,
+                    length=len(s.entries),
+                    pending=len(s.delivered),
+                    lag=len(s.entries) - len(s.delivered),
+                    dead_letters=len(s.dead),
+                    shed=s.shed,
+                    oldest_age=_age(next(iter(s.entries), None), now),
+                )
+                for p, s in enumerate(self._streams)
+            ]
 
     def unlock_partition(self, partition, token):
         with self._lock:
@@ -190,6 +256,9 @@ class EmbeddedBackend(BaseBackend):
         with self._lock:
             return [p for p, s in enumerate(self._streams) if s.entries]
 
+    def stale_partitions(self, idle_ms):
+        return []  # one process: a drain that died took the whole backend with it
+
     def erase_visitor(self, visitor_key):
         with self._lock:
             stream = self._streams[self.partition_for(visitor_key)]
@@ -197,6 +266,9 @@ class EmbeddedBackend(BaseBackend):
             for entry_id in doomed:
                 del stream.entries[entry_id]
                 stream.delivered.discard(entry_id)
+            dead = [i for i, d in stream.dead.items() if d.fields.get("k") == visitor_key]
+            for entry_id in dead:  # dead letters are the visitor's events too
+                del stream.dead[entry_id]
             if self._profiles.pop(visitor_key, None) is not None:
                 self._nprofiles -= 1
             self._due.pop(visitor_key, None)
@@ -205,7 +277,7 @@ class EmbeddedBackend(BaseBackend):
                 del h[k]
                 slug = k[len(SEGMENT_PREFIX) :]
                 self._sizes[slug] = self._sizes.get(slug, 0) - 1
-            return len(doomed)
+            return len(doomed) + len(dead)
 
     def visitor_data(self, visitor_key):
         return self.load_visitors([visitor_key])[visitor_key]
@@ -231,25 +303,6 @@ class EmbeddedBackend(BaseBackend):
             self._nprofiles = 0
 
     # -- operations -------------------------------------------------------------------------
-    def stream_stats(self, now):
-        with self._lock:
-            stats = []
-            for p, stream in enumerate(self._streams):
-                first = next(iter(stream.entries), None)
-                stats.append(
-                    {
-                        "partition": p,
-                        "length": len(stream.entries),
-                        "pending": len(stream.delivered),
-                        "dead_letter": 0,
-                        "undelivered": len(stream.entries) - len(stream.delivered),
-                        "oldest_age": 0.0
-                        if first is None
-                        else max(now - int(first.partition("-")[0]) / 1000, 0.0),
-                        "group": True,
-                    }
-                )
-            return stats
 
     def ensure_consumer_groups(self):
         return []  # the embedded stream has its one group built in
@@ -259,3 +312,10 @@ class EmbeddedBackend(BaseBackend):
 
     def heartbeat(self):
         return getattr(self, "_heartbeat", None)
+
+
+def _age(entry_id: str | None, now: float) -> float:
+    """Seconds since the entry (a stream id, milliseconds first) was recorded; 0 for none."""
+    if entry_id is None:
+        return 0.0
+    return max(now - int(entry_id.partition("-")[0]) / 1000, 0.0)

@@ -7,14 +7,19 @@ Layout (``P`` is the key prefix):
                        ``_nv`` -> notice version
 - ``P:f:<visitor>``    string: the visitor's features (compact JSON)
 - ``P:drain:<p>``      flag: a drain of partition p is scheduled or running
-- ``P:lock:<p>``       lock: the drain holding partition p
+- ``P:lock:<p>``       lock: the drain holding partition p (a few seconds, renewed while held)
+- ``P:dead:<p>``       stream of partition p's dead letters (entries the drain gave up on)
+- ``P:attempts:<p>``   hash: entry id -> failed attempts at applying it
+- ``P:shed:<p>``       counter: events refused at intake while partition p was over its cap
 """
 
 import math
 import os
 import threading
+import time
 import weakref
 import zlib
+from dataclasses import replace
 
 import redis
 from redis.backoff import NoBackoff
@@ -28,17 +33,22 @@ from .base import (
     SEGMENT_PREFIX,
     BackendUnavailable,
     BaseBackend,
+    DeadLetter,
     Exchange,
+    PartitionStats,
     StreamEntry,
     VisitorState,
+    shed_prefix,
 )
 
 GROUP = "segments"
 
-# KEYS: membership hash, stream, drain flag. ARGV: consent field, now, notice version,
-# drain flag ttl (ms), then for each event its "k" and "d" field values (none: read only).
-# Returns {-1} (no consent state), {0} (not consented) or {1, drain scheduled?, [slug, until...]}
-# with the memberships that end after now only (an unreadable end counts as ended).
+# KEYS: membership hash, stream, drain flag, shed counter. ARGV: consent field, now, notice
+# version, drain flag ttl (ms), the stream's cap (0: none), the number S of sheddable prefixes,
+# the S prefixes, then for each event its "k" and "d" field values (none: read only).
+# Returns {-1} (no consent state), {0} (not consented) or {1, drain scheduled?, [slug, until...],
+# events shed} with the memberships that end after now only (an unreadable end counts as
+# ended). Over the cap, events whose "d" starts with a sheddable prefix are not appended.
 _EXCHANGE = """
 local h = redis.call('HGETALL', KEYS[1])
 if #h == 0 then return {-1} end
@@ -58,13 +68,31 @@ for i = 1, #h, 2 do
 end
 if (not exp) or tonumber(exp) <= now or nv ~= ARGV[3] then return {0} end
 local drain = 0
-if #ARGV > 4 then
-  for i = 5, #ARGV, 2 do
-    redis.call('XADD', KEYS[2], '*', 'k', ARGV[i], 'd', ARGV[i + 1])
+local shed = 0
+local nshed = tonumber(ARGV[6])
+local first = 7 + nshed
+if #ARGV >= first then
+  local cap = tonumber(ARGV[5])
+  local over = cap > 0 and redis.call('XLEN', KEYS[2]) >= cap
+  local added = 0
+  for i = first, #ARGV, 2 do
+    local drop = false
+    if over then
+      for j = 7, first - 1 do
+        if string.sub(ARGV[i + 1], 1, #ARGV[j]) == ARGV[j] then drop = true break end
+      end
+    end
+    if drop then
+      shed = shed + 1
+    else
+      redis.call('XADD', KEYS[2], '*', 'k', ARGV[i], 'd', ARGV[i + 1])
+      added = added + 1
+    end
   end
-  if redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[4]) then drain = 1 end
+  if shed > 0 then redis.call('INCRBY', KEYS[4], shed) end
+  if added > 0 and redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[4]) then drain = 1 end
 end
-return {1, drain, memberships}
+return {1, drain, memberships, shed}
 """
 
 # KEYS: membership hash. ARGV: ttl, notice version, then purpose-field/expiry pairs.
@@ -81,6 +109,11 @@ return 1
 
 _UNLOCK = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+_REFRESH = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
 """
 
@@ -107,6 +140,9 @@ class RedisBackend(BaseBackend):
         self.request_timeout = float(options.get("REQUEST_TIMEOUT", 0.1))
         self._set_consent = self.client.register_script(_SET_CONSENT)
         self._unlock = self.client.register_script(_UNLOCK)
+        self._refresh = self.client.register_script(_REFRESH)
+        self._shed_args = [str(self.max_length), str(len(self.shed_events))]
+        self._shed_args += [shed_prefix(name) for name in self.shed_events]
         self._groups_ready: set[str] = set()
         self._due = f"{self.prefix}:due"
         self._sizes = f"{self.prefix}:sizes"
@@ -124,8 +160,14 @@ class RedisBackend(BaseBackend):
     # -- request path -----------------------------------------------------------------------
     def exchange(self, visitor_key, *, purpose, notice_version, now, events=()):
         partition = self.partition_for(visitor_key)
-        keys = [self._m(visitor_key), self._stream(partition), f"{self.prefix}:drain:{partition}"]
+        keys = [
+            self._m(visitor_key),
+            self._stream(partition),
+            f"{self.prefix}:drain:{partition}",
+            f"{self.prefix}:shed:{partition}",
+        ]
         args = [CONSENT_PREFIX + purpose, repr(now), notice_version, str(self.drain_flag_ttl_ms)]
+        args += self._shed_args
         for fields in events:
             args += (fields["k"], fields["d"])
         result = self._call_exchange(keys, args)
@@ -244,10 +286,8 @@ class RedisBackend(BaseBackend):
     def lock_partition(self, partition, token, ttl_ms):
         return bool(self.client.set(f"{self.prefix}:lock:{partition}", token, nx=True, px=ttl_ms))
 
-    def refresh_lock(self, partition: int, token: str, ttl_ms: int) -> None:
-        key = f"{self.prefix}:lock:{partition}"
-        if self.client.get(key) == token:
-            self.client.pexpire(key, ttl_ms)
+    def refresh_lock(self, partition: int, token: str, ttl_ms: int) -> bool:
+        return bool(self._refresh(keys=[f"{self.prefix}:lock:{partition}"], args=[token, ttl_ms]))
 
     def unlock_partition(self, partition, token):
         self._unlock(keys=[f"{self.prefix}:lock:{partition}"], args=[token])
@@ -313,6 +353,72 @@ class RedisBackend(BaseBackend):
             return []
         return [StreamEntry(i, f) for i, f in response[0][1]]
 
+    def wait_for_events(self, timeout_ms):
+        streams = {self._stream(p): "$" for p in range(self.partitions)}
+        try:
+            return bool(self.client.xread(streams, count=1, block=max(int(timeout_ms), 1)))
+        except RedisError:  # a linger longer than the socket timeout: as if nothing came
+            return False
+
+    def _dead(self, partition: int) -> str:
+        return f"{self.prefix}:dead:{partition}"
+
+    def record_attempt(self, partition, entry_id):
+        key = f"{self.prefix}:attempts:{partition}"
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hincrby(key, entry_id, 1)
+        pipe.expire(key, 86400)  # counts of entries that later went through fade away
+        return int(pipe.execute()[0])
+
+    def dead_letter(self, partition, entry, error, attempts):
+        stream = self._stream(partition)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.xadd(
+            self._dead(partition),
+            {
+                **entry.fields,
+                "_id": entry.entry_id,
+                "_error": error,
+                "_attempts": str(attempts),
+                "_at": repr(time.time()),
+            },
+        )
+        pipe.xack(stream, GROUP, entry.entry_id)
+        pipe.xdel(stream, entry.entry_id)
+        pipe.hdel(f"{self.prefix}:attempts:{partition}", entry.entry_id)
+        pipe.execute()
+
+    def dead_letters(self, partition=None, limit=500):
+        partitions = range(self.partitions) if partition is None else [partition]
+        pipe = self.client.pipeline(transaction=False)
+        for p in partitions:
+            pipe.xrange(self._dead(p), count=limit)
+        found = [
+            _dead_letter(p, entry_id, fields)
+            for p, entries in zip(partitions, pipe.execute(), strict=True)
+            for entry_id, fields in entries
+        ]
+        found.sort(key=lambda d: (d.at, d.partition))
+        return found[:limit]
+
+    def _dead_fields(self, partition: int, entry_id: str) -> dict | None:
+        found = self.client.xrange(self._dead(partition), entry_id, entry_id)
+        return found[0][1] if found else None
+
+    def requeue_dead_letter(self, partition, entry_id):
+        fields = self._dead_fields(partition, entry_id)
+        if fields is None:
+            return False
+        original = {k: v for k, v in fields.items() if not k.startswith("_")}
+        pipe = self.client.pipeline(transaction=True)
+        pipe.xadd(self._stream(partition), original)
+        pipe.xdel(self._dead(partition), entry_id)
+        pipe.execute()
+        return True
+
+    def discard_dead_letter(self, partition, entry_id):
+        return bool(self.client.xdel(self._dead(partition), entry_id))
+
     def load_visitors(self, keys):
         if not keys:
             return {}
@@ -365,10 +471,10 @@ class RedisBackend(BaseBackend):
             pipe.incrby(f"{self.prefix}:nprofiles", new_profiles)
         if acked:
             pipe.xack(stream, GROUP, *acked)
-            # One drain at a time per partition, in order: everything up to the newest entry
-            # acknowledged is done. Trim it away (whole blocks at a time: cheap).
-            newest = max(_id(i) for i in acked)
-            pipe.xtrim(stream, minid=f"{newest[0]}-{newest[1] + 1}", approximate=True)
+            # Exactly the acknowledged entries are deleted, never a range: an older entry may
+            # still be waiting (one being retried, or on its way to the dead letters), and an
+            # accepted entry is only ever removed once it is done.
+            pipe.xdel(stream, *acked)
         pipe.execute()
 
     def due_visitors(self, now, limit):
@@ -425,9 +531,18 @@ class RedisBackend(BaseBackend):
                 result.append(p)
         return result
 
+    def stale_partitions(self, idle_ms):
+        pipe = self.client.pipeline(transaction=False)
+        for p in range(self.partitions):
+            pipe.xpending_range(self._stream(p), GROUP, "-", "+", 1, idle=int(idle_ms))
+        replies = pipe.execute(raise_on_error=False)
+        return [p for p, r in enumerate(replies) if isinstance(r, list) and r]
+
     def erase_visitor(self, visitor_key):
         stream = self._stream(self.partition_for(visitor_key))
         doomed = [i for i, f in self.client.xrange(stream) if f.get("k") == visitor_key]
+        dead_stream = self._dead(self.partition_for(visitor_key))
+        dead = [i for i, f in self.client.xrange(dead_stream) if f.get("k") == visitor_key]
         m = self._m(visitor_key)
         memberships = [f for f in self.client.hkeys(m) if f.startswith(SEGMENT_PREFIX)]
         had_profile = self.client.exists(self._f(visitor_key))
@@ -435,6 +550,8 @@ class RedisBackend(BaseBackend):
         if doomed:
             pipe.xack(stream, GROUP, *doomed)
             pipe.xdel(stream, *doomed)
+        if dead:  # dead letters are the visitor's events too
+            pipe.xdel(dead_stream, *dead)
         if memberships:
             pipe.hdel(m, *memberships)
             for field in memberships:
@@ -444,7 +561,7 @@ class RedisBackend(BaseBackend):
         if had_profile:
             pipe.decr(f"{self.prefix}:nprofiles")
         pipe.execute()
-        return len(doomed)
+        return len(doomed) + len(dead)
 
     def visitor_data(self, visitor_key):
         return self.load_visitors([visitor_key])[visitor_key]
@@ -463,25 +580,30 @@ class RedisBackend(BaseBackend):
     def flush(self, keep_stream=False):
         keys = list(self.client.scan_iter(match=f"{self.prefix}:*", count=1000))
         if keep_stream:
-            stream_keys = (f"{self.prefix}:e:", f"{self.prefix}:lock:")
+            # Accepted events stay: the stream, its dead letters, and who is draining it.
+            stream_keys = tuple(
+                f"{self.prefix}:{part}:" for part in ("e", "lock", "dead", "attempts", "shed")
+            )
             keys = [k for k in keys if not k.startswith(stream_keys)]
         for n in range(0, len(keys), 500):
             self.client.delete(*keys[n : n + 500])
         self._groups_ready.clear()
 
     # -- operations -------------------------------------------------------------------------
-    def stream_stats(self, now):
+    def stream_stats(self, now=None):
+        now = time.time() if now is None else now
         streams = [self._stream(p) for p in range(self.partitions)]
         pipe = self.client.pipeline(transaction=False)
         for p, stream in enumerate(streams):
             pipe.xlen(stream)
             pipe.xinfo_groups(stream)
             pipe.xpending(stream, GROUP)
-            pipe.xlen(f"{self.prefix}:dead:{p}")
+            pipe.xlen(self._dead(p))
+            pipe.get(f"{self.prefix}:shed:{p}")
         replies = pipe.execute(raise_on_error=False)
         stats, oldest_of = [], {}
         for p in range(self.partitions):
-            length, groups, pending, dead = replies[4 * p : 4 * p + 4]
+            length, groups, pending, dead, shed = replies[5 * p : 5 * p + 5]
             group = (
                 next((g for g in groups if g["name"] == GROUP), None)
                 if isinstance(groups, list)
@@ -489,29 +611,33 @@ class RedisBackend(BaseBackend):
             )
             npending = pending["pending"] if isinstance(pending, dict) else 0
             lag = group.get("lag") if group else None
+            # Acknowledged entries are deleted, so the rest were never delivered (the group's
+            # own count where Redis keeps one).
             undelivered = max(length - npending, 0) if lag is None else int(lag)
-            row = {
-                "partition": p,
-                "length": length,
-                "pending": npending,
-                "dead_letter": dead if isinstance(dead, int) else 0,
-                "undelivered": undelivered,
-                "oldest_age": 0.0,
-                "group": None if isinstance(groups, Exception) else group is not None,
-            }
+            oldest_age = 0.0
             if npending:
-                row["oldest_age"] = _age(pending["min"], now)
+                oldest_age = _age(pending["min"], now)
             elif undelivered:  # the first entry after the last one delivered
-                start = f"({group['last-delivered-id']}" if group else "-"
-                oldest_of[p] = start
-            stats.append(row)
+                oldest_of[p] = f"({group['last-delivered-id']}" if group else "-"
+            stats.append(
+                PartitionStats(
+                    partition=p,
+                    length=int(length),
+                    pending=int(npending),
+                    lag=undelivered,
+                    dead_letters=dead if isinstance(dead, int) else 0,
+                    shed=int(shed or 0) if not isinstance(shed, Exception) else 0,
+                    oldest_age=oldest_age,
+                    group=None if isinstance(groups, Exception) else group is not None,
+                )
+            )
         if oldest_of:
             pipe = self.client.pipeline(transaction=False)
             for p, start in oldest_of.items():
                 pipe.xrange(streams[p], min=start, max="+", count=1)
             for p, first in zip(oldest_of, pipe.execute(), strict=True):
                 if first:
-                    stats[p]["oldest_age"] = _age(first[0][0], now)
+                    stats[p] = replace(stats[p], oldest_age=_age(first[0][0], now))
         return stats
 
     def ensure_consumer_groups(self):
@@ -533,6 +659,18 @@ class RedisBackend(BaseBackend):
     def heartbeat(self):
         value = self.client.get(f"{self.prefix}:heartbeat")
         return float(value) if value is not None else None
+
+
+def _dead_letter(partition: int, entry_id: str, fields: dict[str, str]) -> DeadLetter:
+    return DeadLetter(
+        partition=partition,
+        entry_id=entry_id,
+        original_id=fields.get("_id", ""),
+        fields={k: v for k, v in fields.items() if not k.startswith("_")},
+        error=fields.get("_error", ""),
+        attempts=int(fields.get("_attempts") or 0),
+        at=float(fields.get("_at") or 0),
+    )
 
 
 class _HeldConnection:

@@ -1,16 +1,38 @@
 """Workers' side of the stream: read batches, update features and memberships, acknowledge.
 
-One drain at a time per partition (a lock in the fast store), so each visitor's events are
-applied in order. A batch's effects (durable log rows, features, memberships) are written before
+Scheduling. Every drain task serves every partition, round-robin, one batch per turn
+(:func:`drain_partition`): a partition's lock is taken for one batch only, so with N worker
+processes up to N partitions are worked on at once and no partition waits behind another that
+keeps receiving events. A task ends when a pass finds every partition empty (after a short
+linger), or hands over to a fresh task after ``SEGMENTS_DRAIN_MAX_SECONDS``.
+
+Locks and takeover. One drain at a time per partition (a lock in the fast store), so each
+visitor's events are applied in order. The lock lives a few seconds (``SEGMENTS_LOCK_TTL_MS``)
+and the live drain renews it from a thread (:class:`LockKeeper`): a worker that dies frees its
+partition within seconds, and the next drain to take it claims the entries the dead one had
+read and not acknowledged (``XAUTOCLAIM``) before reading new ones.
+
+Exactly once. A batch's effects (durable log rows, features, memberships) are written before
 its entries are acknowledged, and only events newly written to the log are applied to profiles
 (a profile found to disagree with the log is recomputed from it), so a worker killed mid-batch
-loses no event and double-counts none: the next drain reclaims what it left pending.
+loses no event and double-counts none.
+
+Bad entries. A batch that fails is split until the failing entries are alone
+(:func:`apply_isolated`); the rest are applied and acknowledged. An entry that keeps failing
+while the database and the fast store answer goes, after ``SEGMENTS_DEAD_LETTER_ATTEMPTS``
+attempts, to its partition's dead-letter stream, from which an operator requeues or discards
+it (:mod:`segments.dead_letters`). No entry can stop a partition.
+
+Consent. A visitor whose consent mirror is missing from the fast store (lost, or removed by a
+rebuild) is not taken as withdrawn: the mirror is rebuilt from the durable consent record
+first, and only a record that does not allow the purpose drops the visitor's events.
 """
 
 import logging
 import math
 import os
 import socket
+import threading
 import time
 import uuid
 from collections import defaultdict
@@ -18,6 +40,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import orjson
+from django.db import connection
 
 from consent.api import notice_version
 
@@ -42,7 +65,12 @@ from ..profiles.features import Profile, parse_stream_id
 from ..rules import Outcome
 
 logger = logging.getLogger(__name__)
-CONSUMER = f"{socket.gethostname()}-{os.getpid()}"
+
+
+def consumer_name() -> str:
+    """This process's consumer name in the stream's group (read at call time: Celery's pool
+    processes are forked after this module is imported)."""
+    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -330,29 +358,42 @@ def reevaluate(keys: list[str], now: float, *, rescore: bool = False) -> int:
     for key in keys:
         by_partition[backend.partition_for(key)].append(key)
     done = 0
-    for partition, partition_keys in by_partition.items():
-        token = uuid.uuid4().hex
-        if not _acquire(backend, partition, token, wait=2.0):
-            continue  # a drain is busy there; next sweep
-        try:
-            states = backend.load_visitors(partition_keys)
-            changes = _Changes()
-            profiles = [
-                (key, Profile.from_dict(orjson.loads(p) if (p := states[key].profile) else None))
-                for key in partition_keys
-            ]
-            if rescore:
-                score(profiles, now)
-            updates = [
-                settle(key, profile, _previous(states[key].fields), segments, now, changes)
-                for key, profile in profiles
-            ]
-            changes.save()
-            backend.commit(partition, updates, [], changes.sizes)
-            done += len(updates)
-        finally:
-            backend.unlock_partition(partition, token)
+    with LockKeeper(backend) as keeper:
+        for partition, partition_keys in by_partition.items():
+            if not keeper.take(partition, wait=2.0):
+                continue  # a drain is busy there; next sweep
+            try:
+                done += _reevaluate_partition(
+                    backend, partition, partition_keys, segments, now, rescore
+                )
+            finally:
+                keeper.release(partition)
     return done
+
+
+def _reevaluate_partition(
+    backend: BaseBackend,
+    partition: int,
+    keys: list[str],
+    segments: list[CompiledSegment],
+    now: float,
+    rescore: bool,
+) -> int:
+    states = backend.load_visitors(keys)
+    changes = _Changes()
+    profiles = [
+        (key, Profile.from_dict(orjson.loads(p) if (p := states[key].profile) else None))
+        for key in keys
+    ]
+    if rescore:
+        score(profiles, now)
+    updates = [
+        settle(key, profile, _previous(states[key].fields), segments, now, changes)
+        for key, profile in profiles
+    ]
+    changes.save()
+    backend.commit(partition, updates, [], changes.sizes)
+    return len(updates)
 
 
 def _acquire(backend: BaseBackend, partition: int, token: str, wait: float) -> bool:
@@ -365,43 +406,227 @@ def _acquire(backend: BaseBackend, partition: int, token: str, wait: float) -> b
     return True
 
 
+class LockKeeper:
+    """Holds one drain's partition locks and keeps them alive while it works.
+
+    The lock's lifetime (``SEGMENTS_LOCK_TTL_MS``, a few seconds) is short so that a worker
+    that dies frees its partition within seconds; a live drain renews what it holds every
+    third of that from a thread, however long a batch takes (a slow database). A renewal that
+    finds the lock gone (it expired while the process was stalled, and another drain may have
+    taken the partition) marks it lost: the drain stops working there after its batch (the
+    other drain reclaims and applies the same entries again, which changes nothing)."""
+
+    def __init__(self, backend: BaseBackend, token: str | None = None):
+        self.backend = backend
+        self.token = token or uuid.uuid4().hex
+        self.ttl = int(get_setting("SEGMENTS_LOCK_TTL_MS"))
+        self._held: set[int] = set()
+        self._lost: set[int] = set()
+        self._guard = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> "LockKeeper":
+        self._thread = threading.Thread(target=self._renew, name="drain-lock-keeper", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        for partition in list(self._held):
+            self.release(partition)
+        if self._thread is not None:
+            self._thread.join(timeout=1)
+
+    def take(self, partition: int, wait: float = 0.0) -> bool:
+        if not _acquire(self.backend, partition, self.token, wait):
+            return False
+        with self._guard:
+            self._held.add(partition)
+            self._lost.discard(partition)
+        return True
+
+    def holds(self, partition: int) -> bool:
+        return partition in self._held and partition not in self._lost
+
+    def release(self, partition: int) -> None:
+        with self._guard:
+            self._held.discard(partition)
+        self.backend.unlock_partition(partition, self.token)
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.ttl / 3000):
+            with self._guard:
+                held = list(self._held)
+            for partition in held:
+                try:
+                    alive = self.backend.refresh_lock(partition, self.token, self.ttl)
+                except Exception as exc:  # unreachable store: the drain's own calls fail too
+                    logger.warning("Could not renew a drain lock: %s", type(exc).__name__)
+                    continue
+                if not alive:
+                    with self._guard:
+                        self._lost.add(partition)
+
+
+def _store_healthy(backend: BaseBackend) -> bool:
+    """Whether the database and the fast store answer: tells a bad entry (which fails alone
+    while both answer) from an outage (which fails every entry and must not cost any)."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except Exception:
+        if not connection.in_atomic_block:
+            connection.close()  # the next query connects afresh
+        return False
+    return backend.ping()
+
+
+def apply_isolated(
+    backend: BaseBackend,
+    partition: int,
+    entries: list[StreamEntry],
+    segments: list[CompiledSegment],
+) -> int:
+    """:func:`process_batch`, and when the batch fails, the same for each half, down to single
+    entries: one entry that cannot be applied never holds up the others.
+
+    A single entry that fails while the database and the fast store answer is tried again, up
+    to ``SEGMENTS_DEAD_LETTER_ATTEMPTS`` times in all (counted in the store, across drains),
+    then moved to the partition's dead-letter stream with its fields and the error's class.
+    It is settled before any later entry of its half is applied, so a visitor's events are
+    never applied out of order. A failure while either store does not answer is an outage: it
+    is raised, and every entry not yet acknowledged waits for the next drain."""
+    try:
+        return process_batch(backend, partition, entries, segments)
+    except Exception as exc:
+        if not _store_healthy(backend):
+            raise
+        if len(entries) > 1:
+            middle = len(entries) // 2
+            return apply_isolated(backend, partition, entries[:middle], segments) + (
+                apply_isolated(backend, partition, entries[middle:], segments)
+            )
+        error = exc
+    entry = entries[0]
+    limit = max(int(get_setting("SEGMENTS_DEAD_LETTER_ATTEMPTS")), 1)
+    while True:
+        attempts = backend.record_attempt(partition, entry.entry_id)
+        if attempts >= limit:
+            backend.dead_letter(partition, entry, type(error).__name__, attempts)
+            # The error's class only: its message may quote the event's properties.
+            logger.error(
+                "Stream entry %s of partition %d moved to the dead-letter stream after %d "
+                "attempts (%s)",
+                entry.entry_id,
+                partition,
+                attempts,
+                type(error).__name__,
+            )
+            return 0
+        try:
+            return process_batch(backend, partition, entries, segments)
+        except Exception as exc:
+            if not _store_healthy(backend):
+                raise
+            error = exc
+
+
+@dataclass(slots=True)
+class _Round:
+    """What one pass over the partitions found."""
+
+    processed: int = 0
+    read: int = 0
+    empty: list[int] = field(default_factory=list)
+
+
+def _turn(keeper: LockKeeper, partition: int, batch_size: int, segments, result: _Round) -> None:
+    """One batch of one partition, under its lock; a partition another drain holds is skipped
+    (that drain serves it)."""
+    backend = keeper.backend
+    if not keeper.take(partition):
+        return
+    try:
+        # Holding the lock, anything pending belongs to a drain that died: reclaimed first,
+        # so each visitor's events are applied in order.
+        entries = backend.read_batch(partition, consumer_name(), batch_size, reclaim=True)
+        if not entries:
+            result.empty.append(partition)
+            return
+        result.read += len(entries)
+        result.processed += apply_isolated(backend, partition, entries, segments)
+    finally:
+        keeper.release(partition)
+
+
 def drain_partition(partition: int, *, max_seconds: float | None = None) -> DrainResult:
-    """Process the partition's pending events until it is empty or the time budget is spent."""
+    """Serve every partition with pending events, one batch per turn, round-robin (starting
+    with ``partition``), until all are empty or the time budget is spent.
+
+    Why round-robin in one task rather than one task per partition: a drain that kept its
+    partition until empty held its worker process for as long as events kept arriving (up to
+    ``SEGMENTS_DRAIN_MAX_SECONDS``), and with more partitions than worker processes the others
+    waited that long. Here every drain task serves every partition a batch at a time, taking a
+    partition's lock for one batch only: with N processes, up to N partitions are worked on at
+    once, and none waits for more than one batch of each of the others. When a pass finds
+    nothing, the drain waits up to ``SEGMENTS_DRAIN_LINGER_MS`` for any partition to receive
+    an event, then clears the partitions' drain flags and looks once more (an event added
+    before a flag was cleared is read now; one added after it schedules a new drain).
+    """
     backend = get_backend()
     if not 0 <= partition < backend.partitions:
         raise ValueError(f"No partition {partition}.")
     budget = get_setting("SEGMENTS_DRAIN_MAX_SECONDS") if max_seconds is None else max_seconds
     batch_size = int(get_setting("SEGMENTS_BATCH_SIZE"))
     linger = int(get_setting("SEGMENTS_DRAIN_LINGER_MS"))
-    ttl = int(get_setting("SEGMENTS_LOCK_TTL_MS"))
-    token = uuid.uuid4().hex
-    if not _acquire(backend, partition, token, wait=2.0):
-        return DrainResult(0, more=False)  # another drain holds it and will see our events
+    count = backend.partitions
+    order = [(partition + n) % count for n in range(count)]
     processed = 0
     deadline = time.monotonic() + budget
-    try:
-        segments = enabled_segments()
-        reclaim = True  # first take over what a drain that died left pending
+    segments = enabled_segments()
+    with LockKeeper(backend) as keeper:
+        lingered = False
         while True:
             if time.monotonic() >= deadline:
                 return DrainResult(processed, more=True)
-            entries = backend.read_batch(partition, CONSUMER, batch_size, reclaim=reclaim)
-            reclaim = bool(entries) and reclaim  # reclaim until nothing is left pending
-            if not entries and linger:
-                entries = backend.read_batch(partition, CONSUMER, batch_size, block_ms=linger)
-            if not entries:
-                # Clear the flag, then look once more: an event added before the flag was
-                # cleared is read now; one added after it schedules a new drain itself.
-                backend.clear_drain_flag(partition)
-                entries = backend.read_batch(partition, CONSUMER, batch_size)
-                if not entries:
-                    return DrainResult(processed, more=False)
-                backend.set_drain_flag(partition)
-            processed += process_batch(backend, partition, entries, segments)
-            backend.refresh_lock(partition, token, ttl)
-    finally:
-        backend.unlock_partition(partition, token)
+            result = _Round()
+            for p in order:
+                _turn(keeper, p, batch_size, segments, result)
+            processed += result.processed
+            if result.read:
+                lingered = False
+                continue
+            if linger and not lingered:
+                lingered = True
+                backend.wait_for_events(linger)
+                continue
+            # Nothing anywhere: clear the flags of the partitions found empty, then look once
+            # more before ending.
+            for p in result.empty:
+                backend.clear_drain_flag(p)
+            again = _Round()
+            for p in order:
+                _turn(keeper, p, batch_size, segments, again)
+            processed += again.processed
+            if not again.read:
+                return DrainResult(processed, more=False)
+            for p in order:
+                if p not in again.empty:
+                    backend.set_drain_flag(p)
+            lingered = False
 
 
 def pending_partitions() -> list[int]:
     return get_backend().pending_partitions()
+
+
+def to_schedule(partitions: list[int]) -> list[int]:
+    """Those of ``partitions`` that need a drain task: no drain is scheduled for or running on
+    them (their drain flag was not set; it is set now), or they hold entries that a drain
+    which died left unacknowledged for longer than the lock's lifetime (its flag may still be
+    set; the new drain claims them). So the sweep never piles up drains for one backlog, and
+    a dead worker's partition is taken over within seconds."""
+    backend = get_backend()
+    stale = set(backend.stale_partitions(int(get_setting("SEGMENTS_LOCK_TTL_MS"))))
+    return [p for p in partitions if backend.set_drain_flag(p) or p in stale]

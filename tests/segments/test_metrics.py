@@ -76,9 +76,9 @@ def test_events_flowing_through_the_request_path_and_the_drain(backend, settings
 
     # Waiting in the stream: the scrape reads it from Redis.
     time.sleep(0.01)
-    [row] = [r for r in stream_stats() if r["partition"] == partition]
-    assert row["length"] == 3 and row["undelivered"] == 3 and row["pending"] == 0
-    assert row["dead_letter"] == 0 and row["oldest_age"] > 0
+    [row] = [r for r in stream_stats() if r.partition == partition]
+    assert row.length == 3 and row.lag == 3 and row.pending == 0
+    assert row.dead_letters == 0 and row.oldest_age > 0
     samples = scrape(settings)
     label = f'{{partition="{partition}"}}'
     assert samples[f"tailored_stream_undelivered{label}"] == 3
@@ -103,9 +103,9 @@ def test_pending_entries_of_a_drain_that_died_are_seen(backend):
     view()
     view()
     backend.read_batch(partition, "a-worker-that-dies", 10)  # delivered, never acknowledged
-    [row] = [r for r in stream_stats() if r["partition"] == partition]
-    assert row["pending"] == 2 and row["undelivered"] == 0 and row["oldest_age"] >= 0
-    assert row["group"] is True
+    [row] = [r for r in stream_stats() if r.partition == partition]
+    assert row.pending == 2 and row.lag == 0 and row.oldest_age >= 0
+    assert row.group is True
 
 
 def test_an_unreachable_store_counts_errors_and_refusals(settings):

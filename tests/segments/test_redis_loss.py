@@ -52,10 +52,10 @@ def test_losing_redis_under_running_workers(backend, capsys):
     _consent()
     _views(1)
     partition = backend.partition_for(KEY)
-    assert [r["group"] for r in stream_stats() if r["partition"] == partition] == [False]
+    assert [r.group for r in stream_stats() if r.partition == partition] == [False]
     sweep()  # heartbeat, groups recreated, the waiting event drained
-    [row] = [r for r in stream_stats() if r["partition"] == partition]
-    assert row["group"] is True and row["undelivered"] == 0 and row["pending"] == 0
+    [row] = [r for r in stream_stats() if r.partition == partition]
+    assert row.group is True and row.lag == 0 and row.pending == 0
     assert LoggedEvent.objects.filter(visitor_key=KEY).count() == 4
     assert backend.heartbeat() is not None
 

@@ -67,6 +67,20 @@ def test_bad_purposes(settings):
             },
             "segments.W001",
         ),
+        *(
+            (
+                {"BACKEND": "segments.backends.embedded.EmbeddedBackend", "OPTIONS": options},
+                "segments.E009",
+            )
+            for options in (
+                {"PARTITIONS": 0},
+                {"PARTITIONS": "8"},
+                {"PARTITIONS": 4096},
+                {"MAX_LENGTH": -1},
+                {"SHED_EVENTS": "page_view"},
+                {"SHED_EVENTS": ["Page View"]},
+            )
+        ),
     ],
 )
 def test_backend_misconfiguration(settings, config, expected):
@@ -211,3 +225,17 @@ def test_an_unknown_time_zone_for_segment_rules(settings):
     assert ids(segments_checks.check_time_zone()) == ["segments.E007"]
     settings.SEGMENTS_TIME_ZONE = None
     assert ids(segments_checks.check_time_zone()) == []
+
+
+@pytest.mark.parametrize(
+    "name, value",
+    [
+        ("SEGMENTS_LOCK_TTL_MS", 10),
+        ("SEGMENTS_LOCK_TTL_MS", "5000"),
+        ("SEGMENTS_DEAD_LETTER_ATTEMPTS", 0),
+    ],
+)
+def test_drain_settings_out_of_range_are_refused(settings, name, value):
+    setattr(settings, name, value)
+    messages = segments_checks.check_drain()
+    assert ids(messages) == ["segments.E008"] and messages[0].hint

@@ -106,7 +106,7 @@ def test_the_endpoints_record_nothing_for_a_consenting_visitor(backend):
     client = consenting_browser()
     for url in (LIVE, READY):
         assert client.get(url).status_code == 200
-    assert all(row["length"] == 0 for row in backend.stream_stats(0))
+    assert all(row.length == 0 for row in backend.stream_stats(0))
 
 
 # -- metrics endpoint ----------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from consent.api import RetentionPeriod
 from .backends import get_backend
 from .backends.base import SEGMENT_PREFIX, profile_ttl
 from .conf import get_setting
-from .models import LoggedEvent, MembershipChange
+from .models import LoggedEvent, MembershipChange, PendingConsentMirror
 from .stream.drain import _acquire
 from .stream.rebuild import recompute
 
@@ -45,6 +45,11 @@ def export(visitor_key: str) -> dict[str, list[dict]]:
             }
             for c in MembershipChange.objects.filter(visitor_key=visitor_key).order_by("at", "pk")
         ],
+        # A consent decision the fast store has not copied yet (the outbox): only its time.
+        "consent_sync_pending": [
+            {"queued_at": p.queued_at.isoformat()}
+            for p in PendingConsentMirror.objects.filter(visitor_key=visitor_key)
+        ],
     }
 
 
@@ -68,14 +73,23 @@ def erase(visitor_key: str, purposes: frozenset[str]) -> int:
 
 
 # Every table of this app holding rows under a visitor's key: exported, erased, re-keyed and
-# purged together (tests/suite/test_personal_data.py fails for a table missing here).
-_TABLES = (LoggedEvent, MembershipChange)
+# purged together (tests/suite/test_personal_data.py fails for a table missing here). The
+# consent outbox goes with an erasure too: the erasure removed the store's copy, and a missing
+# copy is rebuilt from the durable record (which no longer grants anything) before any event.
+_TABLES = (LoggedEvent, MembershipChange, PendingConsentMirror)
 
 
 def rekey(old_key: str, new_key: str) -> None:
     get_backend().rename_visitor(old_key, new_key)
-    for model in _TABLES:
+    for model in (LoggedEvent, MembershipChange):
         model.objects.filter(visitor_key=old_key).update(visitor_key=new_key)
+    # The outbox is keyed by the visitor (one row each): the new key may be listed already.
+    pending = PendingConsentMirror.objects.filter(visitor_key=old_key).first()
+    if pending is not None:
+        PendingConsentMirror.objects.get_or_create(
+            visitor_key=new_key, defaults={"queued_at": pending.queued_at}
+        )
+        pending.delete()
 
 
 def retention(now) -> dict[str, int]:
@@ -87,6 +101,9 @@ def retention(now) -> dict[str, int]:
     affected: set[str] = set()
     events = _purge(LoggedEvent.objects.filter(occurred_at__lt=cutoff), affected)
     history = _purge(MembershipChange.objects.filter(at__lt=cutoff), set())
+    # An outbox entry that old means the store was never reachable since: the durable record
+    # rules anyway (a missing or stale copy is rebuilt from it before any event is applied).
+    _purge(PendingConsentMirror.objects.filter(queued_at__lt=cutoff), set())
     # Features and memberships of visitors gone quiet expire in the fast store on their own
     # (PROFILE_TTL); those of visitors who lost events now are recomputed.
     profiles = recompute(sorted(affected), now.timestamp()) if affected else 0

@@ -142,7 +142,8 @@ def record_events(
     """Validate and record events given as (name, properties, client event id or None), all
     in one round trip. Raises :class:`EventError` (nothing recorded) if any is invalid, and
     :class:`BackendUnavailable` (nothing recorded: the caller must not report them accepted)
-    while the fast store is unavailable; returns how many were recorded (0 without consent)."""
+    while the fast store is unavailable; returns how many were recorded (0 without consent;
+    events shed because their partition was over its cap are not counted)."""
     now = time.time()
     batch = []
     for name, properties, event_id in items:
@@ -164,4 +165,4 @@ def record_events(
         raise BackendUnavailable("fast store unavailable")
     if result.drain_needed:
         schedule_drain(visitor_key)
-    return len(batch) if result.consented else 0
+    return len(batch) - result.shed if result.consented else 0

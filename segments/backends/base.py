@@ -44,10 +44,11 @@ class Exchange:
     is currently granted. The memberships are those current at ``now`` (the time the call was
     made with): ``flat`` holds ``slug, end`` pairs as the store returned them, read into
     ``memberships`` (slug -> end, epoch seconds) only when asked. ``drain_needed`` is True when
-    this call appended an event and no drain was scheduled.
+    this call appended an event and no drain was scheduled. ``shed`` counts the events it
+    refused because their partition was over its cap (back-pressure): those were not recorded.
     """
 
-    __slots__ = ("_current", "_flat", "_memberships", "consented", "drain_needed", "now")
+    __slots__ = ("_current", "_flat", "_memberships", "consented", "drain_needed", "now", "shed")
 
     def __init__(
         self,
@@ -56,9 +57,11 @@ class Exchange:
         now: float = -math.inf,
         flat: Sequence[str] = (),
         drain_needed: bool = False,
+        shed: int = 0,
     ):
         self.consented = consented
         self.drain_needed = drain_needed
+        self.shed = shed
         self.now = now
         self._flat = flat
         self._current: frozenset[str] | None = None

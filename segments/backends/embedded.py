@@ -74,6 +74,7 @@ class EmbeddedBackend(BaseBackend):
             if expiry is None or float(expiry) <= now or h.get(NOTICE_FIELD) != notice_version:
                 return Exchange(consented=False)
             drain = False
+            shed = 0
             if events:
                 partition = self.partition_for(visitor_key)
                 stream = self._streams[partition]
@@ -82,6 +83,7 @@ class EmbeddedBackend(BaseBackend):
                 for fields in events:
                     if over and fields["d"].startswith(self._shed_prefixes):
                         stream.shed += 1
+                        shed += 1
                         continue
                     stream.entries[self._next_id()] = {"k": fields["k"], "d": fields["d"]}
                     added += 1
@@ -90,7 +92,7 @@ class EmbeddedBackend(BaseBackend):
             for k, v in h.items():
                 if k.startswith(SEGMENT_PREFIX) and _until(v) > now:
                     flat += (k[len(SEGMENT_PREFIX) :], v)
-            return Exchange(True, now=now, flat=flat, drain_needed=drain)
+            return Exchange(True, now=now, flat=flat, drain_needed=drain, shed=shed)
 
     def append_events(self, partition, events):
         with self._lock:

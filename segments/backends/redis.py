@@ -176,7 +176,9 @@ class RedisBackend(BaseBackend):
             return Exchange(consented=None)
         if status == 0:
             return Exchange(consented=False)
-        return Exchange(True, now=now, flat=result[2], drain_needed=bool(result[1]))
+        return Exchange(
+            True, now=now, flat=result[2], drain_needed=bool(result[1]), shed=int(result[3])
+        )
 
     def _call_exchange(self, keys: list[str], args: list[str]) -> list:
         try:

@@ -148,6 +148,8 @@ def build_segment(driver, base, screenshot):
     assert root.find_elements(By.CSS_SELECTOR, ".rule-builder__problem") == []
     screenshot(driver, "rule-builder")
     click(driver, driver.find_element(By.CSS_SELECTOR, "button[type=submit].action-save"))
+    # (the add form's own URL matches the listing's prefix: wait for the saved segment)
+    wait(driver).until(lambda d: Segment.objects.filter(slug="mobile").exists())
     wait(driver).until(EC.url_contains("/admin/snippets/segments/segment/"))
     seg = Segment.objects.get(slug="mobile")
     assert seg.rule == {

@@ -301,3 +301,27 @@ def test_erasing_a_visitor_removes_their_dead_letters_too(backend):
     assert len(api.dead_letters()) == 2
     erase(key, frozenset({"personalization"}))
     assert [d.fields["k"] for d in api.dead_letters()] == [other]
+
+
+def test_events_shed_over_the_cap_are_not_reported_as_recorded(backend):
+    """Accepted means durable: record_events (what POST /api/events/ answers with) counts only
+    the events the stream took, never those refused by back-pressure."""
+    config = {
+        "BACKEND": "segments.backends.redis.RedisBackend",
+        "OPTIONS": {**backend.options, "MAX_LENGTH": 2},
+    }
+    with override_settings(SEGMENTS_BACKEND=config):
+        from segments.api import get_backend, record_events
+
+        capped = get_backend()
+        key = keys_in_partitions(capped)[0]
+        _consent(key)
+        partition = capped.partition_for(key)
+        for _ in range(2):  # the partition reaches its cap (no drain runs meanwhile)
+            exchange(key, events.Event(visitor_key=key, name="page_view", ts=time.time()))
+        before = capped.client.xlen(capped._stream(partition))
+        recorded = record_events(key, [("page_view", None, None), ("purchase", None, None)])
+        assert recorded == 1  # the purchase; the page view was shed
+        assert LoggedEvent.objects.filter(name="purchase").count() + capped.client.xlen(
+            capped._stream(partition)
+        ) >= 1 and before == 2

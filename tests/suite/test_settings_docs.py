@@ -56,9 +56,17 @@ def test_every_documented_setting_has_a_default_and_a_meaning():
 REPLACED = {"CONSENT_RATE_LIMIT", "CONSENT_RATE_LIMIT_WINDOW"}
 
 
+def _test_environment():
+    """Environment variables the test suite and the benchmarks read (docs/testing.md names
+    them): not settings, though they share the TAILORED_ prefix."""
+    read = re.compile(r"""environ(?:\.get|\.setdefault)?[(\[]\s*["']([A-Z0-9_]+)["']""")
+    sources = [*(ROOT / "tests").rglob("*.py"), *(ROOT / "bench").rglob("*.py")]
+    return {name for path in sources for name in read.findall(path.read_text())}
+
+
 def test_the_docs_name_no_setting_that_does_not_exist():
     apps = declared()
-    known = {name for names in apps.values() for name in names} | REPLACED
+    known = {name for names in apps.values() for name in names} | REPLACED | _test_environment()
     prefixes = "|".join(re.escape(label.upper()) for label in sorted(apps, key=len, reverse=True))
     setting_like = re.compile(rf"\b(?:{prefixes})_[A-Z0-9_]*[A-Z0-9]\b")
     pages = [*sorted((ROOT / "docs").glob("*.md")), ROOT / "README.md"]

@@ -322,6 +322,9 @@ def test_events_shed_over_the_cap_are_not_reported_as_recorded(backend):
         before = capped.client.xlen(capped._stream(partition))
         recorded = record_events(key, [("page_view", None, None), ("purchase", None, None)])
         assert recorded == 1  # the purchase; the page view was shed
-        assert LoggedEvent.objects.filter(name="purchase").count() + capped.client.xlen(
-            capped._stream(partition)
-        ) >= 1 and before == 2
+        assert (
+            LoggedEvent.objects.filter(name="purchase").count()
+            + capped.client.xlen(capped._stream(partition))
+            >= 1
+            and before == 2
+        )

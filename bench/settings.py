@@ -41,6 +41,15 @@ if BENCH_REDIS_URL:
             "DRAIN_FLAG_TTL_MS": 3_600_000,
         },
     }
+    # Django's cache in Redis, as docs/installation.md sets it for production: the consent
+    # standing of a visitor's cookie (CONSENT_STATE_CACHE) is read from it on each page view.
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": BENCH_REDIS_URL,
+            "KEY_PREFIX": BENCH_KEY_PREFIX,  # (removed with the run's other keys)
+        }
+    }
 else:
     SEGMENTS_BACKEND = {"BACKEND": "segments.backends.embedded.EmbeddedBackend", "OPTIONS": {}}
 CELERY_BROKER_URL = "memory://"

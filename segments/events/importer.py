@@ -10,6 +10,7 @@ log for each visitor. Events go through the same stream and workers as live ones
 import csv
 import gzip
 import hashlib
+import json
 import math
 import time
 import zlib
@@ -176,9 +177,12 @@ def open_rows(path: str | Path) -> Iterator[dict]:
                 for n, line in enumerate(handle, start=1):
                     if line.strip():
                         try:
-                            row = jsoninput.loads(line)
-                        except ValueError as exc:
-                            raise ImportFileError(f"line {n}: not JSON ({exc})") from exc
+                            # (the standard reader: text the log cannot store, such as NUL, is
+                            # the row's own error, reported per row by validation)
+                            row = json.loads(line)
+                        except (ValueError, RecursionError) as exc:
+                            reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
+                            raise ImportFileError(f"line {n}: not JSON ({reason})") from exc
                         if not isinstance(row, dict):
                             raise ImportFileError(f"line {n}: not a JSON object")
                         yield row

@@ -514,15 +514,9 @@ def apply_isolated(
         attempts = backend.record_attempt(partition, entry.entry_id)
         if attempts >= limit:
             backend.dead_letter(partition, entry, type(error).__name__, attempts)
-            # The error's class only: its message may quote the event's properties.
-            logger.error(
-                "Stream entry %s of partition %d moved to the dead-letter stream after %d "
-                "attempts (%s)",
-                entry.entry_id,
-                partition,
-                attempts,
-                type(error).__name__,
-            )
+            # Counted and logged (drain.dead_letter) with the error's class only: its message
+            # may quote the event's properties.
+            metrics.dead_lettered(partition, 1, type(error).__name__)
             return 0
         try:
             return process_batch(backend, partition, entries, segments)

@@ -196,8 +196,11 @@ def add_personalised_block(driver, base, page, screenshot):
             )
         )
     ).click()
-    types = driver.find_elements(
-        By.CSS_SELECTOR, "input[name^=body-][name$=-type][value=personalised]"
+    # (the stream field adds the block's markup after the click returns)
+    types = wait(driver).until(
+        lambda d: d.find_elements(
+            By.CSS_SELECTOR, "input[name^=body-][name$=-type][value=personalised]"
+        )
     )
     prefix = types[-1].get_attribute("name").removesuffix("-type")
     block_id = driver.find_element(By.NAME, f"{prefix}-id").get_attribute("value")

@@ -5,6 +5,7 @@ each segment get their variant. Screenshots of the admin screens go to test-arti
 """
 
 import json
+import time
 import warnings
 from urllib.parse import urljoin
 
@@ -21,6 +22,8 @@ from tests.conftest import IN_CI
 try:
     from selenium.common.exceptions import (
         ElementClickInterceptedException,
+        ElementNotInteractableException,
+        StaleElementReferenceException,
         TimeoutException,
         WebDriverException,
     )
@@ -165,15 +168,23 @@ def insert_block(driver, scope, contentpath: str, label: str):
         f".//*[@data-contentpath='{contentpath}']//button[@title='Insert a block']",
     )
     click(driver, button)
-    option = wait(driver).until(
-        EC.element_to_be_clickable(
-            (
-                By.XPATH,
-                OPTION.format(label=label),
-            )
+    choose_option(driver, label)
+
+
+def choose_option(driver, label: str):
+    """Click the block chooser's option ``label``: the chooser may redraw between finding the
+    option and clicking it on a busy machine (a stale element), so find it again then."""
+    for attempt in range(5):
+        option = wait(driver).until(
+            EC.element_to_be_clickable((By.XPATH, OPTION.format(label=label)))
         )
-    )
-    option.click()
+        try:
+            option.click()
+            return
+        except (StaleElementReferenceException, ElementNotInteractableException):
+            if attempt == 4:
+                raise
+            time.sleep(0.2)
 
 
 def fill(driver, name: str, text: str):
@@ -188,14 +199,7 @@ def add_personalised_block(driver, base, page, screenshot):
         EC.presence_of_element_located((By.CSS_SELECTOR, "[data-contentpath='body']"))
     )
     click(driver, body.find_elements(By.CSS_SELECTOR, "button.c-sf-add-button")[-1])
-    wait(driver).until(
-        EC.element_to_be_clickable(
-            (
-                By.XPATH,
-                OPTION.format(label="Personalised content"),
-            )
-        )
-    ).click()
+    choose_option(driver, "Personalised content")
     # (the stream field adds the block's markup after the click returns)
     types = wait(driver).until(
         lambda d: d.find_elements(
@@ -204,9 +208,11 @@ def add_personalised_block(driver, base, page, screenshot):
     )
     prefix = types[-1].get_attribute("name").removesuffix("-type")
     block_id = driver.find_element(By.NAME, f"{prefix}-id").get_attribute("value")
-    block = driver.find_element(By.CSS_SELECTOR, f"[data-contentpath='{block_id}']")
 
-    insert_block(driver, block, "default", "Heading")
+    def block():  # found again each time: the stream field redraws parts of it
+        return driver.find_element(By.CSS_SELECTOR, f"[data-contentpath='{block_id}']")
+
+    insert_block(driver, block(), "default", "Heading")
     fill(driver, f"{prefix}-value-default-0-value", "DEFAULT-CONTENT")
 
     variant = f"{prefix}-value-variants-0"
@@ -214,22 +220,25 @@ def add_personalised_block(driver, base, page, screenshot):
     first_id = driver.find_element(By.NAME, f"{variant}-id").get_attribute("value")
     insert_block(
         driver,
-        block.find_element(By.CSS_SELECTOR, f"[data-contentpath='{first_id}']"),
+        block().find_element(By.CSS_SELECTOR, f"[data-contentpath='{first_id}']"),
         "content",
         "Heading",
     )
     fill(driver, f"{variant}-value-content-0-value", "MOBILE-VARIANT")
 
-    adds = block.find_elements(By.XPATH, ".//*[@data-contentpath='variants']//button[@title='Add']")
+    adds = block().find_elements(
+        By.XPATH, ".//*[@data-contentpath='variants']//button[@title='Add']"
+    )
     click(driver, adds[-1])
     variant = f"{prefix}-value-variants-1"
     Select(
-        wait(driver).until(EC.presence_of_element_located((By.NAME, f"{variant}-value-segments")))
+        # (present at once, visible only once the new item has unfolded)
+        wait(driver).until(EC.visibility_of_element_located((By.NAME, f"{variant}-value-segments")))
     ).select_by_value("engaged")
     second_id = driver.find_element(By.NAME, f"{variant}-id").get_attribute("value")
     insert_block(
         driver,
-        block.find_element(By.CSS_SELECTOR, f"[data-contentpath='{second_id}']"),
+        block().find_element(By.CSS_SELECTOR, f"[data-contentpath='{second_id}']"),
         "content",
         "Heading",
     )

@@ -295,7 +295,7 @@ def panel_shows(driver, base, page, mode_label: str, expected: list[str]) -> Non
         # Reload the editor; Wagtail remembers the open panel, so open it only if it is shut.
         driver.get(f"{base}/admin/pages/{page.pk}/edit/")
         try:
-            WebDriverWait(driver, 5).until(
+            WebDriverWait(driver, 15).until(
                 EC.visibility_of_element_located((By.ID, "id_preview_mode"))
             )
         except TimeoutException:
@@ -328,8 +328,11 @@ def preview_panel(driver, base, page, mode_label: str) -> None:
     """Open Wagtail's own preview panel in the page editor and choose a mode."""
     if f"/admin/pages/{page.pk}/edit/" not in driver.current_url:
         driver.get(f"{base}/admin/pages/{page.pk}/edit/")
-        try:  # Wagtail remembers an open panel: open it only if it is shut
-            WebDriverWait(driver, 3).until(
+        # Wagtail remembers an open panel: open it only if it is shut. Its script shows a
+        # remembered panel only once it has run, which takes seconds on a busy machine; clicking
+        # the toggle before that would shut it.
+        try:
+            WebDriverWait(driver, 15).until(
                 EC.visibility_of_element_located((By.ID, "id_preview_mode"))
             )
         except TimeoutException:

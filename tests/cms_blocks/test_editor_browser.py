@@ -67,6 +67,25 @@ def click(driver, element):
         driver.execute_script("arguments[0].focus(); arguments[0].click()", element)
 
 
+def choose(driver, select, value: str):
+    """Pick ``value`` in a (multiple) select like a person would; on a busy machine the list
+    may still be unfolding when it is first clicked, so try again, then set it with a script
+    (the same change event for the page's handlers)."""
+    for _ in range(3):
+        try:
+            driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", select)
+            Select(select).select_by_value(value)
+            return
+        except (ElementNotInteractableException, StaleElementReferenceException):
+            time.sleep(0.5)
+    driver.execute_script(
+        "const s = arguments[0]; for (const o of s.options) { if (o.value === arguments[1]) "
+        "o.selected = true; } s.dispatchEvent(new Event('change', {bubbles: true}));",
+        select,
+        value,
+    )
+
+
 @pytest.fixture
 def editor():
     """Not a superuser: admin access, segments, results, and edit/publish below the home page."""
@@ -216,7 +235,7 @@ def add_personalised_block(driver, base, page, screenshot):
     fill(driver, f"{prefix}-value-default-0-value", "DEFAULT-CONTENT")
 
     variant = f"{prefix}-value-variants-0"
-    Select(driver.find_element(By.NAME, f"{variant}-value-segments")).select_by_value("mobile")
+    choose(driver, driver.find_element(By.NAME, f"{variant}-value-segments"), "mobile")
     first_id = driver.find_element(By.NAME, f"{variant}-id").get_attribute("value")
     insert_block(
         driver,
@@ -231,10 +250,11 @@ def add_personalised_block(driver, base, page, screenshot):
     )
     click(driver, adds[-1])
     variant = f"{prefix}-value-variants-1"
-    Select(
-        # (present at once, visible only once the new item has unfolded)
-        wait(driver).until(EC.visibility_of_element_located((By.NAME, f"{variant}-value-segments")))
-    ).select_by_value("engaged")
+    # (present at once, visible only once the new item has unfolded)
+    segments_ = wait(driver).until(
+        EC.visibility_of_element_located((By.NAME, f"{variant}-value-segments"))
+    )
+    choose(driver, segments_, "engaged")
     second_id = driver.find_element(By.NAME, f"{variant}-id").get_attribute("value")
     insert_block(
         driver,

@@ -42,9 +42,20 @@ def rows(result: dict) -> list[tuple[str, str, str, str, str, str]]:
         _scenario("Plugin, no consent (undecided: banner)", wall["undecided"]),
         _scenario("Plugin, no consent (refused)", wall["refused"]),
     ]
+    # The plugin's own calls: those of the page without it (Wagtail's cache reads, with Django's
+    # cache in Redis as in production) are subtracted.
+    base_trips = counts["baseline"]["redis_round_trips"]
     trips = max(counts["undecided"]["redis_round_trips"], counts["refused"]["redis_round_trips"])
+    trips -= base_trips
     out.append(
-        ("  Redis calls per request, no consent", f"{trips:.2f}", "", "", "0", verdict(trips == 0))
+        (
+            "  Redis calls per request added, no consent",
+            f"{trips:.2f}",
+            "",
+            "",
+            "0",
+            verdict(trips <= 0),
+        )
     )
     c = wall["consented"]
     out.append(
@@ -56,10 +67,10 @@ def rows(result: dict) -> list[tuple[str, str, str, str, str, str]]:
         )
     )
     out.append(_scenario("  same, CPU time of the web process", cpu["consented"]))
-    trips = counts["consented"]["redis_round_trips"]
+    trips = counts["consented"]["redis_round_trips"] - base_trips
     out.append(
         (
-            "  Redis round trips per request, consented",
+            "  Redis round trips per request added, consented",
             f"{trips:.2f}",
             "",
             "",

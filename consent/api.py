@@ -3,7 +3,7 @@
 from . import notices
 from .actions import consented_keys, grant_imported, rebuild_grants, record_decision
 from .conf import get_setting
-from .identity import external_key, user_key, visitor_key
+from .identity import external_key, user_key, validate_visitor_key, visitor_key
 from .log import latest_grants
 from .policy import UNDECIDED, ConsentState, InvalidChoice
 from .privacy import pending_erasure_purposes
@@ -64,6 +64,7 @@ __all__ = [
     "register_retention_handler",
     "shared_cache_problem",
     "user_key",
+    "validate_visitor_key",
     "visitor_key",
 ]
 

@@ -9,11 +9,14 @@ old key is dropped from settings it can no longer be linked to anyone.
 
 import hashlib
 import hmac
+import re
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext_lazy as _
 
 from .conf import get_setting
-from .hashing import keyed_hash
+from .hashing import KEY_LENGTH_HEX, keyed_hash
 
 # Used only when DEBUG is on and no CONSENT_HASH_KEY is set; check consent.E003 refuses to run
 # like this in production.
@@ -69,3 +72,17 @@ def user_key(user_id: object) -> str:
 def client_key(address: str) -> str:
     """A keyed hash of a client address, for rate limiting only (never stored)."""
     return keyed_hash(address, hash_key(), domain="client")
+
+
+_KEY_RE = re.compile(rf"\A[0-9a-fA-F]{{{KEY_LENGTH_HEX}}}\Z")
+
+
+def validate_visitor_key(value: str) -> None:
+    """Form validator: ``value`` has the shape of a pseudonymous key (what every screen that
+    takes one from a person checks before looking anything up)."""
+    if not _KEY_RE.match(value):
+        raise ValidationError(
+            _("A pseudonymous id is %(n)d hexadecimal characters."),
+            code="invalid",
+            params={"n": KEY_LENGTH_HEX},
+        )

@@ -15,19 +15,17 @@ from django.utils.translation import gettext_lazy as _l
 from django.views.generic import TemplateView
 from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
 
-from consent.api import visitor_key
+from consent.api import validate_visitor_key, visitor_key
 from segments.api import BackendUnavailable, explain_visitor, feature_values, may_view_visitors
 from tailored.admin.permissions import AdminPermissionMixin
 
 
 class VisitorLookupForm(forms.Form):
-    key = forms.RegexField(
+    key = forms.CharField(
         label=_l("Pseudonymous id"),
-        regex=r"\A[0-9a-fA-F]{32}\Z",
-        max_length=32,
+        validators=[validate_visitor_key],
         required=False,
         strip=True,
-        error_messages={"invalid": _l("A pseudonymous id is 32 hexadecimal characters.")},
         help_text=_l("The key shown to the visitor and in the privacy screens."),
     )
     visitor_id = forms.RegexField(

@@ -1,33 +1,17 @@
-"""What every privacy screen shares: the permission, the base view, the pseudonymous id check."""
+"""What every privacy screen shares: the permission and the base view."""
 
-import re
-
-from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from django.views.generic import TemplateView
 from wagtail.admin.views.generic.base import WagtailAdminTemplateMixin
 
 from tailored.admin.permissions import AdminPermissionMixin
 
-from ..hashing import KEY_LENGTH_HEX
-
 PERMISSION = "consent.view_consent_log"
-
-_KEY_RE = re.compile(rf"^[0-9a-fA-F]{{{KEY_LENGTH_HEX}}}$")
 
 
 def can_view_privacy(user) -> bool:
     """Whether ``user`` may use the privacy screens (superusers may)."""
     return user.has_perm(PERMISSION)
-
-
-def validate_visitor_key(value: str) -> None:
-    if not _KEY_RE.match(value):
-        raise ValidationError(
-            _("A pseudonymous id is %(n)d hexadecimal characters."),
-            code="invalid",
-            params={"n": KEY_LENGTH_HEX},
-        )
 
 
 class PrivacyPermissionMixin(AdminPermissionMixin):

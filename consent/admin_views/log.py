@@ -16,10 +16,11 @@ from tailored.admin.filters import DateRangeFilter
 from tailored.admin.reports import ReportView
 
 from ..conf import get_setting
+from ..identity import validate_visitor_key
 from ..models import ConsentRecord
 from ..policy import NECESSARY
 from . import audit
-from .base import PrivacyPermissionMixin, validate_visitor_key
+from .base import PrivacyPermissionMixin
 
 logger = logging.getLogger(__name__)
 

@@ -14,10 +14,11 @@ from django.utils.translation import gettext_lazy as _
 from wagtail.admin import messages
 
 from ..hashing import KEY_LENGTH_HEX
+from ..identity import validate_visitor_key
 from ..models import ErasureRequest
 from ..privacy import UnknownSubject, erase_subject, export_csv, export_subject, find_subject
 from . import audit
-from .base import PrivacyView, validate_visitor_key
+from .base import PrivacyView
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,7 @@
-"""``python -m bench [--only request] [--quick]``: run the benchmarks and print their figures.
+"""``python -m bench [--only NAME] [--quick] [--strict]``: run benchmarks, print their figures.
+
+NAME: request, pipeline, blocks, ml, experiments, scale, recommendations or channels
+(repeatable); all of them by default.
 
 See docs/benchmarks.md for what each figure means and how it is measured.
 """
@@ -17,6 +20,10 @@ BENCHMARKS = {
     "pipeline": "bench.pipeline",
     "blocks": "bench.blocks",
     "ml": "bench.ml",
+    "experiments": "bench.experiments",
+    "scale": "bench.scale",
+    "recommendations": "bench.recommendations",
+    "channels": "bench.channels",
 }
 
 

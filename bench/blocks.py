@@ -3,9 +3,11 @@
 One worker process (``python -m bench.blocks --worker``, settings ``bench.settings_blocks``)
 against real PostgreSQL and Redis, two demo pages of the same visible content:
 
-- ``plain``: a ContentPage with 10 ordinary blocks (heading + paragraph each);
-- ``personalised``: the same page with 10 PersonalisedBlocks whose default is that content and
-  which each have 3 variants (behavioural, another behavioural, a context-only segment).
+- ``plain``: a ContentPage with 10 ordinary sections, each a heading, a paragraph, an image
+  and a call to action (a button linking to a page);
+- ``personalised``: the same page with 10 PersonalisedBlocks (the demo's, made of those
+  blocks) whose default is that content and which each have 3 variants (behavioural, another
+  behavioural, a context-only segment), each variant with its own image and call to action.
 
 Figures, each measured side by side with its baseline in interleaved batches (round-robin),
 compared round by round (median of per-round ratios), through Django's WSGI handler as a WSGI
@@ -21,7 +23,6 @@ server would call it:
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -40,31 +41,14 @@ def log(message: str) -> None:
 
 # --- orchestrator --------------------------------------------------------------------------
 def run(options) -> dict:
-    from .request_cost import start_services
+    from .request_cost import run_worker, start_services
 
     services = start_services()
-    env = {
-        **os.environ,
-        "BENCH_DATABASE_URL": services.database_url,
-        "BENCH_REDIS_URL": services.redis_url,
-        "BENCH_KEY_PREFIX": services.key_prefix,
-        "DJANGO_SETTINGS_MODULE": "bench.settings_blocks",
-        "PYTHONPATH": str(ROOT),
-        "BENCH_QUICK": "1" if options.quick else "",
-    }
     try:
         log("blocks: migrating, seeding and measuring in one worker process")
-        out = subprocess.run(
-            [sys.executable, "-m", "bench.blocks", "--worker"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=1800,
-            cwd=ROOT,
+        result = run_worker(
+            "bench.blocks", services, quick=options.quick, settings="bench.settings_blocks"
         )
-        if out.returncode != 0:
-            raise RuntimeError(f"blocks worker failed:\n{out.stderr[-3000:]}")
-        result = json.loads(out.stdout.strip().splitlines()[-1])
     finally:
         services.close()
     result["database"] = services.database
@@ -119,10 +103,11 @@ def details(result: dict) -> str:
             "scenario; figures are medians of per-request times, ratios medians of per-round "
             "ratios.",
             f"Hit/miss headers during the cached rounds: {result['cache_status']}.",
-            "Plain page: 10 heading+paragraph blocks; personalised page: the same content as "
-            "the default of 10 PersonalisedBlocks with 3 variants each (engaged, regular, a "
-            "context-only 'mobile' segment); visitors are in none of them, so both pages show "
-            "the same text.",
+            "Plain page: 10 sections of a heading, a paragraph, an image and a call to action "
+            "(a page link); personalised page: the same content as the default of 10 "
+            "PersonalisedBlocks made of those blocks, with 3 variants each (engaged, regular, a "
+            "context-only 'mobile' segment), each with its own image and call to action; "
+            "visitors are in none of them, so both pages show the same content.",
         ]
     )
 
@@ -140,6 +125,7 @@ def _worker() -> None:
     from django.test import RequestFactory, override_settings
     from django.test.client import Client
 
+    from demo.home.images import banner_image
     from demo.home.models import ContentPage, HomePage
     from segments.api import segment_model
 
@@ -154,29 +140,37 @@ def _worker() -> None:
         },
     )
     home = HomePage.objects.get()
+    guides = ContentPage.objects.get(slug="guides")
+    everyone = banner_image("Bench: everyone", "#0f3d3e")
+    pictures = {
+        slug: banner_image(f"Bench: {slug}", colour)
+        for slug, colour in (("engaged", "#8a3b12"), ("regular", "#3b128a"), ("mobile", "#128a3b"))
+    }
 
-    def text(n):
-        return f"Section {n}", f"<p>Paragraph {n}: how to choose, care for and repair.</p>"
+    def section(n, picture, heading_suffix=""):
+        return [
+            ("heading", f"Section {n}{heading_suffix}"),
+            ("paragraph", f"<p>Paragraph {n}: how to choose, care for and repair.</p>"),
+            ("image", picture),
+            ("call_to_action", {"text": f"Read guide {n}", "page": guides, "url": ""}),
+        ]
 
     plain_body, personalised_body = [], []
     for n in range(BLOCKS):
-        heading, paragraph = text(n)
-        plain_body += [("heading", heading), ("paragraph", paragraph)]
+        plain_body += section(n, everyone)
         personalised_body.append(
             (
                 "personalised",
                 {
-                    "default": [("heading", heading), ("paragraph", paragraph)],
+                    "default": section(n, everyone),
                     "variants": [
                         {
+                            "label": f"For {slug}",
                             "segments": [slug],
                             "match": "any",
-                            "content": [
-                                ("heading", f"{heading} for {slug}"),
-                                ("paragraph", paragraph),
-                            ],
+                            "content": section(n, picture, f" for {slug}"),
                         }
-                        for slug in ("engaged", "regular", "mobile")
+                        for slug, picture in pictures.items()
                     ],
                 },
             )

@@ -95,6 +95,37 @@ def setup() -> dict:
     return {"segments": Segment.objects.count()}
 
 
+def items(count: int) -> dict:
+    """Product pages (items) for the ``count`` stock codes most customers bought, so the
+    replay's purchases name items (once: a second call finds them)."""
+    from wagtail.models import Page, Site
+
+    from demo.home.management.commands.seed_demo import retail_products
+    from demo.home.models import HomePage, ProductPage
+    from recommendations.api import sync_items
+
+    from .pipeline import DATA
+
+    if ProductPage.objects.exclude(stock_code="").exists():
+        return {"items": ProductPage.objects.exclude(stock_code="").count()}
+    home = HomePage.objects.first()
+    if home is None:
+        home = Page.get_first_root_node().add_child(instance=HomePage(title="Bench", slug="b"))
+        Site.objects.update_or_create(
+            is_default_site=True, defaults={"root_page": home, "hostname": "localhost"}
+        )
+    for n, (code, description, price) in enumerate(retail_products(DATA, count)):
+        home.add_child(
+            instance=ProductPage(
+                title=description.capitalize()[:255] or code,
+                slug=f"product-{n}",  # stock codes may differ by case only
+                price=price or "1.00",
+                stock_code=code,
+            )
+        )
+    return {"items": sync_items()}
+
+
 def _grant(keys: list[str]) -> None:
     """Consent state for synthetic visitors, written in bulk (as the consent app would)."""
     backend = get_backend()
@@ -322,6 +353,7 @@ if __name__ == "__main__":
     role, *args = sys.argv[1:]
     roles = {
         "setup": lambda: setup(),
+        "items": lambda: items(int(args[0])),
         "process": lambda: process(int(args[0])),
         "baseline-publish": lambda: baseline_publish(int(args[0])),
         "baseline-wait": lambda: baseline_wait(int(args[0])),

@@ -57,27 +57,38 @@ def rows(result: dict) -> list[tuple[str, str, str, str, str, str]]:
             verdict(trips <= 0),
         )
     )
-    c = wall["consented"]
-    out.append(
-        _scenario(
-            f"Plugin, consented visitor, {segments} segments",
-            c,
-            f"<= {rc.TARGET_RATIO:.2f}x",
-            c["ratio"] <= rc.TARGET_RATIO,
+
+    def consented(scenario: str, label: str, trips_label: str) -> None:
+        c = wall[scenario]
+        out.append(_scenario(label, c, f"<= {rc.TARGET_RATIO:.2f}x", c["ratio"] <= rc.TARGET_RATIO))
+        out.append(_scenario("  same, CPU time of the web process", cpu[scenario]))
+        if scenario == "consented-cluster":
+            out.append(
+                _scenario("  cluster against one Redis (consented)", wall["cluster_vs_consented"])
+            )
+        trips = counts[scenario]["redis_round_trips"] - base_trips
+        out.append(
+            (
+                trips_label,
+                f"{trips:.2f}",
+                "",
+                "",
+                f"<= {rc.TARGET_ROUND_TRIPS}",
+                verdict(trips <= rc.TARGET_ROUND_TRIPS),
+            )
         )
+
+    consented(
+        "consented",
+        f"Plugin, consented visitor, {segments} segments",
+        "  Redis round trips per request added, consented",
     )
-    out.append(_scenario("  same, CPU time of the web process", cpu["consented"]))
-    trips = counts["consented"]["redis_round_trips"] - base_trips
-    out.append(
-        (
-            "  Redis round trips per request added, consented",
-            f"{trips:.2f}",
-            "",
-            "",
-            f"<= {rc.TARGET_ROUND_TRIPS}",
-            verdict(trips <= rc.TARGET_ROUND_TRIPS),
+    if "consented-cluster" in wall:
+        consented(
+            "consented-cluster",
+            f"Plugin, consented visitor, {segments} segments, Redis Cluster (3 masters)",
+            "  Redis round trips per request added, consented, cluster",
         )
-    )
     if "python_answered_ms" in f:
         value = f["python_answered_ms"]
         target = f"<= {rc.TARGET_PYTHON_MS:.2f} ms"
@@ -97,6 +108,61 @@ def rows(result: dict) -> list[tuple[str, str, str, str, str, str]]:
     info.append(("  plugin pieces timed in pages, less the round trip", f["python_pieces_ms"]))
     info.append(("  added page CPU, less a bare round trip's CPU", f["python_ms"]))
     out += [(label, _ms(value), "", "", "", "") for label, value in info]
+    if "experiments_added_ms" in f:
+        x = result["experiments"]
+        replay = x["replay"]
+        value = f["experiments_python_ms"]
+        out.append(
+            (
+                f"{x['experiments']} running experiments on a page: their Python per request "
+                "(in-process, CPU)",
+                f"{value * 1000:.1f} µs",
+                f"{replay['without_ms'] * 1000:.1f} µs",
+                "",
+                f"<= {rc.TARGET_EXPERIMENTS_MS:.2f} ms",
+                verdict(value <= rc.TARGET_EXPERIMENTS_MS),
+            )
+        )
+        out.append(
+            (
+                "  same, as added page CPU (paired page views: noisy)",
+                f"{_ms(f['experiments_added_ms'])} (± {x['added_ci95']:.2f})",
+                _ms(x["without_cpu_ms"]),
+                f"{x['with_cpu_ms'] / x['without_cpu_ms']:.3f}x",
+                "",
+                "",
+            )
+        )
+        out.append(
+            (
+                "  Redis round trips per request of the plugin, with them",
+                f"{f['experiments_evalsha']:.2f}",
+                "",
+                "",
+                f"<= {rc.TARGET_ROUND_TRIPS}",
+                verdict(f["experiments_evalsha"] <= rc.TARGET_ROUND_TRIPS),
+            )
+        )
+        c, c0 = x["counted"], x["counted_without"]
+        for label, added in (
+            ("  Redis round trips per request added by them", f["experiments_round_trips"]),
+            ("  SQL queries per request added by them (steady state)", f["experiments_queries"]),
+            (
+                "  their own SQL queries per process per s (besides the shared check)",
+                c["experiments_queries_per_second"],
+            ),
+        ):
+            out.append((label, f"{added:.2f}", "", "", "0", verdict(added <= 0)))
+        out.append(
+            (
+                "  shared definitions freshness check, per process per s (with / without)",
+                f"{c['checks_per_second']:.2f} / {c0['checks_per_second']:.2f}",
+                "",
+                "",
+                "",
+                "",
+            )
+        )
     if "wp" in wall:
         setup = result["wp_setup"]
         per = setup["rules"] // max(setup["segments"], 1)
@@ -145,7 +211,8 @@ def details(result: dict) -> str:
     out = [
         f"Run {result['date']}, {result['cpus']} CPUs, load average {load} before and "
         f"{load_after} after; {result['seconds']:.0f} s in all{quick}.",
-        f"Database: {result['database']}. Redis: {result['redis']}.",
+        f"Database: {result['database']}. Redis: {result['redis']}"
+        + (f"; {result['cluster']}." if "cluster" in result else "."),
         f"Python {base['python']}, Django {versions['django']}, Wagtail {versions['wagtail']}; "
         f"page {base['path']} ({result['setup']['page_type']}) through Django's WSGI handler.",
         "",
@@ -171,7 +238,7 @@ def details(result: dict) -> str:
         )
     for clock in ("wall", "cpu"):
         added = []
-        for name in ("undecided", "refused", "consented", "wp"):
+        for name in ("undecided", "refused", "consented", "consented-cluster", "wp"):
             if name in f[clock]:
                 s = f[clock][name]
                 added.append(f"{name} {s['added_ms']:+.2f} ± {s['added_ci95']:.2f}")
@@ -246,6 +313,50 @@ def details(result: dict) -> str:
                 "loopback network stack, which runs in the sender's process); subtracted from "
                 "the plugin's added CPU to give its Python."
             )
+    x = result.get("experiments")
+    if x:
+        q1, q3 = x["added_iqr"]
+        out.append("")
+        out.append(
+            f"Experiments: the home page for two consented visitors with the same history, one "
+            f"enrolled in {x['experiments']} running experiments on it ({x['sticky_arms']} sticky "
+            f"arms returned by the round trip), one with none running; {x['rounds']} rounds of "
+            f"{x['n']} page views each, alternating. CPU per request {x['with_cpu_ms']:.3f} vs "
+            f"{x['without_cpu_ms']:.3f} ms: added {x['added_cpu_ms']:+.3f} ms (median of "
+            f"per-round differences, IQR {q1:+.3f} to {q3:+.3f}); in the decisions "
+            f"{x['decide_cpu_ms']:.4f} vs {x['decide_cpu_ms_without']:.4f} ms. Same variants "
+            f"shown on both sides: {'yes' if x['same_variants'] else 'NO'} ({x['variants']}). "
+            f"Redis calls per request {x['redis_round_trips']:.2f} vs "
+            f"{x['redis_round_trips_without']:.2f} (EVALSHA {x['evalsha']:.2f})."
+        )
+        replay, c, c0 = x["replay"], x["counted"], x["counted_without"]
+        rq1, rq3 = replay["added_iqr"]
+        out.append(
+            f"Their Python, in-process: the {replay['calls']} decisions one page view makes "
+            f"(captured from a real one, called again with the same request and arguments) "
+            f"and the parsing of the {replay['sticky']} sticky arms its round trip returns, "
+            f"{replay['iterations']:,} times per round, {replay['rounds']} rounds alternating "
+            f"with none running: {replay['with_ms'] * 1000:.1f} vs "
+            f"{replay['without_ms'] * 1000:.1f} µs of CPU per page view, added "
+            f"{replay['added_ms'] * 1000:+.1f} µs (median of per-round differences, IQR "
+            f"{rq1 * 1000:+.1f} to {rq3 * 1000:+.1f})."
+        )
+        out.append(
+            f"Queries, counted with the {x['loaded']} experiments running for real in the "
+            f"process (read from the database and kept fresh by the definitions check, not "
+            f"pinned) over {c['seconds']:.1f} s ({c['n']} page views), and without them over "
+            f"{c0['seconds']:.1f} s ({c0['n']}): {c['queries']:.0f} vs {c0['queries']:.0f} "
+            f"per page view in steady state (the median page view; means "
+            f"{c['mean_queries']:.2f} vs {c0['mean_queries']:.2f}); queries of the experiments' "
+            f"own tables besides the shared check: {c['experiments_queries_per_second']:.2f} "
+            f"per s. Periodic upkeep, per process and per second, not per request (it falls "
+            f"on either side by chance): the definitions' freshness check (one small query, "
+            f"segments and experiments together, at most every "
+            f"SEGMENTS_DEFINITIONS_CHECK_SECONDS) {c['checks_per_second']:.2f} vs "
+            f"{c0['checks_per_second']:.2f} per s; other periodic re-reads (the segments' full "
+            f"list, the consent notice) {c['periodic_per_second']:.2f} vs "
+            f"{c0['periodic_per_second']:.2f} per s."
+        )
     out.append("")
     out.append("wagtail-personalisation:")
     wp = result.get("wp_setup")

@@ -7,6 +7,8 @@ Scenarios, each in its own process with its own settings, on the same demo page 
 - ``refused``: with the plugin, a visitor who rejected everything;
 - ``consented``: with the plugin, a visitor who accepted all, with 50 enabled rule segments
   (plus the demo's two) and a dozen earlier page views drained into memberships;
+- ``consented-cluster``: the same with the fast store and event stream on a Redis Cluster of
+  three masters started for the run (``bench.settings_cluster``; needs ``redis-server``);
 - ``wp-baseline`` and ``wp``: the same page in a separate virtualenv holding
   wagtail-personalisation 1.0.0, without and with it (50 segments of 3 rules each).
 
@@ -18,6 +20,7 @@ baseline round by round (the median of the per-round differences and ratios).
 import json
 import math
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -39,6 +42,7 @@ TARGET_RATIO = 1.10
 TARGET_PYTHON_MS = 0.1
 TARGET_ROUND_TRIPS = 1
 TARGET_VS_WP = 20.0
+TARGET_EXPERIMENTS_MS = 0.05  # 20 running experiments on a page: added Python per request
 
 
 def log(message: str) -> None:
@@ -107,6 +111,31 @@ def start_services() -> Services:
     except Exception as exc:
         log(f"Redis unavailable ({type(exc).__name__}): embedded backend, no round trips")
     return Services(database_url, database, redis_url, prefix, drops)
+
+
+def run_worker(module: str, services: Services, *, quick: bool, settings: str) -> dict:
+    """Run ``python -m <module> --worker`` against the started services (its database, Redis
+    and key prefix in its environment) and return the JSON it prints last."""
+    env = {
+        **os.environ,
+        "BENCH_DATABASE_URL": services.database_url,
+        "BENCH_REDIS_URL": services.redis_url,
+        "BENCH_KEY_PREFIX": services.key_prefix,
+        "DJANGO_SETTINGS_MODULE": settings,
+        "PYTHONPATH": str(Path(__file__).resolve().parent.parent),
+        "BENCH_QUICK": "1" if quick else "",
+    }
+    out = subprocess.run(
+        [sys.executable, "-m", module, "--worker"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"{module} worker failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 # --- the wagtail-personalisation virtualenv -------------------------------------------------
@@ -307,6 +336,18 @@ def run(options) -> dict:
             ("refused", sys.executable, "bench.settings", "refused"),
             ("consented", sys.executable, "bench.settings", "consented"),
         ]
+        if services.redis_url and shutil.which("redis-server"):
+            from .scale import Store
+
+            cluster = Store(masters=3).__enter__()
+            services._drop.append(lambda: cluster.__exit__(None, None, None))
+            env["BENCH_CLUSTER_URL"] = cluster.url
+            result["cluster"] = f"Redis Cluster of 3 masters on ports {cluster.ports}"
+            scenarios.append(
+                ("consented-cluster", sys.executable, "bench.settings_cluster", "consented")
+            )
+        else:
+            log("no redis-server (or no Redis): the consented-cluster scenario is skipped")
         wp_python, notes = (None, ["skipped (--no-wp)"]) if options.no_wp else ensure_wp_venv()
         result["wp_notes"] = notes
         if wp_python is not None:
@@ -379,6 +420,8 @@ def run(options) -> dict:
         if any(errors.values()):
             raise WorkerError(f"non-200 responses during measurement: {errors}")
 
+        log("20 running experiments on a page: the same page with and without them")
+        result["experiments"] = workers["consented"].ask("experiments", sizes["consented"])
         log("breaking down the plugin's time")
         result["breakdown"] = workers["consented"].ask("breakdown", plan.breakdown_n)
         result["breakdown_undecided"] = workers["undecided"].ask("breakdown", plan.breakdown_n)
@@ -421,8 +464,11 @@ def figures(result: dict) -> dict:
     out = {}
     for clock, batches in (("wall", result["batches_ms"]), ("cpu", result["batches_cpu_ms"])):
         f = out[clock] = {"baseline_ms": median(batches["baseline"])}
-        for name in ("undecided", "refused", "consented"):
-            f[name] = _paired(batches, name, "baseline")
+        for name in ("undecided", "refused", "consented", "consented-cluster"):
+            if name in batches:
+                f[name] = _paired(batches, name, "baseline")
+        if "consented-cluster" in batches:
+            f["cluster_vs_consented"] = _paired(batches, "consented-cluster", "consented")
         if "wp" in batches:
             f["wp"] = _paired(batches, "wp", "wp-baseline")
             f["wp_baseline_vs_baseline"] = _paired(batches, "wp-baseline", "baseline")
@@ -446,6 +492,17 @@ def figures(result: dict) -> dict:
     # The request path's Python alone: the same loop with the round trip answered from memory.
     if "warm_answered_added_cpu_ms" in costs:
         out["python_answered_ms"] = costs["warm_answered_added_cpu_ms"]
+    # 20 running experiments on the page, the same page without them (page CPU, paired by
+    # round: a cross-check, noisy).
+    if "experiments" in result:
+        x = result["experiments"]
+        out["experiments_added_ms"] = x["added_cpu_ms"]
+        out["experiments_decide_ms"] = x["decide_cpu_ms"] - x["decide_cpu_ms_without"]
+        out["experiments_round_trips"] = x["redis_round_trips"] - x["redis_round_trips_without"]
+        out["experiments_evalsha"] = x["evalsha"]
+        out["experiments_queries"] = x["db_queries"] - x["db_queries_without"]
+        # Their own Python, measured in-process (the figure with the target).
+        out["experiments_python_ms"] = x["replay"]["added_ms"]
     # Inside page views: the plugin's pieces as timed there, less the round trip they contain.
     out["python_pieces_ms"] = result["breakdown"]["plugin_cpu_ms"] - trip["cpu_ms"]
     return out

@@ -8,6 +8,7 @@ at most once per partition per run (the cost of publishing one is measured separ
 """
 
 import os
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("DJANGO_DEBUG", "0")
@@ -22,6 +23,8 @@ DEBUG = False
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
 SECRET_KEY = "bench-only-secret-key-0123456789abcdef0123456789abcdef"  # noqa: S105
 CONSENT_HASH_KEY = "bench-only-hash-key-0123456789abcdef0123456789abcdef"
+# The channels benchmark's receiver listens on the loopback interface.
+CHANNELS_ALLOWED_PRIVATE_NETWORKS = ["127.0.0.0/8", "::1"]
 
 DATABASES = {
     "default": dj_database_url.parse(
@@ -71,6 +74,8 @@ PLUGIN_MIDDLEWARE = [
     "personalization.middleware.PersonalizationMiddleware",
 ]
 
-# Model artifacts written by the ML benchmark go to a temporary folder.
-if os.environ.get("MEDIA_ROOT"):
-    MEDIA_ROOT = os.environ["MEDIA_ROOT"]
+# Media (the demo's seeded images, model artifacts written by the ML benchmark) go to a
+# temporary folder, never into the checkout.
+MEDIA_ROOT = os.environ.get("MEDIA_ROOT") or str(
+    Path(tempfile.gettempdir()) / "tailored-bench-media"
+)

@@ -17,3 +17,8 @@ SEGMENTS_BACKEND = {
 SEGMENTS_DRAIN_LINGER_MS = int(os.environ.get("BENCH_LINGER_MS", "250"))
 SEGMENTS_DEFINITIONS_CACHE_SECONDS = 3600.0
 CONSENT_NOTICE_CACHE_SECONDS = 3600.0
+
+# The replay without recommendations (bench/pipeline.py's with/without ratio): no event weighs
+# anything, so the recommendations step does no work.
+if os.environ.get("BENCH_RECOMMENDATIONS") == "off":
+    RECOMMENDATIONS_EVENT_WEIGHTS = {}

@@ -12,6 +12,7 @@ Roles: ``setup-plugin`` (migrate, seed the demo, add the bench's segments), ``se
 import gc
 import io
 import json
+import math
 import os
 import re
 import socket
@@ -94,13 +95,66 @@ def setup_plugin() -> dict:
             slug=f"bench-{i:02d}",
             defaults={"name": f"Bench {i:02d}", "rule": rule, "priority": i % 7},
         )
+    experiments = setup_experiments()
     page = Page.objects.get(slug=PAGE_SLUG).specific
     return {
+        "experiments": experiments,
         "page": page.url,
         "page_type": type(page).__name__,
         "segments": Segment.objects.filter(enabled=True).count(),
         "migrate_seconds": round(migrated, 1),
     }
+
+
+EXPERIMENT_COUNT = 20
+EXPERIMENT_PREFIX = "bench-x-"
+
+
+def setup_experiments() -> int:
+    """Twenty experiments on the demo's home page (its personalised welcome block), kept in
+    draft: no scenario sees them through the database (the processes share it); the
+    ``experiments`` command pins them as running in its own process only. Nine run inside a
+    segment the bench visitor is never in (the request scans past them), nine for everyone
+    (the visitor is enrolled in them), one is a holdout of the whole page and one the global
+    holdout. Every arm the visitor can get shows what they would see without experiments (the
+    engaged variant, or the usual choice), so that the two sides render the same content and
+    differ by the experiments' own work only."""
+    from wagtail.models import Site
+
+    from experiments.models import Arm, Experiment
+    from segments.models import Segment
+
+    home = Site.objects.get(is_default_site=True).root_page.specific
+    block = next(b for b in home.body if b.block_type == "personalised")
+    variant = str(block.value["variants"].bound_blocks[0].id)
+    never, _ = Segment.objects.update_or_create(
+        slug="bench-never",
+        defaults={
+            "name": "Bench never",
+            "rule": {"type": "event_count", "event": "never-sent", "min": 1, "window": "1d"},
+            "enabled": False,
+        },
+    )
+    Experiment.objects.filter(key__startswith=EXPERIMENT_PREFIX).delete()
+    specs = [("block", never if n < 9 else None) for n in range(EXPERIMENT_COUNT - 2)]
+    specs += [("holdout", None), ("global_holdout", None)]
+    arms = {
+        "block": ((variant, 1.0), (variant, 1.0)),
+        "holdout": (("default", 0.0), ("personalised", 1.0)),
+        "global_holdout": (("default", 1.0), ("personalised", 1.0)),
+    }
+    for n, (kind, segment) in enumerate(specs):
+        e = Experiment.objects.create(
+            name=f"Bench {n}",
+            key=f"{EXPERIMENT_PREFIX}{n:02d}",
+            kind=kind,
+            page=home if kind != "global_holdout" else None,
+            block_id=str(block.id) if kind == "block" else "",
+            segment=segment,
+        )
+        for index, (key, weight) in enumerate(arms[kind]):
+            Arm.objects.create(experiment=e, index=index, name=key, key=key, weight=weight)
+    return Experiment.objects.filter(key__startswith=EXPERIMENT_PREFIX).count()
 
 
 def setup_wp() -> dict:
@@ -399,6 +453,269 @@ class Scenario:
             result["server_scripts"] = (after["scripts"] - server["scripts"]) / n
         return result
 
+    def cmd_experiments(self, n: int) -> dict:
+        """The same page (the home page, with its personalised block) for two consented
+        visitors with the same history, one enrolled in 20 running experiments on the page and
+        one with none running, in batches of ``n`` page views alternating between them: the
+        CPU time the experiments add per request (paired by round), the CPU time spent in the
+        decision itself (``personalization.decide``), and the Redis calls and SQL queries per
+        request on both sides."""
+        import personalization.arms
+        from consent.models import ConsentRecord
+        from experiments import runtime
+        from experiments.models import Experiment
+        from segments.api import get_backend
+        from segments.stream.drain import drain_partition
+
+        rows = (
+            Experiment.objects.filter(key__startswith=EXPERIMENT_PREFIX)
+            .select_related("segment")
+            .prefetch_related("arms")
+            .order_by("pk")
+        )
+        running, none = runtime.index(rows), runtime.index([])
+
+        def visitor(experiments) -> tuple[Browser, str]:
+            runtime.pin(experiments)
+            for _ in range(20):  # one outside the global holdout: both sides see the same
+                browser = Browser(self.app, "/", _consent_cookie("accept_all"))
+                key = ConsentRecord.objects.order_by("-pk").first().visitor_key
+                if running.global_holdout.fresh_arm(key) != 0:
+                    break
+            for _ in range(13):  # a dozen earlier page views, drained, as for "consented"
+                browser.get()
+            for partition in range(get_backend().partitions):
+                drain_partition(partition, max_seconds=10)
+            browser.capture = False
+            return browser, key
+
+        def variants(body: bytes) -> list[bytes]:
+            return re.findall(rb'data-tailored-variant="([^"]*)"', body)
+
+        def counted(browser: Browser, seconds: float = 3.0, at_least: int = 50) -> dict:
+            """Redis sends and SQL queries per page view over ``seconds`` of page views (at
+            least ``at_least``). Periodic upkeep that falls on some page views only (the
+            definitions' freshness check, at most every SEGMENTS_DEFINITIONS_CHECK_SECONDS
+            per process, which covers the experiments too; the segments' and the consent
+            notice's periodic re-reads) is per process and per second, not per request, and
+            lands on either side by chance: the steady state is the median page view's count,
+            and the rest is reported per second. Any query of the experiments' own tables
+            other than the shared check is counted apart (there should be none)."""
+            import segments.definitions
+
+            sends: list[list[str]] = []
+            queries: list[str] = []
+            per_view: list[int] = []
+            checks = [0]
+            real_read = segments.definitions._read_stamps
+
+            def read():
+                checks[0] += 1
+                return real_read()
+
+            def count(execute, sql, params, many, context):
+                queries.append(sql)
+                return execute(sql, params, many, context)
+
+            undo = _count_redis(sends)
+            segments.definitions._read_stamps = read
+            n, started = 0, time.monotonic()
+            try:
+                with connection.execute_wrapper(count):
+                    while n < at_least or time.monotonic() - started < seconds:
+                        before = len(queries)
+                        browser.run(1)
+                        per_view.append(len(queries) - before)
+                        n += 1
+            finally:
+                elapsed = time.monotonic() - started
+                segments.definitions._read_stamps = real_read
+                undo()
+            calls = Counter(c for send in sends for c in send)
+            steady = statistics.median(per_view)
+            check_sql = "SELECT (SELECT COUNT(*)"
+            theirs = sum(1 for q in queries if "experiments_" in q and check_sql not in q)
+            per_query = Counter(queries)
+            return {
+                "n": n,
+                "seconds": elapsed,
+                "round_trips": len(sends) / n,
+                "evalsha": calls["EVALSHA"] / n,
+                "queries": steady,
+                "mean_queries": len(queries) / n,
+                "periodic_per_second": (len(queries) - steady * n - checks[0]) / elapsed,
+                "experiments_queries_per_second": theirs / elapsed,
+                "query_counts": {q: c / n for q, c in per_query.most_common()},
+                "checks_per_second": checks[0] / elapsed,
+            }
+
+        def replay_cpu(browser: Browser, iterations: int = 2000, rounds: int = 15) -> dict:
+            """The experiments' own request path, in this process: the decisions one page
+            view makes (captured from a real one, then called again with the same request,
+            candidates and arguments) and the parsing of the sticky arms its round trip
+            returns, ``iterations`` times per round, CPU time, with the 20 experiments and
+            with none (the same calls), alternating; the median of per-round differences."""
+            import cms_blocks.blocks
+            import cms_blocks.models
+            from segments.backends.redis import _pairs
+
+            original = personalization.arms.decide
+            calls = []
+
+            def capture(*args, **kwargs):
+                calls.append((args, kwargs))
+                return original(*args, **kwargs)
+
+            runtime.pin(running)
+            personalization.arms.decide = capture
+            cms_blocks.blocks.decide = cms_blocks.models.decide = capture
+            try:
+                browser.run(1)
+            finally:
+                personalization.arms.decide = original
+                cms_blocks.blocks.decide = cms_blocks.models.decide = original
+            state = calls[0][0][0].personalization.experiment_state()
+            flat = [x for k, v in state[1].items() for x in (k, v)]  # as the reply has them
+
+            def one_side(experiments, reply) -> float:
+                runtime.pin(experiments)
+                for args, kwargs in calls:  # warm
+                    original(*args, **kwargs)
+                gc.collect()
+                started = process_time_ns()
+                for _ in range(iterations):
+                    if reply:
+                        _pairs(reply)
+                    for args, kwargs in calls:
+                        original(*args, **kwargs)
+                return (process_time_ns() - started) / iterations / 1e6
+
+            with_ms, without_ms = [], []
+            for r in range(rounds):
+                sides = [(running, flat, with_ms), (none, [], without_ms)]
+                for experiments, reply, into in sides if r % 2 else sides[::-1]:
+                    into.append(one_side(experiments, reply))
+            diffs = [a - b for a, b in zip(with_ms, without_ms, strict=True)]
+            return {
+                "calls": len(calls),
+                "sticky": len(state[1]),
+                "iterations": iterations,
+                "rounds": rounds,
+                "with_ms": statistics.median(with_ms),
+                "without_ms": statistics.median(without_ms),
+                "added_ms": statistics.median(diffs),
+                "added_iqr": _quartiles(diffs),
+            }
+
+        def decide_cpu(browser: Browser, count: int) -> float:
+            original = personalization.arms.decide
+            spent = [0]
+
+            def timed(*args, **kwargs):
+                started = process_time_ns()
+                try:
+                    return original(*args, **kwargs)
+                finally:
+                    spent[0] += process_time_ns() - started
+
+            personalization.arms.decide = timed
+            import cms_blocks.blocks
+            import cms_blocks.models
+
+            cms_blocks.blocks.decide = cms_blocks.models.decide = timed
+            try:
+                browser.run(count)
+            finally:
+                personalization.arms.decide = original
+                cms_blocks.blocks.decide = cms_blocks.models.decide = original
+            return spent[0] / count / 1e6
+
+        from django.db import connection
+
+        try:
+            without, _ = visitor(none)
+            enrolled, key = visitor(running)  # the drain enrols them (sticky arms in Redis)
+            sticky = sum(1 for f in get_backend().visitor_data(key).fields if f[:2] == "x:")
+            runtime.pin(running)
+            body_with = enrolled.get()
+            runtime.pin(none)
+            body_without = without.get()
+            with_ms, without_ms = [], []
+            deadline = time.monotonic() + 30
+            rounds = 0
+            while rounds < 10 or (time.monotonic() < deadline and rounds < 300):
+                r, rounds = rounds, rounds + 1
+                order = [(running, enrolled, with_ms), (none, without, without_ms)]
+                for experiments, browser, into in order if r % 2 else order[::-1]:
+                    runtime.pin(experiments)
+                    browser.run(2)  # settle caches after the switch
+                    _wall, cpu = browser.timed(n)
+                    into.append(cpu / n / 1e6)
+            replay = replay_cpu(enrolled)
+            runtime.pin(running)
+            decided = decide_cpu(enrolled, 200)
+            runtime.pin(none)
+            decided_without = decide_cpu(without, 200)
+            # Counted with the experiments running for real in this process (read from the
+            # database, refreshed by the freshness check, not pinned): what a site sees. Any
+            # other running experiment (the demo's, on the same block) is paused meanwhile,
+            # so the two sides differ by the 20 alone. Other processes do not notice: an
+            # update() leaves updated_at alone, and they are idle now anyway.
+            mine = Experiment.objects.filter(key__startswith=EXPERIMENT_PREFIX)
+            others = Experiment.objects.filter(
+                pk__in=list(
+                    Experiment.objects.filter(status=Experiment.Status.RUNNING)
+                    .exclude(key__startswith=EXPERIMENT_PREFIX)
+                    .values_list("pk", flat=True)
+                )
+            )
+            others.update(status=Experiment.Status.PAUSED)
+            try:
+                mine.update(status=Experiment.Status.RUNNING)
+                runtime.forget()
+                enrolled.run(2)
+                loaded = len(runtime.running().experiments)
+                counts = counted(enrolled)
+                mine.update(status=Experiment.Status.DRAFT)
+                runtime.forget()
+                without.run(2)
+                assert not runtime.running()
+                counts_without = counted(without)
+            finally:
+                mine.update(status=Experiment.Status.DRAFT)
+                others.update(status=Experiment.Status.RUNNING)
+        finally:
+            runtime.forget()
+        diffs = [a - b for a, b in zip(with_ms, without_ms, strict=True)]
+        return {
+            "experiments": len(running.experiments),
+            "sticky_arms": sticky,
+            "same_variants": variants(body_with) == variants(body_without),
+            "variants": [v.decode() for v in variants(body_with)],
+            "rounds": rounds,
+            "n": n,
+            "with_cpu_ms": statistics.median(with_ms),
+            "without_cpu_ms": statistics.median(without_ms),
+            "added_cpu_ms": statistics.median(diffs),
+            "added_iqr": _quartiles(diffs),
+            "added_ci95": 1.96
+            * 1.2533
+            * (_quartiles(diffs)[1] - _quartiles(diffs)[0])
+            / 1.349
+            / math.sqrt(len(diffs)),
+            "decide_cpu_ms": decided,
+            "decide_cpu_ms_without": decided_without,
+            "replay": replay,
+            "loaded": loaded,
+            "counted": counts,
+            "counted_without": counts_without,
+            "redis_round_trips": counts["round_trips"],
+            "redis_round_trips_without": counts_without["round_trips"],
+            "evalsha": counts["evalsha"],
+            "db_queries": counts["queries"],
+            "db_queries_without": counts_without["queries"],
+        }
+
     def cmd_breakdown(self, n: int) -> dict:
         return breakdown(self, n)
 
@@ -407,6 +724,11 @@ class Scenario:
 
     def cmd_profile(self, n: int) -> dict:
         return profile(self, n)
+
+
+def _quartiles(values: list[float]) -> tuple[float, float]:
+    q = statistics.quantiles(values, n=4) if len(values) > 1 else [values[0]] * 3
+    return q[0], q[2]
 
 
 def _versions() -> dict:
@@ -757,11 +1079,11 @@ def _warm_middleware(scenario: Scenario, n: int) -> dict:
     real_call = backend._round_trip
     replies = []
 
-    def recording(keys, args):
-        replies.append(reply := real_call(keys, args))
+    def recording(*args):
+        replies.append(reply := real_call(*args))
         return reply
 
-    def answered(keys, args):
+    def answered(*args):
         return replies[-1]
 
     def timed_answered() -> tuple[list[int], float]:

@@ -9,3 +9,10 @@ CMS_BLOCKS_SHARE_MAX_DAYS = 30
 # How long a process trusts its list of the pages that have whole-page variants, in seconds
 # (a process that saves or deletes a page refreshes it at once; others within this time).
 CMS_BLOCKS_VARIANT_INDEX_SECONDS = 10
+# The card templates an editor can choose for a recommendations block: name -> (label,
+# template). Each template gets ``pages`` (the recommended pages, specific), ``heading``,
+# ``strategy``, ``block_key`` and ``page_id`` (see cms_blocks/recommendations/cards.html).
+CMS_BLOCKS_RECOMMENDATION_TEMPLATES = {
+    "cards": ("Cards", "cms_blocks/recommendations/cards.html"),
+    "list": ("Compact list", "cms_blocks/recommendations/list.html"),
+}

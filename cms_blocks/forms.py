@@ -5,7 +5,9 @@ import re
 
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 from wagtail.admin.forms import WagtailAdminModelForm
+from wagtail.models import ReferenceIndex
 
 from segments.api import rule_problems, segment_model
 from tailored.forms import StrictJSONField
@@ -72,7 +74,40 @@ class SegmentForm(WagtailAdminModelForm):
 
     class Meta:
         model = segment_model()
-        fields = ["name", "slug", "description", "rule", "priority", "enabled"]
+        fields = [
+            "name",
+            "slug",
+            "description",
+            "rule",
+            "priority",
+            "enabled",
+            "persist_for",
+            "sample_percent",
+            "static",
+        ]
+
+    def clean_slug(self):
+        """Content names a segment by its slug: a segment in use keeps it (else its variants
+        would silently stop being shown, and a new segment given the old slug would take
+        them over)."""
+        slug = self.cleaned_data.get("slug")
+        old = self.instance.slug if self.instance.pk else None
+        if old and slug != old:
+            used = ReferenceIndex.get_references_to(self.instance)
+            count = used.values("base_content_type", "object_id").distinct().count()
+            if count:
+                raise ValidationError(
+                    ngettext(
+                        "This segment is used by %(count)d object (see its usage), which names "
+                        "it “%(slug)s”: its slug cannot change while it is in use.",
+                        "This segment is used by %(count)d objects (see its usage), which name "
+                        "it “%(slug)s”: its slug cannot change while it is in use.",
+                        count,
+                    )
+                    % {"count": count, "slug": old},
+                    code="slug_in_use",
+                )
+        return slug
 
     def _post_clean(self):
         own = list(self.errors["rule"]) if "rule" in self.errors else None

@@ -7,7 +7,8 @@ are tried by the highest priority among their segments (``Segment.priority``), t
 order (the order of the explorer). A variant never appears in menus, search or sitemaps, its
 ``<link rel="canonical">`` names the original, and a direct request for its own URL is
 redirected to the original. Drafts, scheduled, expired and privacy-restricted variants are never
-served (only the published version of a variant is ever shown).
+served (only the published version of a variant is ever shown). Variants follow their page:
+deleted, unpublished and moved with it (:mod:`cms_blocks.variants`).
 
 Serving a page that has no variants costs no query: each process keeps the ids of the pages
 that have any (one small query per page type, again after ``CMS_BLOCKS_VARIANT_INDEX_SECONDS``
@@ -33,10 +34,11 @@ from django.utils.translation import gettext_lazy as _
 from wagtail.admin.panels import FieldPanel, MultiFieldPanel, PageChooserPanel
 from wagtail.search.index import remove_object
 
-from personalization.api import Candidate, choose_for
+from personalization.api import Candidate, decide
 from segments.api import segment_choices, segment_priorities
 
 from .conf import get_setting
+from .references import segment_references
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +82,11 @@ def _slugs(stored) -> frozenset[str]:
 
 
 class SegmentSlugsField(models.JSONField):
-    """A list of segment slugs, edited as checkboxes of the existing segments."""
+    """A list of segment slugs, edited as checkboxes of the existing segments. Declares the
+    segments it names to Wagtail's reference index (their usage, see cms_blocks.references)."""
+
+    def extract_references(self, value):
+        yield from segment_references(_slugs(value))
 
     def formfield(self, **kwargs):
         return forms.MultipleChoiceField(
@@ -202,9 +208,12 @@ class PageVariantMixin(models.Model):
         variants = self.live_variants()
         if not variants:
             return None
-        index = choose_for(
-            request, [Candidate(segments, pk, match_all) for pk, segments, match_all in variants]
-        )
+        index = decide(
+            request,
+            [Candidate(segments, pk, match_all) for pk, segments, match_all in variants],
+            keys=[str(pk) for pk, _segments, _match in variants],
+            page_id=self.pk,
+        ).index
         if index is None:
             return None
         # Loaded from the live table: the published version, never a draft revision.

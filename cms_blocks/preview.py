@@ -6,6 +6,11 @@ segment, and "without consent") to the page editor's preview panel and applies t
 Wagtail renders a preview. A mode is a string, so any combination works in a URL
 (``?mode=segments:engaged,vip``); the "Preview as segments" screen builds them with checkboxes.
 
+A preview shows what such a visitor gets, whole-page variants included: previewing a page that
+has variants (:class:`cms_blocks.models.PageVariantMixin`) renders the live variant that
+visitor would be served at the page's URL instead (:func:`shown_page`), its personalised
+blocks decided for the same segments; previewing a variant itself renders the variant.
+
 A preview never records an event and never reads or changes anyone's memberships: the request
 is given a consent state without an identifier and a fixed set of segments
 (:func:`personalization.api.preview_as`), and the response forbids the page's scripts to send
@@ -89,6 +94,19 @@ def apply(request, who: PreviewAs) -> frozenset[str]:
     return preview_as(request, who.segments, consented=who.consented)
 
 
+VARIANT_HEADER = "X-Tailored-Preview-Variant"
+
+
+def shown_page(page, request):
+    """The page a visitor with ``request``'s (previewed) segments is served at ``page``'s URL:
+    the live variant they qualify for, as :meth:`PageVariantMixin.variant_for` chooses it for
+    real visitors, else ``page`` itself (also for a page type without variants)."""
+    variant_for = getattr(page, "variant_for", None)
+    if variant_for is None:
+        return page
+    return variant_for(request) or page
+
+
 class SegmentPreviewMixin(PreviewableMixin):
     """Add to page models (before ``Page``) to preview them as segments::
 
@@ -115,6 +133,13 @@ class SegmentPreviewMixin(PreviewableMixin):
 
     def serve_preview(self, request, mode_name):
         apply(request, PreviewAs.from_mode(mode_name).known())
+        shown = shown_page(self, request)
+        if shown is not self:
+            # What these visitors get at this URL: the variant (its own preview, which never
+            # substitutes again: a variant has no variants).
+            response = shown.serve_preview(request, mode_name)
+            response[VARIANT_HEADER] = str(shown.pk)
+            return response
         return protect(super().serve_preview(request, mode_name))
 
 

@@ -5,30 +5,50 @@ the visitor lookup (``EditorToolsViewSet``, the lookup with its own menu item), 
 
 from django.contrib import messages
 from django.contrib.auth.models import Permission
-from django.urls import path, reverse_lazy
+from django.urls import path, reverse, reverse_lazy
+from django.utils.functional import cached_property
 from django.utils.translation import gettext_lazy as _
 from wagtail import hooks
 from wagtail.admin.menu import MenuItem
-from wagtail.admin.panels import FieldPanel, ObjectList
+from wagtail.admin.panels import FieldPanel, MultiFieldPanel, ObjectList
 from wagtail.admin.ui.menus.pages import PageMenuItem
 from wagtail.admin.ui.tables import Column
 from wagtail.admin.viewsets.base import ViewSet, ViewSetGroup
+from wagtail.admin.widgets.button import Button
 from wagtail.log_actions import LogFormatter, log
 from wagtail.snippets.models import register_snippet
 from wagtail.snippets.views.snippets import EditView, SnippetViewSet
 
 from segments.api import describe_rule, may_view_visitors, segment_model
 
+from . import variant_hooks  # noqa: F401  (registers its hooks: variants follow their page)
+from .admin_views.members import EXPORT_ACTION, EXPORT_PERMISSION, StaticMembersExportView
 from .admin_views.preview import SHARE_ACTION, PreviewAsView, PreviewRenderView
 from .admin_views.results import BlockReportView, SegmentResultsDetailView, SegmentResultsIndexView
 from .admin_views.rule_check import RuleCheckView
+from .admin_views.segment_usage import (
+    SegmentDeleteView,
+    SegmentIndexView,
+    UsageCountColumn,
+    refuse_bulk_delete,
+)
 from .admin_views.visitor import VisitorLookupView
 from .forms import SegmentForm, problem_messages
 from .permissions import can_preview_page, can_view_results
 from .preview import supports_segment_preview
 
 CHANGE_ACTION = "cms_blocks.segment.change"
-TRACKED_FIELDS = ("name", "slug", "description", "rule", "priority", "enabled")
+TRACKED_FIELDS = (
+    "name",
+    "slug",
+    "description",
+    "rule",
+    "priority",
+    "enabled",
+    "persist_for",
+    "sample_percent",
+    "static",
+)
 
 
 def _shown(field: str, value):
@@ -36,6 +56,12 @@ def _shown(field: str, value):
         return describe_rule(value)
     if field == "enabled":
         return "enabled" if value else "disabled"
+    if field == "static":
+        return "static" if value else "dynamic"
+    if field == "persist_for":
+        return value or "not persistent"
+    if field == "sample_percent":
+        return "all matching visitors" if value is None else f"{value}%"
     return value
 
 
@@ -82,6 +108,16 @@ class SegmentEditView(EditView):
             )
         return context
 
+    @cached_property
+    def header_more_buttons(self):
+        buttons = list(super().header_more_buttons)
+        if self.object.static and self.request.user.has_perm(EXPORT_PERMISSION):
+            url = reverse("cms_blocks_admin:static_members_export", args=[self.object.pk])
+            buttons.append(
+                Button(_("Export members (CSV)"), url=url, icon_name="download", priority=40)
+            )
+        return buttons
+
     def save_instance(self):
         before = {f: self.form.initial.get(f) for f in TRACKED_FIELDS}
         instance = super().save_instance()
@@ -103,11 +139,14 @@ class SegmentViewSet(SnippetViewSet):
         "priority",
         "enabled",
         Column("rule_status", label=_("Rule problem"), accessor=rule_status),
+        UsageCountColumn(),
         "updated_at",
     ]
     list_filter = ["enabled"]
     search_fields = ["name", "slug"]
     edit_view_class = SegmentEditView
+    index_view_class = SegmentIndexView
+    delete_view_class = SegmentDeleteView  # lists its usage; protected while in use
     edit_handler = ObjectList(
         [
             FieldPanel("name"),
@@ -116,12 +155,17 @@ class SegmentViewSet(SnippetViewSet):
             FieldPanel("rule"),
             FieldPanel("priority"),
             FieldPanel("enabled"),
+            MultiFieldPanel(
+                [FieldPanel("persist_for"), FieldPanel("sample_percent"), FieldPanel("static")],
+                heading=_("Membership"),
+            ),
         ],
         base_form_class=SegmentForm,
     )
 
 
 register_snippet(SegmentViewSet)
+hooks.register("before_delete_snippet", refuse_bulk_delete)  # segments in use stay
 
 
 @hooks.register("register_log_actions")
@@ -138,6 +182,16 @@ def register_log_actions(actions):
                 "who": who,
                 "consent": consent,
                 "until": data.get("expires_at", "?"),
+            }
+
+    @actions.register_action(EXPORT_ACTION)
+    class MembersExported(LogFormatter):
+        label = _("Export members")
+
+        def format_message(self, log_entry):
+            data = log_entry.data or {}
+            return _("Exported the %(count)s members of the static segment") % {
+                "count": data.get("members", "?")
             }
 
     @actions.register_action(CHANGE_ACTION)
@@ -189,6 +243,11 @@ class EditorToolsViewSet(ViewSet):
                 "preview/<int:page_id>/render/", PreviewRenderView.as_view(), name="preview_render"
             ),
             path("visitor/", VisitorLookupView.as_view(), name="visitor"),
+            path(
+                "segments/<int:pk>/members.csv",
+                StaticMembersExportView.as_view(),
+                name="static_members_export",
+            ),
         ]
 
 

@@ -3,10 +3,10 @@
 from . import notices
 from .actions import consented_keys, grant_imported, rebuild_grants, record_decision
 from .conf import get_setting
-from .identity import external_key, user_key, validate_visitor_key, visitor_key
-from .log import latest_grants
+from .identity import external_key, external_keys, user_key, validate_visitor_key, visitor_key
+from .log import latest_grants, latest_grants_many
 from .policy import UNDECIDED, ConsentState, InvalidChoice
-from .privacy import pending_erasure_purposes
+from .privacy import pending_erasure_purposes, record_erasure_outcome
 from .registry import (
     RetentionPeriod,
     register_erasure_handler,
@@ -14,6 +14,7 @@ from .registry import (
     register_processing_activity,
     register_rekey_handler,
     register_retention_handler,
+    register_standing_source,
 )
 from .rest.base import APIEndpoint
 from .rest.errors import exception_handler
@@ -22,11 +23,18 @@ from .rest.schema import EndpointSchema, SchemaView
 from .rest.throttling import (
     ClientRateThrottle,
     VisitorRateThrottle,
+    client_address,
     rate_problem,
     shared_cache_problem,
 )
-from .signals import consent_changed
-from .visitor import consent_mode_signals, get_consent
+from .signals import consent_changed, consents_recorded
+from .visitor import (
+    claimed_consent,
+    consent_mode_signals,
+    force_consent,
+    get_consent,
+    settle_consent,
+)
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -43,25 +51,34 @@ __all__ = [
     "SchemaView",
     "VisitorRateThrottle",
     "banner_mode",
+    "claimed_consent",
+    "client_address",
     "consent_changed",
     "consent_mode_signals",
     "consented_keys",
+    "consents_recorded",
     "exception_handler",
     "external_key",
+    "external_keys",
+    "force_consent",
     "get_consent",
     "grant_imported",
     "latest_grants",
+    "latest_grants_many",
     "notice_version",
     "pending_erasure_purposes",
     "purposes",
     "rate_problem",
     "rebuild_grants",
     "record_decision",
+    "record_erasure_outcome",
     "register_erasure_handler",
     "register_export_handler",
     "register_processing_activity",
     "register_rekey_handler",
     "register_retention_handler",
+    "register_standing_source",
+    "settle_consent",
     "shared_cache_problem",
     "user_key",
     "validate_visitor_key",

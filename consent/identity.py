@@ -64,6 +64,18 @@ def external_key(source: str, external_id: str) -> str:
     return keyed_hash(f"{source}:{external_id}", hash_key(), domain="external")
 
 
+def external_keys(source: str, external_ids: list[str]) -> list[str]:
+    """:func:`external_key` of each of ``external_ids`` (the key read and the HMAC keyed once:
+    for thousands at a time)."""
+    prefix = hmac.new(hash_key(), f"external:{source}:".encode(), hashlib.sha256)
+    out = []
+    for external_id in external_ids:
+        mac = prefix.copy()
+        mac.update(external_id.encode())
+        out.append(mac.hexdigest()[:KEY_LENGTH_HEX])
+    return out
+
+
 def user_key(user_id: object) -> str:
     """The keyed hash that links a logged-in user to a visitor profile (with consent)."""
     return keyed_hash(str(user_id), hash_key(), domain="user")

@@ -3,6 +3,7 @@ chain head, and the latest decision read back. The one place that writes Consent
 ``actions`` (decisions) and ``privacy`` (erasure, retention, verification) both use it."""
 
 from datetime import timedelta
+from typing import NamedTuple
 
 from django.db import transaction
 from django.utils import timezone
@@ -11,7 +12,7 @@ from . import chain, notices, standing
 from .conf import get_setting
 from .identity import chain_key
 from .models import ChainHead, ConsentRecord
-from .signals import consent_changed
+from .signals import consent_changed, consents_recorded
 
 
 def record_fields(record: ConsentRecord) -> dict:
@@ -75,7 +76,8 @@ def append_records(
     expires_at=None,
 ) -> list[ConsentRecord]:
     """The same decision for one or many visitors (imports): one lock on the chain head, one
-    insert, the chain computed in order; ``consent_changed`` is sent for each once committed."""
+    insert, the chain computed in order; once committed, ``consents_recorded`` is sent for the
+    batch, then ``consent_changed`` for each."""
     if not keys:
         return []
     notice = notices.current()
@@ -115,6 +117,14 @@ def append_records(
                     for r in records
                 }
             )
+            consents_recorded.send(
+                sender=ConsentRecord,
+                visitor_keys=tuple(r.visitor_key for r in records),
+                granted=frozenset(granted),
+                denied=frozenset(denied),
+                notice_version=str(notice.version),
+                expires_at=expires_at,
+            )
             for record in records:
                 consent_changed.send(
                     sender=ConsentRecord,
@@ -129,12 +139,48 @@ def append_records(
     return records
 
 
-def latest_grants(key: str) -> tuple[frozenset[str], str, float] | None:
-    """The server's own record of ``key``'s current decision: (granted, notice version, expiry).
+class Grants(NamedTuple):
+    """The latest decision of one identifier, as the fast store's mirror keeps it: the purposes
+    it grants, its notice version, its expiry (epoch seconds) and its standing
+    (:meth:`consent.standing.Standing.encode`: which copies of the cookie still count)."""
+
+    granted: frozenset[str]
+    version: str
+    expiry: float
+    standing: str
+
+
+def latest_grants(key: str) -> Grants | None:
+    """The server's own record of ``key``'s current decision (one query).
 
     ``None`` when nothing is recorded. Used to rebuild the fast store's copy of consent state.
     """
     record = ConsentRecord.objects.filter(visitor_key=key).order_by("-seq").first()
     if record is None:
         return None
-    return frozenset(record.granted), record.notice_version, record.expires_at.timestamp()
+    return _grants(record)
+
+
+def latest_grants_many(keys) -> dict[str, Grants]:
+    """:func:`latest_grants` of each of ``keys`` that has a record, a query per 1,000 keys
+    (each key's records read in order, its last one kept: visitors have a few decisions)."""
+    keys = list(dict.fromkeys(keys))
+    out: dict[str, Grants] = {}
+    for start in range(0, len(keys), 1000):
+        latest: dict[str, ConsentRecord] = {}
+        for record in ConsentRecord.objects.filter(
+            visitor_key__in=keys[start : start + 1000]
+        ).order_by("visitor_key", "seq"):
+            latest[record.visitor_key] = record
+        out.update((key, _grants(record)) for key, record in latest.items())
+    return out
+
+
+def _grants(record: ConsentRecord) -> Grants:
+    decided = standing.of_record(record.method, record.seq, record.granted, record.created_at)
+    return Grants(
+        frozenset(record.granted),
+        record.notice_version,
+        record.expires_at.timestamp(),
+        decided.encode(),
+    )

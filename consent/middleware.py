@@ -5,11 +5,12 @@ from django.db import DatabaseError
 from django.http import HttpRequest, HttpResponse
 from django.utils.translation import get_language
 
-from . import cookies, standing
+from . import cookies
 from .actions import consent_lapsed, honour_gpc
 from .conf import get_setting
 from .inventory import cookies_outside, stray_cookies
-from .policy import UNDECIDED, ConsentState, apply_privacy_signals
+from .policy import ConsentState, apply_privacy_signals
+from .visitor import claim_consent, get_consent, is_settled
 
 logger = logging.getLogger(__name__)
 
@@ -18,7 +19,9 @@ class ConsentMiddleware:
     """Verify the consent cookie once per request and keep the result on ``request.consent``.
 
     The server's record wins over the cookie: an old copy of a cookie (the visitor decided
-    again since, or withdrew) counts as no consent (:mod:`consent.standing`). A cookie that
+    again since, or withdrew) counts as no consent (:mod:`consent.standing`), checked on first
+    use of the state (:mod:`consent.visitor`: on a consented page view, in the round trip that
+    records it; a request that never reads it pays nothing for it). A cookie that
     expired or was given under an earlier notice no longer counts either: the response deletes
     it, with its identifier, and the cookies of the purposes it granted, as a withdrawal does,
     and the data held under the lapsed identifier (which the visitor can no longer reach) is
@@ -37,28 +40,35 @@ class ConsentMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         reading = cookies.inspect(request)
         claimed, stale = reading.state, reading.lapsed
-        if claimed.visitor_key is not None and not standing.honoured(claimed):
-            # An old copy: no consent. The cookie itself is left alone (the browser may be
-            # receiving the newer one from a concurrent request); its purposes' cookies go.
-            claimed = UNDECIDED
         effective = claimed
         if claimed.purposes and cookies.privacy_signal(request):
             effective = apply_privacy_signals(
                 claimed, gpc=True, gpc_purposes=frozenset(get_setting("CONSENT_GPC_PURPOSES"))
             )
-        request.consent = effective
+        claim_consent(request, effective, claimed)
         forget = stale is not None and _lapse(stale)
         response = self.get_response(request)
         if getattr(request, "consent_decided", False):
             return response  # the view wrote the new decision's cookies
         if forget:
             cookies.forget(response, cookies_outside(frozenset()))
-        elif effective is not claimed:
+            return response
+        if effective is not claimed and get_consent(request) is effective:
             decision = honour_gpc(claimed, effective, language=get_language() or "")
             cookies.write(response, decision.state)
             cookies.delete(response, decision.delete_cookies)
+            return response
+        # An old copy of the cookie counts as no consent: its purposes' cookies go (the cookie
+        # itself is left alone: the browser may be receiving the newer one from a concurrent
+        # request). Checked here only if the request carries such cookies and nothing settled
+        # the claim yet.
+        if is_settled(request):
+            strays = stray_cookies(request.COOKIES, get_consent(request).purposes)
         else:
-            cookies.delete(response, stray_cookies(request.COOKIES, effective.purposes))
+            strays = stray_cookies(request.COOKIES, effective.purposes)
+            if strays != stray_cookies(request.COOKIES, frozenset()):
+                strays = stray_cookies(request.COOKIES, get_consent(request).purposes)
+        cookies.delete(response, strays)
         return response
 
 

@@ -230,6 +230,24 @@ def run_erasure(pk: int, *, journal_it: bool = True) -> ErasureRequest:
     return request
 
 
+def record_erasure_outcome(key: str, name: str, outcome: object) -> bool:
+    """Add what a handler learnt after the erasure ran (a destination confirming its delete
+    call, say) to the latest completed erasure of ``key``: its ``result[name]``, shown with the
+    erasure to the privacy officer. False when ``key`` has no completed erasure."""
+    with transaction.atomic():
+        request = (
+            ErasureRequest.objects.select_for_update()
+            .filter(visitor_key=key, completed_at__isnull=False)
+            .order_by("-completed_at")
+            .first()
+        )
+        if request is None:
+            return False
+        request.result = {**request.result, name: outcome}
+        request.save(update_fields=["result"])
+    return True
+
+
 def run_due_erasures(now=None) -> int:
     now = now or timezone.now()
     due = ErasureRequest.objects.filter(completed_at=None, cancelled_at=None, due_at__lte=now)

@@ -8,6 +8,9 @@ An app registers, in its ``AppConfig.ready()``:
   and makes sure data arriving afterwards for that key is dropped;
 - a **re-key** handler ``f(old_key, new_key) -> None``: moves data to a rotated key;
 - a **retention** handler ``f(now) -> dict[str, int]``: purges what is past its retention;
+- a **standing source** ``f(request, claimed) -> bool | None``: whether the server still honours
+  the consent cookie the request's ``claimed`` state was read from, answered from a store the
+  app reads on this request anyway (``None``: it cannot tell; consent asks its own cache);
 - a **processing activity**: the categories of personal data it holds, how long it keeps
   them and who receives them, listed in the record of processing (Art. 30, consent.processing).
 
@@ -28,6 +31,7 @@ class _Registry:
     rekey: dict[str, Callable] = field(default_factory=dict)
     retention: dict[str, Callable] = field(default_factory=dict)
     processing: dict[str, "ProcessingActivity"] = field(default_factory=dict)
+    standing: dict[str, Callable] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -80,6 +84,10 @@ def register_rekey_handler(name: str, handler: Callable[[str, str], None]) -> No
 
 def register_retention_handler(name: str, handler: Callable[[object], dict[str, int]]) -> None:
     handlers.retention[name] = handler
+
+
+def register_standing_source(name: str, source: Callable[[object, object], bool | None]) -> None:
+    handlers.standing[name] = source
 
 
 def register_processing_activity(

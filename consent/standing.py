@@ -13,12 +13,16 @@ request's ``request.consent``, Consent Mode, the visitor's data download, a new 
 - a cookie whose identifier has no record at all (under the current or an earlier hashing key)
   is void.
 
-Cost: the latest record of each identifier is kept in Django's cache (``CONSENT_STATE_CACHE``,
-Redis in production) as a short "standing" string, written when a record commits and filled
-from the database on a miss. A page view of a visitor with an identifier reads it once (a cache
-read, no database query); visitors without an identifier pay nothing. Where the answer grants
-access to data or decides an identifier (the data download, a new decision), the database is
-asked directly (``fresh=True``), so a lost or stale cache can never hand them out.
+Cost: a page view pays nothing of its own for it. The check is made on first use of the
+request's state (:mod:`consent.visitor`), by a registered standing source where there is one:
+the app that mirrors consent state into the fast store keeps each identifier's standing
+(:meth:`Standing.encode`) with it and checks the cookie there, in the round trip that records
+a consented page view. Otherwise (no source, a visitor who does not allow recording, the
+store unavailable) the latest record of each identifier is read from Django's cache
+(``CONSENT_STATE_CACHE``, Redis in production) as the same short string, written when a
+record commits and filled from the database on a miss. Where the answer grants access to data
+or decides an identifier (the data download, a new decision), the database is asked directly
+(``fresh=True``), so a lost or stale cache can never hand them out.
 """
 
 import logging

@@ -13,9 +13,13 @@ from pathlib import Path
 
 import dj_database_url
 
-# Modules bound to lower-case names: upper-case names here become settings.
 from consent import conf as consent_conf
+from experiments import conf as experiments_conf
+from recommendations import conf as recommendations_conf
 from segments import conf as segments_conf
+
+# Modules bound to lower-case names: upper-case names here become settings.
+from tailored_channels import conf as channels_conf
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DEMO_DIR = Path(__file__).resolve().parent
@@ -32,12 +36,16 @@ INSTALLED_APPS = [
     "demo.home",
     "cms_blocks",
     "personalization",
+    "experiments",
+    "recommendations",
+    "tailored_channels",
     *(["segments_ml"] if ML_INSTALLED else []),  # the optional [ml] extra
     "segments",
     "consent",
     "tailored",
     "cookie_consent",
     "rest_framework",
+    "rest_framework.authtoken",  # tokens for headless clients of the experiments' results API
     "drf_spectacular",
     "wagtail.contrib.forms",
     "wagtail.contrib.redirects",
@@ -161,6 +169,9 @@ else:
     SEGMENTS_BACKEND = {"BACKEND": "segments.backends.embedded.EmbeddedBackend", "OPTIONS": {}}
     CELERY_BROKER_URL = "memory://"
     CELERY_TASK_ALWAYS_EAGER = True  # the same tasks, run in-process
+    # No beat runs here: the experiments' results screen keeps a snapshot when it is looked at
+    # and the last is a minute old, so its lift chart fills as you click around.
+    EXPERIMENTS_SNAPSHOT_ON_READ_SECONDS = 60
 
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -190,6 +201,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_BEAT_SCHEDULE = {
     **segments_conf.BEAT_SCHEDULE,
     **consent_conf.BEAT_SCHEDULE,
+    **experiments_conf.BEAT_SCHEDULE,
+    **recommendations_conf.BEAT_SCHEDULE,
+    **channels_conf.BEAT_SCHEDULE,
 }
 if ML_INSTALLED:  # model-driven segments: retrain models due (weekly by default), drift, re-score
     from segments_ml import conf as segments_ml_conf

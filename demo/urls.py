@@ -15,6 +15,8 @@ urlpatterns = [
     path("consent/", include("consent.urls")),
     path("api/", include("segments.urls")),
     path("api/personalization/", include("personalization.urls")),
+    path("api/experiments/", include("experiments.urls")),
+    path("api/channels/", include("tailored_channels.urls")),
     path("api/schema/", SchemaView.as_view(), name="schema"),
     path("sitemap.xml", sitemap),
     path("tailored/", include("cms_blocks.urls")),

@@ -52,6 +52,7 @@ from django.middleware import cache as django_cache
 from django.utils.cache import cc_delim_re, patch_vary_headers
 
 from consent.api import get_consent
+from experiments.api import running_experiments
 from segments.api import context_segments, tracking_purpose
 
 from .conf import get_setting
@@ -152,6 +153,10 @@ class CacheState:
     consulted: set[str] = field(default_factory=set)
     opaque: bool = False
     hit: bool = False
+    # A consented visitor's arms in the experiments this page can show ({experiment id: arm,
+    # None when not enrolled}), part of the key; ``noted``: the arms the render used.
+    arms: dict[str, int | None] = field(default_factory=dict)
+    noted: dict[str, int | None] = field(default_factory=dict)
 
     @property
     def consented(self) -> bool:
@@ -165,8 +170,13 @@ class CacheState:
         return f"{content_hash}.{_digest(self.stored & self.content)}"
 
     def key(self) -> str:
-        """``<content>.<stored>.<context>``: what the page cache varies on."""
-        return f"{self.payload()}.{_digest(self.context_all & self.content)}"
+        """``<content>.<stored>.<context>``: what the page cache varies on; and ``.<arms>``
+        for a visitor in experiments this page can show (visitors in different arms never
+        share a response; in the same arms and segments they do)."""
+        key = f"{self.payload()}.{_digest(self.context_all & self.content)}"
+        if self.arms:
+            key += "." + _digest(f"{k}:{v}" for k, v in self.arms.items())
+        return key
 
 
 class CacheAwareSegments:
@@ -217,17 +227,56 @@ def _begin(request: HttpRequest) -> CacheState | None:
     if not visitor.cacheable:
         return None  # forced segments or consent (personalization.testutils): not shareable
     consent = get_consent(request)
-    context_all = context_segments(visitor.context())
+    # (Sampled segments are drawn only for a consenting visitor: their memberships count as
+    # stored, below, so the key holds them.)
+    context_all = context_segments(visitor.context(), query=request.GET)
     stored = None
+    running = running_experiments()
+    if running.by_path and getattr(request, "_tailored_page_id", None) is None:
+        # The page is routed only after this: the page view recorded now names the page of
+        # an experiment from its path (what cms_blocks' before_serve_page hook would set).
+        page_id = running.by_path.get(request.path)
+        if page_id is not None:
+            request._tailored_page_id = page_id
     if consent.visitor_key is not None and consent.allows(tracking_purpose()):
         # The round trip that records this page view also reads the memberships: the key is
         # always the visitor's current one, at no extra cost.
         stored = visitor.segments() - context_all
     state = CacheState(content=content_segments(), context_all=context_all, stored=stored)
+    if stored is not None:
+        state.arms = _arms(request, visitor, stored | context_all)
     request._tailored_cache = state
     request._tailored_consulted = state.consulted  # personalization.api notes decisions here
+    request._tailored_arms = state.noted  # and the experiment arms they used
     request.segments = CacheAwareSegments(getattr(request, "segments", None), state)
     return state
+
+
+def _arms(request: HttpRequest, visitor, segments: frozenset[str]) -> dict[str, int | None]:
+    """The consented visitor's arm in each running experiment this page can show (those on its
+    page, by path, that the visitor is eligible for; the global holdout), read from the sticky
+    assignments the round trip returned, or by hashing. Every experiment a decision may try is
+    in it (one that passes a block to the next decides nothing, but whether it passes is part
+    of the page), except for a visitor the global holdout holds out: nothing else decides for
+    them, so all of them share one cached page."""
+    running = running_experiments()
+    if not running:
+        return {}
+    state = visitor.experiment_state()
+    if state is None:
+        return {}
+    key, assignments = state
+    holdout = running.global_holdout
+    if holdout is not None:
+        arm = holdout.arm(key, assignments.get(holdout.id))
+        if arm == 0:  # default content everywhere: no other experiment's arm matters
+            return {holdout.id: arm}
+    page_id = getattr(request, "_tailored_page_id", None)
+    return {
+        e.id: e.arm(key, assignments.get(e.id), segments)
+        for e in running.on_page(page_id)
+        if e.eligible(segments)
+    }
 
 
 def _replace_vary(response: HttpResponse, remove: str, add: str | None) -> None:
@@ -290,6 +339,8 @@ class UpdateCacheMiddleware(django_cache.UpdateCacheMiddleware):
     def _storable(request, response, state: CacheState) -> bool:
         if not getattr(request, "_cache_update_cache", False) or state.opaque:
             return False
+        if any(state.arms.get(e, _NONE) != arm for e, arm in state.noted.items()):
+            return False  # an arm the key does not hold decided something: not shareable
         new = frozenset(state.consulted) - state.content
         if new:
             learn_content_segments(new)  # the next render of this page can be cached

@@ -3,7 +3,7 @@ nothing read from or written to the fast store."""
 
 from django.http import HttpRequest
 
-from consent.api import UNDECIDED, ConsentState, purposes
+from consent.api import UNDECIDED, ConsentState, force_consent, purposes
 from segments.api import context_only_slugs
 
 
@@ -40,11 +40,12 @@ def preview_as(request: HttpRequest, segments, *, consented: bool = True) -> fro
 
     chosen = frozenset(segments)
     if consented:
-        request.consent = ConsentState(
-            decided=True, purposes=frozenset(purposes()), notice_version=None
+        force_consent(
+            request,
+            ConsentState(decided=True, purposes=frozenset(purposes()), notice_version=None),
         )
     else:
-        request.consent = UNDECIDED
+        force_consent(request, UNDECIDED)
         chosen &= context_only_slugs()
     request.segments = chosen
     request.personalization = _PreviewVisitor(chosen)

@@ -34,7 +34,7 @@ from unittest import mock
 from django.http import HttpRequest
 from django.test.utils import TestContextDecorator
 
-from consent.api import UNDECIDED, ConsentState, get_consent
+from consent.api import UNDECIDED, ConsentState, force_consent, get_consent
 from consent.api import purposes as configured_purposes
 from segments.api import tracking_purpose
 
@@ -81,11 +81,11 @@ class _ForcedVisitors:
     def __call__(self, request: HttpRequest):
         consent = self.forced.consent(request)
         if self.forced.segments is None:
-            request.consent = consent
+            force_consent(request, consent)
             return _ForcedConsentVisitor(request)
         # A preview: without consent to personalization only context-only segments apply.
         preview_as(request, self.forced.segments, consented=consent.allows(tracking_purpose()))
-        request.consent = consent  # the exact purposes, where an override_consent says them
+        force_consent(request, consent)  # the exact purposes, where an override_consent says them
         return request.personalization
 
 

@@ -1,9 +1,18 @@
 """The segments app's public Python API: what the layers above may use."""
 
+import time
 from datetime import datetime
 
+from django.db.models import Max, Q
+
 from .backends import get_backend
-from .backends.base import BackendUnavailable, Exchange
+from .backends.base import (
+    ASSIGNMENT_PREFIX,
+    RECOMMENDATION_PREFIX,
+    SEGMENT_PREFIX,
+    BackendUnavailable,
+    Exchange,
+)
 from .conf import get_setting
 from .consent_mirror import mirror_consent, tracking_purpose
 from .dead_letters import (
@@ -12,22 +21,34 @@ from .dead_letters import (
     requeue_dead_letter,
     stream_stats,
 )
+from .definitions import SEGMENTS as SEGMENT_DEFINITIONS
 from .definitions import (
     context_only_segments,
     context_segments,
+    definitions_stamps,
     enabled_segments,
     stored_segment_slugs,
 )
 from .events import NAME_RE, Event, EventError
+from .events import validate as validate_event
 from .events.importer import Mapping, load_mapping, read_visitor_events
 from .events.log import visitor_histories
 from .events.request import is_page_view, page_view, request_context
 from .extensions import (
+    BatchEvent,
+    BatchVisitor,
+    FieldChanges,
+    register_batch_step,
+    register_definitions,
     register_explainer,
     register_profile_scorer,
+    register_restore_step,
     register_rule_reference_validator,
+    unregister_batch_step,
+    unregister_definitions,
+    unregister_restore_step,
 )
-from .models import Segment
+from .models import LoggedEvent, MembershipChange, Segment
 from .profiles import catalog
 from .profiles.catalog import (
     DAY,
@@ -39,7 +60,7 @@ from .profiles.catalog import (
     ModelFeature,
     check_features,
 )
-from .profiles.features import DIMENSIONS, MAX_WINDOW, Profile
+from .profiles.features import DIMENSIONS, MAX_WINDOW, PURCHASE, Profile
 from .recording import exchange, record_events, schedule_drain, track
 from .reporting import insights
 from .reporting import results as reports
@@ -67,8 +88,10 @@ from .rules import catalog as rules_catalog
 from .rules import describe_rule as _describe_rule
 from .rules.text import describe_comparison, quoted
 from .stream.drain import reevaluate
+from .stream.static import static_members
 
 __all__ = [
+    "ASSIGNMENT_PREFIX",
     "DAY",
     "DEFAULT_PROPENSITY_FEATURES",
     "MAX_DAYS",
@@ -77,8 +100,14 @@ __all__ = [
     "MODEL_FEATURES",
     "NAME_RE",
     "NEVER",
+    "PURCHASE",
+    "RECOMMENDATION_PREFIX",
     "RFM",
+    "SEGMENT_DEFINITIONS",
+    "SEGMENT_PREFIX",
     "BackendUnavailable",
+    "BatchEvent",
+    "BatchVisitor",
     "CompileOptions",
     "Condition",
     "Evaluator",
@@ -86,6 +115,7 @@ __all__ = [
     "EventError",
     "Exchange",
     "Field",
+    "FieldChanges",
     "Mapping",
     "ModelFeature",
     "Outcome",
@@ -96,6 +126,7 @@ __all__ = [
     "context_only_slugs",
     "context_segments",
     "dead_letters",
+    "definitions_stamps",
     "describe_comparison",
     "describe_rule",
     "discard_dead_letter",
@@ -106,8 +137,12 @@ __all__ = [
     "get_backend",
     "is_page_view",
     "join_path",
+    "last_membership_change",
+    "latest_events",
     "load_mapping",
     "may_view_visitors",
+    "members_now",
+    "membership_changes",
     "min_segment_size",
     "mirror_consent",
     "model_references",
@@ -119,9 +154,12 @@ __all__ = [
     "reason_value",
     "record_events",
     "reevaluate",
+    "register_batch_step",
     "register_condition",
+    "register_definitions",
     "register_explainer",
     "register_profile_scorer",
+    "register_restore_step",
     "register_rule_reference_validator",
     "report",
     "request_context",
@@ -132,11 +170,16 @@ __all__ = [
     "segment_choices",
     "segment_model",
     "segment_priorities",
+    "static_members",
     "stored_segment_slugs",
     "stream_stats",
     "track",
     "tracking_purpose",
+    "unregister_batch_step",
     "unregister_condition",
+    "unregister_definitions",
+    "unregister_restore_step",
+    "validate_event",
     "visitor_histories",
 ]
 
@@ -244,3 +287,63 @@ def explain_visitor(visitor_key: str, as_of: datetime | None = None) -> list[dic
 def min_segment_size() -> int:
     """Segments (and clusters) smaller than this are flagged as too small to act on."""
     return int(get_setting("SEGMENTS_MIN_SIZE"))
+
+
+# -- for the channels beyond the page (destinations, deliveries) ------------------------------
+
+
+def membership_changes(after: int, limit: int, ids=()) -> list[tuple]:
+    """Rows of the history of membership changes, in id order: those with an id above
+    ``after`` (at most ``limit``) and those among ``ids`` (ids skipped earlier that may have
+    been committed since), as ``(id, visitor_key, segment slug, entered, at)``. Read by a
+    consumer that keeps its own position (channels' fan-out)."""
+
+    wanted = Q(pk__gt=after) | Q(pk__in=list(ids)) if ids else Q(pk__gt=after)
+    return list(
+        MembershipChange.objects.filter(wanted)
+        .order_by("pk")
+        .values_list("pk", "visitor_key", "segment", "entered", "at")[:limit]
+    )
+
+
+def last_membership_change() -> int:
+    """The id of the latest membership change (0: none): where a new consumer starts."""
+
+    return MembershipChange.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+
+
+def members_now(slugs, now: float | None = None, batch: int = 1000):
+    """``(visitor_key, slugs)`` of every stored visitor who is a member of some of ``slugs``
+    now, from the fast store, in batches (a scan: for nightly jobs, never a request). Raises
+    :class:`BackendUnavailable` when the fast store cannot be reached."""
+
+    wanted = frozenset(slugs)
+    now = time.time() if now is None else now
+    backend = get_backend()
+    for keys in backend.visitor_keys(batch=batch):
+        for key, state in backend.load_visitors(keys).items():
+            found = set()
+            for name, value in state.fields.items():
+                if name.startswith(SEGMENT_PREFIX) and name[len(SEGMENT_PREFIX) :] in wanted:
+                    try:
+                        until = float(value)
+                    except ValueError:
+                        continue
+                    if until > now:
+                        found.add(name[len(SEGMENT_PREFIX) :])
+            if found:
+                yield key, frozenset(found)
+
+
+def latest_events(keys, names, since: datetime) -> dict[str, datetime]:
+    """Of ``keys``, those with an event named in ``names`` in the durable log since ``since``,
+    each with the time of its latest (a conversion after a segment entry, say)."""
+
+    rows = (
+        LoggedEvent.objects.filter(
+            visitor_key__in=list(keys), name__in=list(names), occurred_at__gte=since
+        )
+        .values("visitor_key")
+        .annotate(latest=Max("occurred_at"))
+    )
+    return {row["visitor_key"]: row["latest"] for row in rows}

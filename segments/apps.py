@@ -14,9 +14,11 @@ class SegmentsConfig(AppConfig):
             checks,  # noqa: F401  (registers the system checks)
             privacy,
         )
-        from .receivers import on_consent_changed
+        from .receivers import on_consents_recorded, on_static_segment_saved
 
-        consent.consent_changed.connect(on_consent_changed, dispatch_uid="segments.mirror_consent")
+        consent.consents_recorded.connect(
+            on_consents_recorded, dispatch_uid="segments.mirror_consent"
+        )
         consent.register_export_handler("segments", privacy.export)
         consent.register_erasure_handler("segments", privacy.erase)
         consent.register_rekey_handler("segments", privacy.rekey)
@@ -27,6 +29,7 @@ class SegmentsConfig(AppConfig):
         from . import health, metrics
 
         readiness.register_readiness_check("fast_store", health.check_fast_store)
+        readiness.register_readiness_check("partitions", health.check_partitions)
         readiness.register_readiness_check(
             "worker_heartbeat", health.check_worker_heartbeat, critical=False
         )
@@ -37,10 +40,11 @@ class SegmentsConfig(AppConfig):
             retention=privacy.PROCESSING_RETENTION,
         )
 
-        from django.db.models.signals import post_delete, post_save
+        from django.db.models.signals import post_delete, post_save, pre_save
 
         from .definitions import forget_definitions
         from .models import Segment
+        from .receivers import on_segment_deleted, on_segment_saved, remember_definition
 
         for signal in (post_save, post_delete):
             signal.connect(
@@ -49,3 +53,10 @@ class SegmentsConfig(AppConfig):
                 weak=False,
                 dispatch_uid=f"segments.forget_definitions.{signal is post_save}",
             )
+        # A changed definition re-evaluates every stored visitor (the memberships would lag).
+        pre_save.connect(remember_definition, sender=Segment, dispatch_uid="segments.definition")
+        post_save.connect(on_segment_saved, sender=Segment, dispatch_uid="segments.reevaluate")
+        post_delete.connect(
+            on_segment_deleted, sender=Segment, dispatch_uid="segments.reevaluate.delete"
+        )
+        post_save.connect(on_static_segment_saved, sender=Segment, dispatch_uid="segments.static")

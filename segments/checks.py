@@ -1,5 +1,7 @@
+import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from celery import current_app
 from django.conf import settings
 from django.core.checks import Error, Tags, Warning, register
 from django.db import DatabaseError
@@ -8,7 +10,7 @@ from django.utils.module_loading import import_string
 from consent.api import purposes, rate_problem, shared_cache_problem
 
 from .backends import get_backend
-from .backends.base import MAX_PARTITIONS
+from .backends.base import MAX_PARTITIONS, BackendUnavailable
 from .conf import get_setting
 from .events import NAME_RE
 from .models import Segment
@@ -43,8 +45,8 @@ def check_backend(app_configs=None, **kwargs):
         return [
             Error(
                 f"SEGMENTS_BACKEND['OPTIONS']: {problem}",
-                hint="Changing PARTITIONS on a live site needs a drained stream first "
-                "(docs/tracking.md, 'The stream drain').",
+                hint="Raising PARTITIONS on a live site: docs/operations.md, 'Raising "
+                "PARTITIONS on a live site'.",
                 id="segments.E009",
             )
         ]
@@ -86,6 +88,30 @@ def check_backend_reachable(app_configs=None, **kwargs):
             id="segments.W002",
         )
         for problem in get_backend().durability_problems()
+    ]
+
+
+# A deployment check too (it reads the store), run where a deploy is checked before its
+# processes start. It only reads: the count a deploy job's settings name is not recorded
+# before any process runs with it (the first process to use the store records its own).
+@register(deploy=True)
+def check_partitions(app_configs=None, **kwargs):
+    if check_backend():
+        return []  # not configured correctly: check_backend reports it
+    try:
+        problem = get_backend().partition_problem(record=False)
+    except BackendUnavailable:
+        return []  # unreachable: segments.W001 says so
+    if problem is None:
+        return []
+    return [
+        Error(
+            problem,
+            hint="Until the processes agree, drains refuse to run (the events wait) and the "
+            "readiness check fails: docs/operations.md, 'When processes disagree on "
+            "PARTITIONS'.",
+            id="segments.E011",
+        )
     ]
 
 
@@ -194,12 +220,34 @@ def stream_option_problem(options: dict) -> str | None:
     partitions = options.get("PARTITIONS", 4)
     if type(partitions) is not int or not 1 <= partitions <= MAX_PARTITIONS:
         return f"PARTITIONS must be a whole number from 1 to {MAX_PARTITIONS}, not {partitions!r}."
+    previous = options.get("PREVIOUS_PARTITIONS", 0)
+    if previous and (type(previous) is not int or previous >= partitions or partitions % previous):
+        return (
+            f"PREVIOUS_PARTITIONS ({previous!r}) must divide PARTITIONS ({partitions}) and be "
+            "smaller (raise it by a whole factor)."
+        )
+    if options.get("CLUSTER") and set(str(options.get("KEY_PREFIX", ""))) & {"{", "}"}:
+        return "KEY_PREFIX must not hold { or } on a cluster: the keys' hash tags are the store's."
+    if previous and options.get("CLUSTER"):
+        return (
+            "PREVIOUS_PARTITIONS is not supported on a Redis Cluster: on a cluster, change "
+            "PARTITIONS with every process stopped and the stream drained, then "
+            "rebuild_fast_store."
+        )
     cap = options.get("MAX_LENGTH", 0)
     if type(cap) is not int or cap < 0:
         return f"MAX_LENGTH must be a whole number of entries (0: no cap), not {cap!r}."
-    shed = options.get("SHED_EVENTS", [])
-    if isinstance(shed, str) or not all(isinstance(n, str) and NAME_RE.match(n) for n in shed):
-        return f"SHED_EVENTS must be a list of event names, not {shed!r}."
+    hard = options.get("HARD_MAX_LENGTH", 0)
+    if type(hard) is not int or hard < 0:
+        return f"HARD_MAX_LENGTH must be a whole number of entries (0: none), not {hard!r}."
+    if hard and cap and hard < cap:
+        return f"HARD_MAX_LENGTH ({hard}) must not be below MAX_LENGTH ({cap})."
+    for option in ("SHED_EVENTS", "KEEP_EVENTS"):
+        names = options.get(option, [])
+        if isinstance(names, str) or not all(
+            isinstance(n, str) and NAME_RE.match(n) for n in names
+        ):
+            return f"{option} must be a list of event names, not {names!r}."
     return None
 
 
@@ -219,5 +267,56 @@ def check_drain(app_configs=None, **kwargs):
             hint="The drain lock is renewed every third of its lifetime; a failing entry is "
             "tried this many times before it goes to the dead letters.",
             id="segments.E008",
+        )
+    ]
+
+
+@register()
+def check_bot_user_agents(app_configs=None, **kwargs):
+    pattern = get_setting("SEGMENTS_BOT_USER_AGENTS")
+    if pattern is None or pattern == "":
+        return []
+    problem = None
+    if not isinstance(pattern, str):
+        problem = f"must be a regular expression (a string) or None, not {pattern!r}"
+    else:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            problem = f"is not a valid regular expression: {exc}"
+    if problem is None:
+        return []
+    return [
+        Error(
+            f"SEGMENTS_BOT_USER_AGENTS {problem}.",
+            hint="It is searched (case-insensitively) in each request's User-Agent; None records "
+            "every user agent (docs/installation.md, 'Headless browsers and scripts').",
+            id="segments.E010",
+        )
+    ]
+
+
+@register()
+def check_celery_reads_settings(app_configs=None, **kwargs):
+    """The tasks (draining events into segments) are sent with the current Celery app: one that
+    does not read the Django settings sends them to Celery's default broker, where nothing runs
+    them, and ignores CELERY_TASK_ALWAYS_EAGER; visitors then never enter a segment."""
+    conf = current_app.conf
+    eager = bool(getattr(settings, "CELERY_TASK_ALWAYS_EAGER", False))
+    broker = getattr(settings, "CELERY_BROKER_URL", None)
+    if bool(conf.task_always_eager) == eager and (
+        conf.broker_url == broker if broker is not None else (eager or conf.broker_url)
+    ):
+        return []
+    where = conf.broker_url or "Celery's default broker"
+    return [
+        Warning(
+            "Celery does not read the Django settings: the segments' tasks would go to "
+            f"{where} and CELERY_TASK_ALWAYS_EAGER "
+            f"({eager}) is not applied, so events would never be turned into segments.",
+            hint="Add a Celery app configured from the settings (app.config_from_object("
+            "'django.conf:settings', namespace='CELERY')) and import it in your project's "
+            "__init__.py (docs/installation.md, 'A Celery app').",
+            id="segments.W004",
         )
     ]

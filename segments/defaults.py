@@ -32,6 +32,16 @@ SEGMENTS_SLOW_CALLS = 3
 # than this many seconds (reported, not failing readiness; alert on it: docs/operations.md).
 SEGMENTS_HEARTBEAT_MAX_AGE = 60.0
 
+# User agents never recorded (page views and events), as a regular expression searched
+# case-insensitively: crawlers, headless browsers (Chrome headless says "HeadlessChrome"), and
+# HTTP libraries and command-line tools, which are scripts, not visitors. None (or "") records
+# every user agent, e.g. to try the site with a headless browser or a script in staging.
+SEGMENTS_BOT_USER_AGENTS = (
+    r"bot\b|crawler|spider|slurp|headless|lighthouse|phantomjs|selenium|puppeteer|playwright"
+    r"|curl/|wget/|python-requests|python-urllib|python-httpx|httpx|aiohttp|go-http-client"
+    r"|okhttp|java/|libwww-perl|scrapy|node-fetch|axios/"
+)
+
 # Paths never recorded as page views.
 SEGMENTS_EXCLUDED_PATH_PREFIXES = [
     "/admin/",
@@ -49,13 +59,21 @@ SEGMENTS_EXCLUDED_PATH_PREFIXES = [
 # gone quiet expire in the fast store after PROFILE_TTL.
 SEGMENTS_EVENT_RETENTION_DAYS = 395
 
-# How long a process may use its cached list of segment definitions, in seconds.
+# How often a process asks the database whether a segment was added, saved or deleted (one
+# small query; None: never), in seconds: an editor's change reaches every process within it.
+SEGMENTS_DEFINITIONS_CHECK_SECONDS = 1.0
+# How long a process may use its cached list of segment definitions at most, in seconds (for
+# writes the check cannot see: an update() that leaves updated_at alone).
 SEGMENTS_DEFINITIONS_CACHE_SECONDS = 10.0
 # Time zone of time-of-day and weekday conditions (default: TIME_ZONE).
 SEGMENTS_TIME_ZONE = None
-# Request header carrying the visitor's country code, set by a CDN or proxy (e.g.
-# "CF-IPCountry"); no IP address is ever looked up or kept.
-SEGMENTS_COUNTRY_HEADER = None
+# Request headers carrying the visitor's country code, set by a CDN or proxy, tried in order:
+# Cloudflare's and CloudFront's by default (a site behind neither can set [] or its own
+# proxy's header; a visitor who forges one only changes what they see themselves). When none
+# gives a country and Django's GEOIP_PATH is set, the country is looked up in that GeoIP2
+# database (django.contrib.gis.geoip2, needs the geoip2 package); the IP address is used for
+# that lookup only, never kept.
+SEGMENTS_COUNTRY_HEADER = ["CF-IPCountry", "CloudFront-Viewer-Country"]
 
 # Segments smaller than this are flagged as too small to act on.
 SEGMENTS_MIN_SIZE = 50

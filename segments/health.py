@@ -43,6 +43,19 @@ def check_fast_store() -> dict:
     return {"groups_created": created} if created else {}
 
 
+def check_partitions() -> dict:
+    """Readiness: this process's PARTITIONS (and PREVIOUS_PARTITIONS) agree with the count the
+    store was sealed with (:func:`segments.backends.base.partition_count_problem`). A process
+    that disagrees records visitors' events to other partitions than the drains': it is taken
+    out of the load balancer, and a rolling deploy with the wrong count stops at its first
+    process. One small read per probe, never on the request path."""
+    backend = get_backend()
+    problem = backend.partition_problem()
+    if problem:
+        raise CheckFailed(f"PARTITIONS {backend.partitions}, store {backend.stored_partitions()}")
+    return {"partitions": backend.partitions}
+
+
 def check_worker_heartbeat() -> dict:
     """Readiness, reported but not critical: how long ago a worker ran the sweep."""
     last = get_backend().heartbeat()

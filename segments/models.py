@@ -1,9 +1,20 @@
 from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
 from .extensions import reference_problems
-from .rules import RuleError, compile_rule
+from .rules import RuleError, compile_rule, is_context_only, parse_window
+
+
+def persist_seconds(persist_for: str) -> float:
+    """How long a segment keeps members after they last matched, in seconds, from its
+    ``persist_for`` ("30d"); 0 for a segment that is not persistent (or a value the form would
+    refuse, written past it)."""
+    try:
+        return parse_window(persist_for)[0] if persist_for else 0.0
+    except RuleError:
+        return 0.0
 
 
 class Segment(models.Model):
@@ -22,6 +33,42 @@ class Segment(models.Model):
         _("priority"), default=0, help_text=_("Higher priority segments win when variants compete.")
     )
     enabled = models.BooleanField(_("enabled"), default=True)
+    persist_for = models.CharField(
+        _("keep members for"),
+        max_length=8,
+        blank=True,
+        default="",
+        help_text=_(
+            "Persistent segment: once in, a visitor stays in for this long after they last "
+            "matched the rule, even when it stops holding (a number followed by s, m, h or d, "
+            "such as 30d; at most 400 days). Empty: members leave as soon as the rule stops "
+            "holding. Kept only for visitors who consented."
+        ),
+    )
+    sample_percent = models.PositiveSmallIntegerField(
+        _("random percentage"),
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0), MaxValueValidator(100)],
+        help_text=_(
+            "Only this percentage of the visitors matching the rule are in the segment, the "
+            "others are held out (0 to 100; empty: all of them). Each visitor's draw is fixed "
+            "(from their pseudonymous key), so they stay on their side; visitors without "
+            "consent have no key and are never drawn in."
+        ),
+    )
+    static = models.BooleanField(
+        _("static"),
+        default=False,
+        help_text=_(
+            "Static segment: its members are the visitors whose stored behaviour matches the "
+            "rule when it is saved as static; then they are fixed (nobody enters or leaves, "
+            "whatever they do or however the rule is edited)."
+        ),
+    )
+    members_computed_at = models.DateTimeField(
+        _("members computed at"), null=True, blank=True, editable=False
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -29,6 +76,12 @@ class Segment(models.Model):
         ordering = ["-priority", "name"]
         verbose_name = _("segment")
         verbose_name_plural = _("segments")
+        permissions = [
+            (
+                "export_segment_members",
+                "Can export the pseudonymous members of static segments",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -42,6 +95,42 @@ class Segment(models.Model):
         problems = reference_problems(self.rule)  # what optional apps say of its references
         if problems:
             raise ValidationError({"rule": problems})
+        if self.persist_for:
+            try:
+                parse_window(self.persist_for)
+            except RuleError as exc:
+                raise ValidationError({"persist_for": exc.message}) from exc
+        if self.static and is_context_only(self.rule):
+            raise ValidationError(
+                {
+                    "static": _(
+                        "A static segment's members are computed from stored behaviour: its "
+                        "rule needs at least one condition on it (a rule made only of request "
+                        "conditions has nobody to compute)."
+                    )
+                }
+            )
+
+
+class StaticMember(models.Model):
+    """A member of a static segment, computed once (``segments.stream.static``): by the
+    pseudonymous key only. Exported, erased, re-keyed and purged with the visitor's other
+    rows (``segments.privacy``)."""
+
+    segment = models.ForeignKey(Segment, on_delete=models.CASCADE, related_name="static_members")
+    visitor_key = models.CharField(max_length=64)
+    added_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["segment", "visitor_key"], name="static_member_once_per_segment"
+            )
+        ]
+        indexes = [models.Index(fields=["visitor_key"])]
+
+    def __str__(self) -> str:
+        return f"{self.visitor_key[:8]}… in {self.segment_id}"
 
 
 class LoggedEvent(models.Model):

@@ -13,7 +13,7 @@ from consent.api import RetentionPeriod
 from .backends import get_backend
 from .backends.base import SEGMENT_PREFIX, profile_ttl
 from .conf import get_setting
-from .models import LoggedEvent, MembershipChange, PendingConsentMirror
+from .models import LoggedEvent, MembershipChange, PendingConsentMirror, StaticMember
 from .stream.drain import _acquire
 from .stream.rebuild import recompute
 
@@ -44,6 +44,12 @@ def export(visitor_key: str) -> dict[str, list[dict]]:
                 "reason": c.reason,
             }
             for c in MembershipChange.objects.filter(visitor_key=visitor_key).order_by("at", "pk")
+        ],
+        "static_segments": [
+            {"segment": m.segment.slug, "added_at": m.added_at.isoformat()}
+            for m in StaticMember.objects.filter(visitor_key=visitor_key)
+            .select_related("segment")
+            .order_by("added_at", "pk")
         ],
         # A consent decision the fast store has not copied yet (the outbox): only its time.
         "consent_sync_pending": [
@@ -76,13 +82,17 @@ def erase(visitor_key: str, purposes: frozenset[str]) -> int:
 # purged together (tests/suite/test_personal_data.py fails for a table missing here). The
 # consent outbox goes with an erasure too: the erasure removed the store's copy, and a missing
 # copy is rebuilt from the durable record (which no longer grants anything) before any event.
-_TABLES = (LoggedEvent, MembershipChange, PendingConsentMirror)
+_TABLES = (LoggedEvent, MembershipChange, PendingConsentMirror, StaticMember)
 
 
 def rekey(old_key: str, new_key: str) -> None:
     get_backend().rename_visitor(old_key, new_key)
     for model in (LoggedEvent, MembershipChange):
         model.objects.filter(visitor_key=old_key).update(visitor_key=new_key)
+    # One row per segment and visitor: a segment the new key is a member of already keeps it.
+    taken = StaticMember.objects.filter(visitor_key=new_key).values("segment_id")
+    StaticMember.objects.filter(visitor_key=old_key, segment_id__in=taken).delete()
+    StaticMember.objects.filter(visitor_key=old_key).update(visitor_key=new_key)
     # The outbox is keyed by the visitor (one row each): the new key may be listed already.
     pending = PendingConsentMirror.objects.filter(visitor_key=old_key).first()
     if pending is not None:
@@ -101,6 +111,8 @@ def retention(now) -> dict[str, int]:
     affected: set[str] = set()
     events = _purge(LoggedEvent.objects.filter(occurred_at__lt=cutoff), affected)
     history = _purge(MembershipChange.objects.filter(at__lt=cutoff), set())
+    # Static segments' members go with the history that says they entered.
+    _purge(StaticMember.objects.filter(added_at__lt=cutoff), set())
     # An outbox entry that old means the store was never reachable since: the durable record
     # rules anyway (a missing or stale copy is rebuilt from it before any event is applied).
     _purge(PendingConsentMirror.objects.filter(queued_at__lt=cutoff), set())
@@ -142,6 +154,10 @@ PROCESSING_CATEGORIES = [
         _("Segment history"),
         _("When the visitor entered or left each segment, and the rule's reasons."),
     ),
+    (
+        _("Static segment members"),
+        _("The static segments the visitor was found in when their members were computed."),
+    ),
 ]
 
 
@@ -156,6 +172,7 @@ def _profile_retention() -> int:
 PROCESSING_RETENTION = [
     RetentionPeriod(_("Events (page views and actions)"), _event_retention),
     RetentionPeriod(_("Segment history (entries and exits)"), _event_retention),
+    RetentionPeriod(_("Static segment members"), _event_retention),
     RetentionPeriod(
         _("Features and segment memberships"),
         _profile_retention,

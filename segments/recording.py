@@ -14,7 +14,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import replace
 
-from consent.api import get_consent, notice_version
+from consent.api import ConsentState, get_consent, notice_version
 
 from . import events as _events
 from . import metrics
@@ -25,7 +25,6 @@ from .consent_mirror import mirror_consent_from_record, sync_pending_mirrors, tr
 from .events import Event, EventError
 
 logger = logging.getLogger(__name__)
-NO_CONSENT = Exchange(consented=False)
 # What exchange() returns when the store was not asked (breaker open) or did not answer: no
 # consent as far as the page is concerned (default content), and nothing recorded.
 UNAVAILABLE = Exchange(consented=False)
@@ -60,9 +59,14 @@ def exchange(
     *,
     visitor_id: str | None = None,
     events: Sequence[Event] = (),
+    claim: ConsentState | None = None,
 ) -> Exchange:
     """Record ``event`` (or ``events``, in order) for ``visitor_key`` if the server's consent
     state allows it, and return the visitor's memberships, in one round trip to the fast store.
+
+    Given ``claim``, the state read from the visitor's consent cookie, the same round trip
+    checks that the cookie still counts (``consent.standing``, from the record's standing the
+    store mirrors): the result's ``honoured`` says it, and nothing is recorded when it does not.
 
     Never raises for an unavailable store: the result is then :data:`UNAVAILABLE` ("not
     consented", nothing recorded), so callers serve default content. When the store has lost
@@ -74,20 +78,22 @@ def exchange(
         return UNAVAILABLE
     batch = [event] if event is not None else list(events)
     fields = [_events.encode(e) for e in batch]
-    purpose = get_setting("SEGMENTS_PURPOSE")
-    version = notice_version()
+    call = {
+        "purpose": get_setting("SEGMENTS_PURPOSE"),
+        "notice_version": notice_version(),
+        "events": fields,
+        "claim": None if claim is None else _claim(claim),
+    }
     started = metrics.clock()
     try:
         backend = get_backend()
-        result = backend.exchange(
-            visitor_key, purpose=purpose, notice_version=version, now=time.time(), events=fields
-        )
+        if not backend.partitions_checked:
+            _check_partitions(backend)
+        result = backend.exchange(visitor_key, now=time.time(), **call)
         if result.consented is None:
             mirror_consent_from_record(visitor_key, visitor_id)
             started = metrics.clock()  # (the database's time is not the store's)
-            result = backend.exchange(
-                visitor_key, purpose=purpose, notice_version=version, now=time.time(), events=fields
-            )
+            result = backend.exchange(visitor_key, now=time.time(), **call)
     except BackendUnavailable as exc:
         metrics.exchange_failed(len(fields))
         _mark_down(exc)
@@ -96,7 +102,30 @@ def exchange(
     # another after SEGMENTS_FAILURE_BACKOFF: the breaker never stays half-open.)
     _mark_up(metrics.clock() - started)
     metrics.exchanged(started, len(fields), result.consented)
-    return result if result.consented else NO_CONSENT
+    return UNAVAILABLE if result.consented is None else result
+
+
+def _check_partitions(backend) -> None:
+    """Once per process (per backend: a settings change makes another), before its first
+    exchange: compare this process's PARTITIONS with the store's, so a web process started
+    with another count says so in its log (and its readiness check fails:
+    :func:`segments.health.check_partitions`). It still records: its events wait in the
+    stream until the counts agree again, where refusing them would lose them. Not per request:
+    the request path's one round trip stays one."""
+    problem = backend.partition_problem()
+    backend.partitions_checked = True
+    if problem:
+        logging.getLogger("segments.operations").error(
+            "Recording with a partition count the store disagrees with: %s",
+            problem,
+            extra={"event": "recording.partitions_mismatch", "partitions": backend.partitions},
+        )
+
+
+def _claim(state: ConsentState) -> tuple[int, int]:
+    """A cookie's claim as the store compares it: its record number (-1 when it does not say
+    it) and its signing time in whole seconds."""
+    return (-1 if state.record_seq is None else state.record_seq, int(state.signed_at))
 
 
 def schedule_drain(visitor_key: str) -> None:

@@ -6,6 +6,7 @@ from . import health
 from .consent_mirror import sync_pending_mirrors
 from .reporting.insights import take_snapshots
 from .stream import drain as pipeline
+from .stream import static
 
 
 @shared_task(name="segments.drain", acks_late=True, ignore_result=True)
@@ -54,8 +55,23 @@ def reevaluate() -> int:
             return total
 
 
+@shared_task(name="segments.reevaluate_everyone", ignore_result=True)
+def reevaluate_everyone() -> int:
+    """Enqueued when a segment's rule, enabled state or slug changes (on commit): every stored
+    visitor's memberships follow the new definition before their next request, not after
+    their next event."""
+    return pipeline.reevaluate_everyone()
+
+
 @shared_task(name="segments.snapshot", ignore_result=True)
 def snapshot() -> int:
     """Celery beat (daily): record each segment's size with its rule version."""
 
     return len(take_snapshots())
+
+
+@shared_task(name="segments.compute_static_members", acks_late=True, ignore_result=True)
+def compute_static_members(segment_id: int) -> int | None:
+    """Compute a static segment's members once (:mod:`segments.stream.static`); run again
+    (a redelivery), it does nothing."""
+    return static.compute_members(int(segment_id))

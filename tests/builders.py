@@ -6,6 +6,7 @@ from django.core.management import call_command
 from django.test import Client
 from wagtail.models import Page, Site
 
+from demo.home.images import banner_image
 from demo.home.models import ContentPage, HomePage
 from segments.models import Segment
 
@@ -32,8 +33,15 @@ def consenting_browser(action: str = "accept_all", **data) -> Client:
     return client
 
 
-def demo_site() -> None:
-    call_command("seed_demo", verbosity=0)
+def demo_site(*, experiment: bool = False) -> None:
+    """The demo's content; without its running experiment on the home banner unless
+    ``experiment`` (otherwise half the engaged visitors would see the default there)."""
+    call_command("seed_demo", verbosity=0, without_experiment=not experiment)
+
+
+def image(title: str = "Banner", colour: str = "#0f3d3e"):
+    """A Wagtail image (a drawn PNG banner) titled ``title``: the same one for the same title."""
+    return banner_image(title, colour)
 
 
 # -- pages --------------------------------------------------------------------------------------

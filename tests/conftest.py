@@ -6,7 +6,13 @@ from django.conf import settings
 
 # The tiers are markers (services, worker, browser); the directories mirror the apps. The
 # browser and worker fixtures live in tests/support.
-pytest_plugins = ["tests.support.browser", "tests.support.worker", "tests.support.faults"]
+pytest_plugins = [
+    "tests.support.browser",
+    "tests.support.worker",
+    "tests.support.faults",
+    "tests.support.cluster",
+    "tests.support.sentinel",
+]
 
 # Without the [ml] extra, model-driven segments are not installed: their tests are not
 # collected (everything else must pass without scikit-learn).

@@ -64,14 +64,33 @@ else:
     SEGMENTS_BACKEND = {"BACKEND": "segments.backends.embedded.EmbeddedBackend", "OPTIONS": {}}
     CELERY_BROKER_URL = "memory://"
 CELERY_TASK_ALWAYS_EAGER = True  # tests that need a real worker switch this off
+# Snapshots are taken when a test says so (the demo's embedded setting is tested on its own).
+EXPERIMENTS_SNAPSHOT_ON_READ_SECONDS = None
 CELERY_TASK_DEFAULT_QUEUE = f"tailored-test-{TEST_RUN_ID}"
 SEGMENTS_DRAIN_LINGER_MS = 0
+# Tests read the co-occurrence sums right after a drain: written with every batch.
+RECOMMENDATIONS_FLUSH_SECONDS = 0
 # A test may give the worker processes it starts another drain-lock lifetime.
 if os.environ.get("TAILORED_LOCK_TTL_MS"):
     SEGMENTS_LOCK_TTL_MS = int(os.environ["TAILORED_LOCK_TTL_MS"])
+
+# ... and another lifetime of the running experiments' in-memory copy (a test that starts and
+# stops experiments while a worker runs).
+if os.environ.get("TAILORED_EXPERIMENTS_TTL"):
+    EXPERIMENTS_DEFINITIONS_CACHE_SECONDS = float(os.environ["TAILORED_EXPERIMENTS_TTL"])
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.InMemoryStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# A test may run the channels' retry schedule faster in the worker processes it starts.
+if os.environ.get("TAILORED_CHANNELS_RETRY_SCHEDULE"):
+    CHANNELS_RETRY_SCHEDULE = [
+        float(s) for s in os.environ["TAILORED_CHANNELS_RETRY_SCHEDULE"].split(",")
+    ]
+# ... and the lease of a destination's sender shorter (to see a killed worker taken over).
+if os.environ.get("TAILORED_CHANNELS_SEND_LEASE"):
+    CHANNELS_SEND_LEASE = float(os.environ["TAILORED_CHANNELS_SEND_LEASE"])
+# The channels tests' receivers are real HTTP servers on the loopback interface.
+CHANNELS_ALLOWED_PRIVATE_NETWORKS = ["127.0.0.0/8", "::1"]

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from urllib.parse import urlencode
 
 from django import forms
-from django.http import Http404, HttpResponseBadRequest
+from django.http import Http404, HttpRequest, HttpResponseBadRequest
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils.decorators import method_decorator
@@ -24,7 +24,15 @@ from tailored.admin.permissions import AdminPermissionMixin
 
 from ..conf import get_setting
 from ..permissions import can_preview_page
-from ..preview import PreviewAs, ShareLink, make_token, protect, supports_segment_preview
+from ..preview import (
+    PreviewAs,
+    ShareLink,
+    apply,
+    make_token,
+    protect,
+    shown_page,
+    supports_segment_preview,
+)
 
 SHARE_ACTION = "cms_blocks.preview.share"
 SHARE_DAYS = [1, 3, 7, 14, 30]
@@ -123,7 +131,34 @@ class PreviewAsView(PagePreviewMixin, WagtailAdminTemplateMixin, TemplateView):
                 reverse("cms_blocks_admin:preview_render", args=[self.page.pk]) + "?" + query
             )
             context["who"] = who.label()
+            context["variant"] = self.variant_shown(who)
+        context["variants"] = self.variants()
         return context
+
+    def variant_shown(self, who: PreviewAs):
+        """The whole-page variant such a visitor is served instead of this page, if any."""
+        probe = HttpRequest()
+        apply(probe, who)
+        shown = shown_page(self.page, probe)
+        return shown if shown is not self.page else None
+
+    def variants(self) -> list[dict]:
+        """This page's live variants, in the order they are tried, with their segments' names."""
+        live_variants = getattr(self.page, "live_variants", None)
+        if live_variants is None or getattr(self.page, "is_variant", False):
+            return []
+        rows = live_variants()
+        pages = Page.objects.in_bulk([pk for pk, _s, _m in rows])
+        names = dict(segment_choices())
+        return [
+            {
+                "page": pages[pk],
+                "segments": ", ".join(names.get(s, s) for s in sorted(segments)),
+                "all": match_all,
+            }
+            for pk, segments, match_all in rows
+            if pk in pages
+        ]
 
     def post(self, request, *args, **kwargs):
         """Make a share link for the chosen visitor (logged in the page's history)."""

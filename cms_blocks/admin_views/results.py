@@ -20,12 +20,13 @@ from wagtail.admin.ui.tables import Column, Table, TitleColumn
 from wagtail.models import Page
 
 from segments.api import report, segment_choices
-from tailored.admin.charts import Bar, Series, bar_chart, line_chart
+from tailored.admin.charts import Bar, Series, bar_chart, line_chart, percent_tick
 from tailored.admin.filters import PeriodFilterSet, PeriodForm
 from tailored.admin.permissions import AdminPermissionMixin
 from tailored.admin.reports import AggregateReportView
 
 from ..conf import get_setting
+from ..naming import block_variant_names, unknown_variant_name
 from ..permissions import VIEW_RESULTS
 
 EVENT_NAME_RE = re.compile(r"[a-z][a-z0-9_]{0,63}")
@@ -90,10 +91,6 @@ def _percent(value) -> str:
 
 def _ratio(value) -> str:
     return "" if value is None else f"{value:.4f}"
-
-
-def _percent_tick(tick) -> str:
-    return f"{tick[0] * 100:.0f}%"
 
 
 class ResultsView(AdminPermissionMixin, AggregateReportView):
@@ -256,7 +253,7 @@ class SegmentResultsIndexView(ResultsView):
         context["chart"] = bar_chart(
             [Bar(r["name"], r["rate"] or 0, r["rate_shown"]) for r in context["rows"]],
             title=_("Conversion rate by segment"),
-            tick_label=_percent_tick,
+            tick_label=percent_tick,
         )
         return context
 
@@ -380,6 +377,7 @@ class BlockReportView(ResultsView):
         "page",
         "block",
         "variant",
+        "variant_key",
         "segment",
         "impressions",
         "clicks",
@@ -401,8 +399,11 @@ class BlockReportView(ResultsView):
             page=self.filters.get_page(),
         )
         names = dict(segment_choices())
-        # Every page's title in one query (events name pages by id).
-        pages = Page.objects.in_bulk({int(r.page) for r in found if r.page.isdigit()})
+        # Every page in one query per page type (events name pages by id), and the names of
+        # their blocks' variants (events key them by stable ids).
+        ids = {int(r.page) for r in found if r.page.isdigit()}
+        pages = {p.pk: p for p in Page.objects.filter(pk__in=ids).specific()}
+        variant_names = block_variant_names(pages.values())
         return [
             {
                 "page_id": r.page,
@@ -410,7 +411,9 @@ class BlockReportView(ResultsView):
                 if r.page.isdigit() and int(r.page) in pages
                 else r.page,
                 "block": r.block,
-                "variant": r.variant,
+                "variant_key": r.variant,
+                "variant": variant_names.get((r.page, r.block, r.variant))
+                or unknown_variant_name(r.variant),
                 "segment_slug": r.segment,
                 "segment": names.get(r.segment, r.segment) if r.segment else _("All visitors"),
                 "all": not r.segment,
@@ -431,6 +434,7 @@ class BlockReportView(ResultsView):
             "page": item["page_id"],
             "block": item["block"],
             "variant": item["variant"],
+            "variant_key": item["variant_key"],
             "segment": item["segment_slug"] or "(all visitors)",
             "impressions": item["impressions"],
             "clicks": item["clicks"],
@@ -449,7 +453,7 @@ class BlockReportView(ResultsView):
         context["chart"] = bar_chart(
             [
                 Bar(
-                    f"{r['page']} · {r['block'][:8]} · {r['variant'][:12]}",
+                    f"{r['page']} · {r['block'][:8]} · {r['variant']}",
                     r["click_ratio"] or 0,
                     r["click_rate"],
                 )
@@ -457,6 +461,6 @@ class BlockReportView(ResultsView):
                 if r["all"]
             ],
             title=_("Click rate per variant (all visitors)"),
-            tick_label=_percent_tick,
+            tick_label=percent_tick,
         )
         return context

@@ -32,6 +32,7 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 ERROR_DESCRIPTIONS = {
     400: "Malformed JSON or invalid input; `error` names the first problem.",
+    401: "No credentials, or credentials that are not valid (`WWW-Authenticate` says how).",
     403: "Refused (a cross-origin request, say).",
     404: "Nothing with this id that this client may see.",
     413: "The body is larger than the endpoint's bound.",

@@ -123,6 +123,11 @@ class PageView(PrivateAPIView):
             # Its content is served at the original's URL: the original's restrictions count.
             if not servable(original, django_request):
                 raise NotFound(NO_PAGE)
+        # Decided under the canonical page's id, as the site serves it (cms_blocks'
+        # before_serve_page hook): the experiments on the page decide its variants and, in the
+        # variant served, the blocks it holds of the page; under the variant's own id they
+        # would decide nothing there, and the response would not be what the page shows.
+        django_request._tailored_page_id = original.pk
         served = original
         variant_for = getattr(original, "variant_for", None)
         if variant_for is not None:

@@ -10,16 +10,41 @@ Keys are pseudonymous visitor keys (keyed hashes), never raw identifiers.
 
 import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import orjson
 
 # Fields of the per-visitor membership hash. Segment memberships are "s:<slug>" -> until (epoch
 # seconds, "inf" for open-ended); consent grants mirrored from the consent app are
-# "_c:<purpose>" -> expiry (epoch seconds) with the notice version under "_nv".
+# "_c:<purpose>" -> expiry (epoch seconds) with the notice version under "_nv". Sticky
+# experiment assignments are "x:<experiment id>" -> "<assignment version>:<arm>", written by the
+# drain's batch steps only and returned by the request path's exchange (Exchange.assignments).
+# A visitor's recommendation state (recent items, "for you" list) is "r:<name>" -> value,
+# written by the recommendations batch step and returned by the exchange
+# (Exchange.recommendations, without the prefix).
 SEGMENT_PREFIX = "s:"
+ASSIGNMENT_PREFIX = "x:"
+RECOMMENDATION_PREFIX = "r:"
 CONSENT_PREFIX = "_c:"
 NOTICE_FIELD = "_nv"
+# The latest consent record's standing (consent.standing: which copies of the consent cookie
+# still count), as the durable record gives it: "void" or "<record number>:<signed after>".
+STANDING_FIELD = "_sq"
+
+
+def claim_status(standing: str | None, claim: tuple[int, int]) -> int | None:
+    """Whether a consent cookie's ``claim`` (its record number, -1 when it does not say it, and
+    its signing time in whole seconds) still counts against a stored ``standing``: 1 yes, 0 no,
+    None when there is no standing to compare with (the exchange script does the same)."""
+    if standing is None:
+        return None
+    seq, _, after = standing.partition(":")
+    if not after:
+        return 0
+    if claim[0] >= 0:
+        return int(claim[0] >= int(seq))
+    return int(claim[1] >= int(after))
+
 
 # A visitor's features and memberships expire from the fast store this long (seconds) after
 # their last activity, unless OPTIONS["PROFILE_TTL"] says otherwise. Defined only here: the
@@ -46,9 +71,26 @@ class Exchange:
     ``memberships`` (slug -> end, epoch seconds) only when asked. ``drain_needed`` is True when
     this call appended an event and no drain was scheduled. ``shed`` counts the events it
     refused because their partition was over its cap (back-pressure): those were not recorded.
+    ``honoured`` says whether the consent cookie's claim the call was given still counts (None:
+    none was given, or the store could not tell); when it does not, nothing was recorded.
+    ``assignments`` holds the visitor's sticky experiment assignments read by the same call
+    (experiment id -> ``"<assignment version>:<arm>"``; empty without consent), and
+    ``recommendations`` the visitor's recommendation fields (``r:`` fields without their prefix;
+    empty without consent).
     """
 
-    __slots__ = ("_current", "_flat", "_memberships", "consented", "drain_needed", "now", "shed")
+    __slots__ = (
+        "_current",
+        "_flat",
+        "_memberships",
+        "assignments",
+        "consented",
+        "drain_needed",
+        "honoured",
+        "now",
+        "recommendations",
+        "shed",
+    )
 
     def __init__(
         self,
@@ -58,8 +100,14 @@ class Exchange:
         flat: Sequence[str] = (),
         drain_needed: bool = False,
         shed: int = 0,
+        honoured: bool | None = None,
+        assignments: dict[str, str] | None = None,
+        recommendations: dict[str, str] | None = None,
     ):
         self.consented = consented
+        self.assignments = assignments if assignments is not None else {}
+        self.recommendations = recommendations if recommendations is not None else {}
+        self.honoured = honoured
         self.drain_needed = drain_needed
         self.shed = shed
         self.now = now
@@ -104,7 +152,9 @@ class VisitorState:
 class VisitorUpdate:
     """What a worker writes for one visitor. ``due`` is when the visitor must be evaluated
     again without new events (a membership ends, or a time-based condition starts to hold);
-    ``math.inf`` for never. ``new_profile`` counts the visitor into the profile total."""
+    ``math.inf`` for never. ``new_profile`` counts the visitor into the profile total.
+    ``set_fields`` and ``delete_fields`` are other fields of the visitor's hash that the
+    drain's batch steps (:mod:`segments.extensions`) set and delete, written with the rest."""
 
     visitor_key: str
     profile: str
@@ -112,6 +162,8 @@ class VisitorUpdate:
     removed_memberships: list[str]
     due: float = float("inf")
     new_profile: bool = False
+    set_fields: dict[str, str] = field(default_factory=dict)
+    delete_fields: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +197,7 @@ class PartitionStats:
     pending: int  # delivered to a drain, not acknowledged
     lag: int  # not yet delivered to any drain
     dead_letters: int
-    shed: int  # events refused at intake because the partition was over its cap
+    shed: int  # events refused at intake because the partition was over its cap (or hard cap)
     oldest_age: float = 0.0  # seconds since the oldest unacknowledged entry was recorded
     group: bool | None = True  # the consumer group exists (None: no stream yet, which is fine)
 
@@ -154,6 +206,11 @@ class PartitionStats:
 DEFAULT_SHED_EVENTS = ("page_view",)
 # Entries a partition may hold before sheddable events are refused (OPTIONS["MAX_LENGTH"]).
 DEFAULT_MAX_LENGTH = 500_000
+# Entries a partition may hold before every event but the kept ones is refused
+# (OPTIONS["HARD_MAX_LENGTH"]), and the events still accepted then (OPTIONS["KEEP_EVENTS"]):
+# the bound on the stream's memory when the sheddable events are not the burst.
+DEFAULT_HARD_MAX_LENGTH = 2_000_000
+DEFAULT_KEEP_EVENTS = ("purchase",)
 
 
 def shed_prefix(name: str) -> str:
@@ -167,22 +224,106 @@ def shed_prefix(name: str) -> str:
 MAX_PARTITIONS = 1024
 
 
+def partition_count_problem(partitions: int, previous: int, stored: int | None) -> str | None:
+    """Why a process with ``partitions`` (and ``previous``: PREVIOUS_PARTITIONS, 0 when unset)
+    must not record or drain by them in a store sealed with ``stored`` partitions, or None.
+
+    A visitor's partition is their key modulo the count: two counts map some visitors to two
+    partitions, so their waiting events may sit where no drain looks (partitions beyond the
+    smaller count) and their events may be applied out of order. The only two counts that may
+    meet are those of a documented raise: PREVIOUS_PARTITIONS and PARTITIONS, with the store
+    sealed with either (before and after ``seal_partitions``). None when nothing is stored yet
+    (the first process to use the store records its count)."""
+    if stored is None or stored == partitions:
+        return None
+    if previous and stored == previous:
+        return None  # a raise in progress, not sealed yet
+    mine = f"PARTITIONS={partitions}"
+    if previous:
+        mine += f" and PREVIOUS_PARTITIONS={previous}"
+    return (
+        f"This process runs with {mine}, but the store's partitions were sealed with "
+        f"{stored}: its visitors' events would go to other partitions than the drains' "
+        "(some never drained, some applied out of order). Raise PARTITIONS with "
+        f"PREVIOUS_PARTITIONS={stored} then seal_partitions, or change it with the site "
+        "stopped and the stream drained, then seal_partitions (docs/operations.md, "
+        '"When processes disagree on PARTITIONS").'
+    )
+
+
 class BaseBackend:
     """Base class of backends: read the docstring of each method before implementing it."""
 
     def __init__(self, options: dict):
         self.options = options
         self.partitions = int(options.get("PARTITIONS", 4))
+        # While PARTITIONS is being raised on a live site: the count before (see
+        # partition_ready and docs/operations.md, "Raising PARTITIONS on a live site").
+        self.previous_partitions = int(options.get("PREVIOUS_PARTITIONS", 0))
         self.profile_ttl = profile_ttl(options)
         self.drain_flag_ttl_ms = int(options.get("DRAIN_FLAG_TTL_MS", 10_000))
         # Back-pressure: over this many waiting entries, a partition refuses the sheddable
         # events (page views by default) at intake, never the others; 0: no cap.
         self.max_length = int(options.get("MAX_LENGTH", DEFAULT_MAX_LENGTH))
         self.shed_events = tuple(options.get("SHED_EVENTS", DEFAULT_SHED_EVENTS))
+        # Over this many, every event but the KEEP_EVENTS (purchases by default) is refused.
+        self.hard_max_length = int(options.get("HARD_MAX_LENGTH", DEFAULT_HARD_MAX_LENGTH))
+        self.keep_events = tuple(options.get("KEEP_EVENTS", DEFAULT_KEEP_EVENTS))
 
     def partition_for(self, visitor_key: str) -> int:
         """Events of one visitor always go to the same partition, so they stay in order."""
         return int(visitor_key[:8], 16) % self.partitions
+
+    def partition_ready(self, partition: int) -> bool:
+        """Whether a drain may serve ``partition`` now. While PARTITIONS is being raised from
+        ``previous_partitions`` (N), a partition p >= N whose visitors' earlier events still
+        wait in partition p mod N is not ready until those are applied (after
+        :meth:`seal_resize`), so a visitor's events are applied in order. Backends without a
+        resize to follow are always ready."""
+        return True
+
+    def seal_resize(self) -> dict[int, str]:
+        """Once every process records by the new PARTITIONS: remember, for each old partition,
+        its last entry so far (what :meth:`partition_ready` waits for), and record PARTITIONS
+        as the store's count (:meth:`stored_partitions`), in one atomic step. Returns them."""
+        return {}
+
+    # -- the partition count the store was sealed with ----------------------------------------
+    # Every process must record and drain by the same count (or by the two of a documented
+    # raise): the store remembers it, so a process started with another one finds out.
+    partitions_checked = False  # set by segments.recording once this process has compared
+
+    def stored_partitions(self) -> int | None:
+        """The partition count the store was sealed with, or None if none is recorded yet (a
+        new or emptied store). One small read: never on the request path but once per
+        process (:mod:`segments.recording`)."""
+        raise NotImplementedError
+
+    def record_partitions(self, count: int, *, replace: bool = False) -> int:
+        """Record ``count`` as the store's partition count if none is recorded (or whatever
+        is, with ``replace``); returns the count recorded after the call."""
+        raise NotImplementedError
+
+    def first_partitions(self) -> int:
+        """The count a process records in a store that holds none: the old one during a raise
+        that is not sealed yet, else PARTITIONS."""
+        return self.previous_partitions or self.partitions
+
+    def partition_problem(self, *, record: bool = True) -> str | None:
+        """Why this process's PARTITIONS (and PREVIOUS_PARTITIONS) disagree with the store's
+        (:func:`partition_count_problem`), or None. With ``record``, a store holding no count
+        is given this process's (:meth:`first_partitions`): the first process to use a store
+        seals it. Raises :class:`BackendUnavailable` when the store does not answer."""
+        stored = self.stored_partitions()
+        if stored is None and record:
+            stored = self.record_partitions(self.first_partitions())
+        return partition_count_problem(self.partitions, self.previous_partitions, stored)
+
+    def waiting_partitions(self, count: int) -> list[int]:
+        """Those of the first ``count`` partitions (whatever PARTITIONS says) that hold
+        entries not yet acknowledged or dead letters: what must be empty before the store's
+        count is changed without a raise (``seal_partitions`` checks it)."""
+        raise NotImplementedError
 
     # -- request path -----------------------------------------------------------------------
     def exchange(
@@ -193,10 +334,14 @@ class BaseBackend:
         notice_version: str,
         now: float,
         events: Sequence[dict[str, str]] = (),
+        claim: tuple[int, int] | None = None,
     ) -> Exchange:
-        """In one round trip: check that ``purpose`` is granted in the stored consent state,
-        append ``events`` (stream fields "k" and "d") to the visitor's partition, in order, only
-        if it is, mark the partition as needing a drain, and return the membership hash."""
+        """In one round trip: check that ``purpose`` is granted in the stored consent state
+        (and, given a consent cookie's ``claim``, that the cookie still counts:
+        :func:`claim_status`; not consented when it does not, and no consent state when there
+        is no standing to check it against), append ``events`` (stream fields "k" and "d") to
+        the visitor's partition, in order, only if it is, mark the partition as needing a
+        drain, and return the membership hash."""
         raise NotImplementedError
 
     def ping(self) -> bool:
@@ -214,10 +359,17 @@ class BaseBackend:
 
     # -- consent mirror ---------------------------------------------------------------------
     def set_consent(
-        self, visitor_key: str, grants: dict[str, float], notice_version: str, ttl: int
+        self,
+        visitor_key: str,
+        grants: dict[str, float],
+        notice_version: str,
+        ttl: int,
+        *,
+        standing: str = "0:0",
     ) -> None:
         """Replace the stored consent state: ``grants`` maps purpose to expiry (epoch seconds);
-        purposes absent from it are not granted."""
+        purposes absent from it are not granted; ``standing`` is the latest record's
+        (:data:`STANDING_FIELD`; by default any copy of the visitor's cookie counts)."""
         raise NotImplementedError
 
     # -- workers ----------------------------------------------------------------------------
@@ -325,17 +477,18 @@ class BaseBackend:
 
     # -- data-subject requests ---------------------------------------------------------------
     def erase_visitor(self, visitor_key: str) -> int:
-        """Remove the visitor's features, memberships, unprocessed stream entries and dead
-        letters (consent fields stay: they are the tombstone that drops later events). Returns
-        how many stream entries (dead letters included) were removed. The caller holds the
-        visitor's partition lock."""
+        """Remove the visitor's features, memberships, sticky experiment assignments,
+        recommendation fields, unprocessed stream entries and dead letters (consent fields
+        stay: they are the tombstone that drops later events). Returns how many stream entries
+        (dead letters included) were removed. The caller holds the visitor's partition lock."""
         raise NotImplementedError
 
     def visitor_data(self, visitor_key: str) -> VisitorState:
         raise NotImplementedError
 
     def rename_visitor(self, old_key: str, new_key: str) -> None:
-        """Move features and memberships to a rotated key."""
+        """Move features, memberships, sticky experiment assignments and recommendation
+        fields to a rotated key."""
         raise NotImplementedError
 
     def flush(self, keep_stream: bool = False) -> None:

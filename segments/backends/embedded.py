@@ -12,9 +12,12 @@ import time
 from collections import OrderedDict
 
 from .base import (
+    ASSIGNMENT_PREFIX,
     CONSENT_PREFIX,
     NOTICE_FIELD,
+    RECOMMENDATION_PREFIX,
     SEGMENT_PREFIX,
+    STANDING_FIELD,
     BaseBackend,
     DeadLetter,
     Exchange,
@@ -23,6 +26,7 @@ from .base import (
     VisitorState,
     VisitorUpdate,
     _until,
+    claim_status,
     shed_prefix,
 )
 
@@ -48,8 +52,10 @@ class EmbeddedBackend(BaseBackend):
         self._due: dict[str, float] = {}
         self._sizes: dict[str, int] = {}
         self._nprofiles = 0
+        self._stored_partitions: int | None = None  # as the Redis backend's P:partitions
         self._last_ms = 0
         self._shed_prefixes = tuple(shed_prefix(name) for name in self.shed_events)
+        self._keep_prefixes = tuple(shed_prefix(name) for name in self.keep_events)
 
     def _next_id(self) -> str:
         ms = int(time.time() * 1000)
@@ -65,23 +71,35 @@ class EmbeddedBackend(BaseBackend):
         return True
 
     # -- request path -----------------------------------------------------------------------
-    def exchange(self, visitor_key, *, purpose, notice_version, now, events=()):
+    def exchange(self, visitor_key, *, purpose, notice_version, now, events=(), claim=None):
         with self._lock:
             h = self._hashes.get(visitor_key)
             if not h:
                 return Exchange(consented=None)
+            honoured = None
+            if claim is not None:
+                status = claim_status(h.get(STANDING_FIELD), claim)
+                if status is None:
+                    return Exchange(consented=None)
+                honoured = bool(status)
+                if not honoured:
+                    return Exchange(consented=False, honoured=False)
             expiry = h.get(CONSENT_PREFIX + purpose)
             if expiry is None or float(expiry) <= now or h.get(NOTICE_FIELD) != notice_version:
-                return Exchange(consented=False)
+                return Exchange(consented=False, honoured=honoured)
             drain = False
             shed = 0
             if events:
                 partition = self.partition_for(visitor_key)
                 stream = self._streams[partition]
-                over = 0 < self.max_length <= len(stream.entries)
+                length = len(stream.entries)
+                over = 0 < self.max_length <= length
+                full = 0 < self.hard_max_length <= length
                 added = 0
                 for fields in events:
-                    if over and fields["d"].startswith(self._shed_prefixes):
+                    if (full and not fields["d"].startswith(self._keep_prefixes)) or (
+                        over and fields["d"].startswith(self._shed_prefixes)
+                    ):
                         stream.shed += 1
                         shed += 1
                         continue
@@ -89,10 +107,26 @@ class EmbeddedBackend(BaseBackend):
                     added += 1
                 drain = bool(added) and self._flag(f"drain:{partition}", self.drain_flag_ttl_ms)
             flat = []
+            assignments = {}
+            recommendations = {}
             for k, v in h.items():
-                if k.startswith(SEGMENT_PREFIX) and _until(v) > now:
-                    flat += (k[len(SEGMENT_PREFIX) :], v)
-            return Exchange(True, now=now, flat=flat, drain_needed=drain, shed=shed)
+                if k.startswith(SEGMENT_PREFIX):
+                    if _until(v) > now:
+                        flat += (k[len(SEGMENT_PREFIX) :], v)
+                elif k.startswith(ASSIGNMENT_PREFIX):
+                    assignments[k[len(ASSIGNMENT_PREFIX) :]] = v
+                elif k.startswith(RECOMMENDATION_PREFIX):
+                    recommendations[k[len(RECOMMENDATION_PREFIX) :]] = v
+            return Exchange(
+                True,
+                now=now,
+                flat=flat,
+                drain_needed=drain,
+                shed=shed,
+                honoured=honoured,
+                assignments=assignments,
+                recommendations=recommendations,
+            )
 
     def append_events(self, partition, events):
         with self._lock:
@@ -104,12 +138,13 @@ class EmbeddedBackend(BaseBackend):
         return True
 
     # -- consent mirror ---------------------------------------------------------------------
-    def set_consent(self, visitor_key, grants, notice_version, ttl):
+    def set_consent(self, visitor_key, grants, notice_version, ttl, *, standing="0:0"):
         with self._lock:
             h = self._hashes.setdefault(visitor_key, {})
             for k in [k for k in h if k.startswith(CONSENT_PREFIX)]:
                 del h[k]
             h[NOTICE_FIELD] = notice_version
+            h[STANDING_FIELD] = standing
             for purpose, expiry in grants.items():
                 h[CONSENT_PREFIX + purpose] = repr(float(expiry))
 
@@ -227,6 +262,9 @@ class EmbeddedBackend(BaseBackend):
                     h.pop(SEGMENT_PREFIX + slug, None)
                 for slug, until in u.set_memberships.items():
                     h[SEGMENT_PREFIX + slug] = repr(float(until))
+                for name in u.delete_fields:
+                    h.pop(name, None)
+                h.update(u.set_fields)
             stream = self._streams[partition]
             for entry_id in acked:
                 stream.entries.pop(entry_id, None)
@@ -279,6 +317,8 @@ class EmbeddedBackend(BaseBackend):
                 del h[k]
                 slug = k[len(SEGMENT_PREFIX) :]
                 self._sizes[slug] = self._sizes.get(slug, 0) - 1
+            for k in [k for k in h if k.startswith((ASSIGNMENT_PREFIX, RECOMMENDATION_PREFIX))]:
+                del h[k]
             return len(doomed) + len(dead)
 
     def visitor_data(self, visitor_key):
@@ -291,7 +331,13 @@ class EmbeddedBackend(BaseBackend):
                 self._profiles[new_key] = profile
             old = self._hashes.pop(old_key, {})
             new = self._hashes.setdefault(new_key, {})
-            new.update({k: v for k, v in old.items() if k.startswith(SEGMENT_PREFIX)})
+            new.update(
+                {
+                    k: v
+                    for k, v in old.items()
+                    if k.startswith((SEGMENT_PREFIX, ASSIGNMENT_PREFIX, RECOMMENDATION_PREFIX))
+                }
+            )
 
     def flush(self, keep_stream=False):
         with self._lock:
@@ -300,9 +346,35 @@ class EmbeddedBackend(BaseBackend):
             if not keep_stream:
                 self._streams = [_Stream() for _ in range(self.partitions)]
                 self._flags.clear()
+                self._stored_partitions = None
             self._due.clear()
             self._sizes.clear()
             self._nprofiles = 0
+
+    # -- the partition count the store was sealed with ----------------------------------------
+    # One process holds the store, so its count cannot disagree with another's; kept anyway,
+    # with the Redis backend's semantics, so that the checks, the drain's refusal and
+    # seal_partitions behave the same on both.
+    def seal_resize(self):
+        with self._lock:
+            if self.previous_partitions:
+                self._stored_partitions = self.partitions
+        return {}
+
+    def stored_partitions(self):
+        return self._stored_partitions
+
+    def record_partitions(self, count, *, replace=False):
+        with self._lock:
+            if replace or self._stored_partitions is None:
+                self._stored_partitions = int(count)
+            return self._stored_partitions
+
+    def waiting_partitions(self, count):
+        with self._lock:
+            return [
+                p for p, stream in enumerate(self._streams[:count]) if stream.entries or stream.dead
+            ]
 
     # -- operations -------------------------------------------------------------------------
 

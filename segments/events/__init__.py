@@ -82,7 +82,9 @@ def validate(name: object, properties: object) -> dict[str, Any]:
             problem = unstorable(value)
             if problem is not None:
                 raise EventError(f"Property {key!r} {problem}.")
-            clean[key] = redact(value)
+            # A block's or variant's id is a UUID, which the phone-number pattern can match
+            # ("…-4499-4416-2718-…"): kept as it is (no phone number has that shape).
+            clean[key] = value if key in KEY_PROPERTIES and UUID_RE.match(value) else redact(value)
         else:
             raise EventError(f"Property {key!r} must be a string, number, boolean or null.")
     if name in VARIANT_EVENTS or "block" in clean:
@@ -94,6 +96,8 @@ def validate(name: object, properties: object) -> dict[str, Any]:
 # variant ("default" or the variant's id), on which page (its id).
 VARIANT_EVENTS = frozenset({"impression"})
 VARIANT_KEY_RE = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
+KEY_PROPERTIES = frozenset({"block", "variant"})
+UUID_RE = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}\Z")
 
 
 def _check_variant_event(name: str, clean: dict[str, Any]) -> None:

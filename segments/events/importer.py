@@ -365,6 +365,12 @@ def import_file(
     convert = _Converter(mapping)
     check_file(path, mapping)
     backend = get_backend()
+    # Appended by this process's count: refused, before anything is written, where the
+    # store's drains would not find them (docs/operations.md, "When processes disagree on
+    # PARTITIONS").
+    problem = backend.partition_problem()
+    if problem:
+        raise ImportFileError(f"Nothing imported. {problem}")
     purpose, version = tracking_purpose(), notice_version()
     until = (as_of or datetime.now(UTC)).timestamp()
     since = until - int(get_setting("SEGMENTS_EVENT_RETENTION_DAYS")) * 86400

@@ -100,10 +100,14 @@ def counts(keys: Iterable[str]) -> dict[str, int]:
     return dict(rows)
 
 
-def replay(keys: Iterable[str]) -> tuple[dict[str, Profile], int]:
+def replay(
+    keys: Iterable[str], *, histories: dict[str, list] | None = None
+) -> tuple[dict[str, Profile], int]:
     """Each visitor's profile recomputed from exactly what the log holds for them (events
     applied in time order), and how many events that took: what a rebuild writes, and what
-    retention and the drain write when a profile and the log disagree."""
+    retention and the drain write when a profile and the log disagree. With ``histories``
+    (a dict), each visitor's events are also gathered there as ``(name, ts, properties)``, in
+    time order (what a rebuild's restore steps read), from the same single read of the log."""
     profiles: dict[str, Profile] = {k: Profile() for k in keys}
     if not profiles:
         return profiles, 0
@@ -114,7 +118,10 @@ def replay(keys: Iterable[str]) -> tuple[dict[str, Profile], int]:
         values.iterator(chunk_size=5000), start=1
     ):
         # No event id: the log holds each event once, so every row counts.
-        profiles[key].apply(name, occurred_at.timestamp(), (0, seq), properties or {})
+        ts = occurred_at.timestamp()
+        profiles[key].apply(name, ts, (0, seq), properties or {})
+        if histories is not None:
+            histories.setdefault(key, []).append((name, ts, properties or {}))
         events += 1
     return profiles, events
 

@@ -8,9 +8,11 @@ lasts at most one bucket longer than the exact window (a minute, for windows up 
 
 Besides counts a profile keeps: first and last seen, the last time of each event, sessions,
 recency/frequency/monetary value of purchases, a decayed engagement score, decayed category
-affinity, the last context (referrer, campaign, device, country, language), the cart, the most
-recently visited paths, the ids of the latest events (to drop duplicates), and the outputs of
-the active models (a score and its percentile rank, or a cluster key).
+affinity, the last context (referrer, campaign, device, country, language, the query parameters
+rules name), the cart, the most recently visited paths, how many times each of the 32 most
+recently viewed pages was viewed (and when last), the ids of the latest events (to drop
+duplicates), and the outputs of the active models (a score and its percentile rank, or a
+cluster key).
 """
 
 import math
@@ -30,6 +32,9 @@ HALF_LIFE = 7 * 86400  # of the engagement score and category affinity
 _DECAY = math.log(2) / HALF_LIFE
 MAX_CATEGORIES = 8
 MAX_PATHS = 8
+# Pages whose views are counted per visitor (the most recently viewed ones): what bounds a
+# profile's size whatever the number of pages a visitor views.
+MAX_VISIT_COUNTS = 32
 MAX_RECENT_IDS = 8
 RECENT_ID_LENGTH = 8
 CONTEXT_PROPERTIES = (
@@ -40,7 +45,11 @@ CONTEXT_PROPERTIES = (
     "device",
     "country",
     "language",
+    "query",  # only the parameters rules name (segments.events.request)
 )
+# The tracker's report of a touch screen on a device whose user agent says "Mac" (an iPad on
+# iPadOS 13 or later, which presents itself as desktop Safari): its device is a tablet.
+DEVICE_HINT = "device_hint"
 # Properties whose values become their own counters, e.g. "page_view@category=kitchen".
 DIMENSIONS = ("category", "page_type")
 DEFAULT_WEIGHTS = {
@@ -50,6 +59,7 @@ DEFAULT_WEIGHTS = {
     "add_to_cart": 5.0,
     "signup": 8.0,
     "purchase": 10.0,
+    DEVICE_HINT: 0.0,  # says what the device is, not that the visitor engaged
 }
 PURCHASE, ADD_TO_CART, REMOVE_FROM_CART = "purchase", "add_to_cart", "remove_from_cart"
 
@@ -95,6 +105,8 @@ class Profile:
     context: dict[str, str] = field(default_factory=dict)
     cart: int = 0
     paths: list[str] = field(default_factory=list)
+    # path -> [page views, time of the latest], for the MAX_VISIT_COUNTS most recent pages
+    visits: dict[str, list] = field(default_factory=dict)
     recent_ids: list[str] = field(default_factory=list)
     # Outputs of the active models, written by the workers: model slug -> [score, percentile
     # rank 0-100] for a propensity model, or the stable cluster key for a clustering.
@@ -154,18 +166,50 @@ class Profile:
         elif name == REMOVE_FROM_CART:
             self.cart = max(self.cart - max(int(_number(props.get("quantity"), 1)), 0), 0)
 
+        context = self.context
         for key in CONTEXT_PROPERTIES:
             value = props.get(key)
             if isinstance(value, str) and value:
-                self.context[key] = value[:100]
+                if key == "device" and value == "desktop" and "touch" in context:
+                    continue  # an iPad saying it is a Mac: the tracker told us better
+                context[key] = value[:400] if key == "query" else value[:100]
+        if name == DEVICE_HINT:
+            touch = props.get("touch_points")
+            if _number(touch, 0.0) > 1:
+                context["touch"] = "1"
+                context["device"] = "tablet"
         path = props.get("path")
         if isinstance(path, str) and path:
+            path = path[:200]
             if path in self.paths:
                 self.paths.remove(path)
-            self.paths.append(path[:200])
+            self.paths.append(path)
             if len(self.paths) > MAX_PATHS:
                 del self.paths[0]
+            if name == "page_view":
+                self._visit(path, ts)
         return True
+
+    def _visit(self, path: str, ts: float) -> None:
+        visits = self.visits
+        seen = visits.get(path)
+        if seen is None:
+            visits[path] = [1, ts]
+            if len(visits) > MAX_VISIT_COUNTS:
+                # Forget the page viewed least recently (never the one just viewed).
+                oldest = min((p for p in visits if p != path), key=lambda p: visits[p][1])
+                del visits[oldest]
+        else:
+            seen[0] += 1
+            seen[1] = max(seen[1], ts)
+
+    def visit_count(self, path: str | None = None, prefix: str | None = None) -> int:
+        """Page views of ``path`` (or of the pages under ``prefix``), among the pages whose
+        views are counted (the :data:`MAX_VISIT_COUNTS` viewed most recently)."""
+        if path is not None:
+            seen = self.visits.get(path)
+            return seen[0] if seen else 0
+        return sum(n for p, (n, _) in self.visits.items() if p.startswith(prefix or ""))
 
     def _count(self, key: str, ts: float) -> None:
         tiers = self.buckets.get(key)
@@ -275,6 +319,8 @@ class Profile:
             data["k"] = self.cart
         if self.paths:
             data["p"] = self.paths
+        if self.visits:
+            data["v"] = {p: [n, _t(ts)] for p, (n, ts) in self.visits.items()}
         if self.recent_ids:
             data["r"] = self.recent_ids
         if self.scores:
@@ -306,6 +352,7 @@ class Profile:
             context=dict(data.get("c") or {}),
             cart=int(data.get("k") or 0),
             paths=list(data.get("p") or []),
+            visits={p: [int(n), ts] for p, (n, ts) in (data.get("v") or {}).items()},
             recent_ids=list(data.get("r") or []),
             scores=dict(data.get("m") or {}),
         )

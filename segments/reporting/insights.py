@@ -11,10 +11,11 @@ from django.utils import timezone
 
 from .. import extensions
 from ..backends import get_backend
+from ..backends.base import SEGMENT_PREFIX
 from ..conf import get_setting
-from ..definitions import enabled_segments, site_timezone
+from ..definitions import enabled_segments, in_sample, site_timezone
 from ..events.log import visitor_events
-from ..models import MembershipChange, Segment, SegmentSnapshot
+from ..models import MembershipChange, Segment, SegmentSnapshot, StaticMember
 from ..profiles.catalog import FEATURES
 from ..profiles.features import Profile
 from ..rules import NEVER, compile_rule
@@ -153,25 +154,67 @@ def explain(visitor_key: str, as_of: datetime | None = None) -> list[dict]:
         )
     result = []
     factors = _model_factors(profile, now)
-    for segment in enabled_segments():
-        if segment.context_only:
+    segments = enabled_segments()
+    static = set()
+    if any(s.static for s in segments):
+        found = StaticMember.objects.filter(visitor_key=visitor_key)
+        if as_of is not None:
+            found = found.filter(added_at__lte=as_of)
+        static = set(found.values_list("segment__slug", flat=True))
+    stored: dict[str, float] = {}
+    if as_of is None and any(s.persist for s in segments):
+        fields = get_backend().visitor_data(visitor_key).fields
+        stored = {
+            k[len(SEGMENT_PREFIX) :]: _end(v)
+            for k, v in fields.items()
+            if k.startswith(SEGMENT_PREFIX)
+        }
+    for segment in segments:
+        if segment.context_only and not segment.static:
             continue
-        outcome = segment.evaluate(profile, now)
-        until = None
-        if outcome.until != NEVER:
-            until = datetime.fromtimestamp(outcome.until, tz=UTC).isoformat()
-        verb = "in" if outcome.matched else "not in"
+        member, reasons, until = _membership(segment, profile, now, visitor_key, static, stored)
+        verb = "in" if member else "not in"
         result.append(
             {
                 "segment": segment.slug,
-                "member": outcome.matched,
-                "because": f"{verb} {segment.slug} because: " + "; ".join(outcome.reasons),
-                "until": until,
+                "member": member,
+                "because": f"{verb} {segment.slug} because: " + "; ".join(reasons),
+                "until": None
+                if until == NEVER
+                else datetime.fromtimestamp(until, tz=UTC).isoformat(),
                 "history": history.get(segment.slug, [])[:10],
                 "model_factors": factors.get(segment.slug, {}),
             }
         )
     return result
+
+
+def _end(value) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        return 0.0
+
+
+def _membership(segment, profile, now, visitor_key, static, stored):
+    """Whether the visitor is in a (non-request) segment, why, and until when, with its
+    options: a static segment's fixed members, a random percentage's draw, persistence."""
+    if segment.static:
+        if segment.slug in static:
+            return True, ["found when the static segment's members were computed"], NEVER
+        return False, ["not found when the static segment's members were computed"], NEVER
+    outcome = segment.evaluate(profile, now)
+    member, reasons, until = outcome.matched, list(outcome.reasons), outcome.until
+    if member and not in_sample(visitor_key, segment.slug, segment.sample):
+        member = False
+        reasons.append(
+            f"held out: not among the {segment.sample}% of matching visitors drawn into it"
+        )
+    if segment.persist and stored.get(segment.slug, 0.0) > now:
+        if not member:
+            reasons.append("kept in: the segment is persistent")
+        member, until = True, stored[segment.slug]
+    return member, reasons, until
 
 
 def _model_factors(profile: Profile, now: float) -> dict[str, dict[str, list[dict]]]:

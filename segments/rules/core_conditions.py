@@ -15,18 +15,27 @@
   not_in, contains, regex, exists.
 - ``{"type": "visited", "path": "/guides/"}`` (or ``"path_prefix"``): among the pages the
   visitor viewed most recently.
+- ``{"type": "page_visits", "path": "/pricing/", "min": 3}`` (or ``"path_prefix"``, optional
+  ``"max"``): how many times the visitor viewed a page (among the 32 pages they viewed most
+  recently).
 - ``{"type": "context", "attribute": "device", "op": "eq", "value": "mobile"}``: the request's
   context: device, referrer, utm_source, utm_medium, utm_campaign, language, country, path,
   hour and weekday (0 = Monday) in the site's time zone. Segments whose rules use only context
   conditions are evaluated inside each request, with or without consent, storing nothing;
   elsewhere context conditions use the visitor's latest known context.
+- ``{"type": "query", "param": "ref", "op": "eq", "value": "newsletter"}``: a query parameter
+  of the request (any parameter; ``exists`` when it is there at all), a context condition too.
 
 Model scores and clusters are in :mod:`segments_ml.conditions`.
 """
 
 import math
+import re
+from collections.abc import Mapping
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
+from urllib.parse import parse_qsl
 
 from ..profiles.catalog import FEATURES, Feature
 from ..profiles.features import DIMENSIONS, NAME_RE, Profile, counter_key
@@ -42,6 +51,7 @@ from .engine import (
     compile_comparison,
     describe_condition,
     join_path,
+    operators_for,
     parse_window,
     reason_check,
     reason_value,
@@ -59,6 +69,8 @@ __all__ = [
     "EventWithoutCondition",
     "FeatureCondition",
     "NotCondition",
+    "PageVisitsCondition",
+    "QueryParameterCondition",
     "VisitedCondition",
 ]
 
@@ -422,6 +434,29 @@ class FeatureCondition(Condition):
         }
 
 
+def _count_bounds(node: dict, path: str, default_min: int = 1) -> tuple[int, int | None]:
+    """``min`` (1 to 1,000,000) and the optional ``max`` (no smaller) of a counting node."""
+    minimum = node.get("min", default_min)
+    if isinstance(minimum, bool) or not isinstance(minimum, int) or not 1 <= minimum <= 1_000_000:
+        raise RuleError("'min' must be a whole number from 1 to 1,000,000.", join_path(path, "min"))
+    maximum = node.get("max")
+    if maximum is not None and (
+        isinstance(maximum, bool) or not isinstance(maximum, int) or maximum < minimum
+    ):
+        raise RuleError(
+            "'max' must be a whole number no smaller than 'min'.", join_path(path, "max")
+        )
+    return minimum, maximum
+
+
+def _amount_words(minimum, maximum) -> str:
+    if maximum is None:
+        return f"at least {minimum}"
+    if maximum == minimum:
+        return f"exactly {minimum}"
+    return f"between {minimum} and {maximum}"
+
+
 def _minutes(seconds: float) -> str:
     minutes = max(seconds, 0.0) / 60.0
     if minutes >= 120:
@@ -488,6 +523,70 @@ class VisitedCondition(Condition):
 
     def new_node(self) -> dict:
         return {"type": self.type, "path_prefix": "/"}
+
+
+def _page_target(node: dict, path: str) -> tuple[str | None, str | None]:
+    exact, prefix = node.get("path"), node.get("path_prefix")
+    if (exact is None) == (prefix is None):
+        raise RuleError("give either 'path' or 'path_prefix'.", path)
+    target = exact if exact is not None else prefix
+    if not isinstance(target, str) or not target.startswith("/") or len(target) > 200:
+        raise RuleError(
+            "a path starts with '/' (at most 200 characters).",
+            join_path(path, "path" if exact is not None else "path_prefix"),
+        )
+    return exact, prefix
+
+
+@register_condition
+class PageVisitsCondition(Condition):
+    """How many times the visitor viewed a page (``path``) or the pages under a path
+    (``path_prefix``): at least ``min``, at most ``max``. Views are counted per page for the
+    32 pages each visitor viewed most recently (a page out of those reads as 0 views), from
+    the page views their profile summarises."""
+
+    type = "page_visits"
+    label = "Page views of a page"
+    fields = (
+        Field("path", "path", "page (exact path)"),
+        Field("path_prefix", "path", "pages under"),
+        Field("min", "integer", "at least (times)", default=1),
+        Field("max", "integer", "at most (optional)"),
+    )
+
+    def compile(self, node: dict, path: str, options: CompileOptions) -> Evaluator:
+        exact, prefix = _page_target(node, path)
+        minimum, maximum = _count_bounds(node, path)
+        page = f"the page {exact}" if exact is not None else f"pages under {prefix}"
+
+        def evaluate(profile: Profile, now: float, context: dict | None = None) -> Outcome:
+            count = profile.visit_count(exact, prefix)
+            seen = f"{count} view(s) of {page}"
+            if count < minimum:
+                return Outcome(
+                    False, NEVER, (f"{seen}, fewer than {minimum} ({minimum - count} short)",)
+                )
+            if maximum is not None and count > maximum:
+                return Outcome(
+                    False, NEVER, (f"{seen}, more than {maximum} ({count - maximum} too many)",)
+                )
+            return Outcome(True, NEVER, (f"{seen} ({_amount_words(minimum, maximum)})",))
+
+        return evaluate
+
+    def describe(self, node: dict) -> str:
+        minimum, maximum = node.get("min", 1), node.get("max")
+        if node.get("path") is not None:
+            page = f"the page {quoted(node.get('path'))}"
+        elif node.get("path_prefix") is not None:
+            page = f"pages under {quoted(node.get('path_prefix'))}"
+        else:
+            return INCOMPLETE
+        times = "time" if minimum == 1 and maximum in (None, 1) else "times"
+        return f"viewed {page} {_amount_words(minimum, maximum)} {times}"
+
+    def new_node(self) -> dict:
+        return {"type": self.type, "path": "/", "min": 3}
 
 
 # attribute -> (kind of value, how a description names it)
@@ -566,3 +665,86 @@ class ContextCondition(Condition):
 
     def new_node(self) -> dict:
         return {"type": self.type, "attribute": "device", "op": "eq", "value": "mobile"}
+
+
+# What a query parameter's name may be: letters, digits and . _ - [ ] (as in "utm_source",
+# "filter[color]", "ref"), at most 64 characters.
+_PARAM_RE = re.compile(r"[A-Za-z0-9._\[\]-]{1,64}\Z")
+
+
+@lru_cache(maxsize=1024)
+def _recorded_query(query: str) -> dict[str, str]:
+    """A page view's recorded parameters (a query string) as a mapping, last value winning
+    as for ``request.GET.get``."""
+    return dict(parse_qsl(query, keep_blank_values=True))
+
+
+def _query_value(source: Mapping, param: str) -> str | None:
+    query = source.get("query")
+    if isinstance(query, str):
+        return _recorded_query(query).get(param)
+    if query is None:
+        return None
+    try:
+        value = query.get(param)
+    except Exception:  # not a mapping (a hand-made context): unknown
+        return None
+    return value if isinstance(value, str) else None
+
+
+@register_condition
+class QueryParameterCondition(Condition):
+    """A query parameter of the request: ``?ref=newsletter`` holds for ``{"param": "ref", "op":
+    "eq", "value": "newsletter"}`` (``exists``: the parameter is there, whatever its value). A
+    context condition: decided inside the request for every visitor when the rule has only
+    such conditions (storing nothing); elsewhere it reads the parameters recorded with the
+    visitor's latest page view that had any of those rules name."""
+
+    type = "query"
+    label = "Query parameter"
+    context_only = True
+    fields = (
+        Field(
+            "param",
+            "text",
+            "parameter",
+            required=True,
+            help="The name in the address after ? or &, such as ref in ?ref=newsletter.",
+        ),
+        Field(
+            "op", "operator", "comparison", required=True, choices=tuple(operators_for("string"))
+        ),
+        VALUE,
+    )
+
+    def compile(self, node: dict, path: str, options: CompileOptions) -> Evaluator:
+        param = node.get("param")
+        if not isinstance(param, str) or not _PARAM_RE.match(param):
+            raise RuleError(
+                "'param' must be a parameter name: letters, digits and . _ - [ ] (at most 64).",
+                join_path(path, "param"),
+            )
+        test, op, target = compile_comparison(node, path, "string")
+        subject = f"the query parameter {param}"
+
+        def evaluate(profile: Profile, now: float, context: dict | None = None) -> Outcome:
+            source = context if context is not None else profile.context
+            value = _query_value(source, param)
+            matched = test(value)
+            return Outcome(
+                matched, NEVER, lambda: (reason_check(subject, value, op, target, matched),)
+            )
+
+        return evaluate
+
+    def describe(self, node: dict) -> str:
+        param = node.get("param")
+        name = quoted(param) if isinstance(param, str) and param else "?"
+        return describe_comparison(f"the query parameter {name}", node)
+
+    def references(self, node: dict) -> list[dict]:
+        param = node.get("param")
+        return [{"kind": "query_param", "param": param}] if isinstance(param, str) else []
+
+    def new_node(self) -> dict:
+        return {"type": self.type, "param": "ref", "op": "eq", "value": ""}

@@ -353,7 +353,7 @@ class Condition:
     def validate(self, node: dict, path: str) -> None:
         """Refuse keys the type does not take (a typo must not silently become a default).
         Called before :meth:`compile`; the values are validated by :meth:`compile`."""
-        known = {f.name for f in self.fields}
+        known = {f.name: f for f in self.fields}
         for key in node:
             if key != "type" and key not in known:
                 expected = ", ".join(sorted(known)) or "no other keys"
@@ -361,6 +361,17 @@ class Condition:
                     f"unknown key {key!r}; {self.type} takes {expected}.",
                     join_path(path, str(key)),
                 )
+        # An object whose keys are the field's choices (a filter): its keys are checked too.
+        for name, field in known.items():
+            value = node.get(name)
+            if field.kind == "filter" and field.choices and isinstance(value, dict):
+                allowed = [str(c) for c in field.choices]
+                for key in value:
+                    if key not in allowed:
+                        raise RuleError(
+                            f"unknown key {key!r} in {name!r}; it takes {' or '.join(allowed)}.",
+                            join_path(join_path(path, name), str(key)),
+                        )
 
     def compile(self, node: dict, path: str, options: CompileOptions) -> Evaluator:
         """Validate the node's values and return its evaluator.

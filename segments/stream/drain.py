@@ -57,7 +57,7 @@ from ..backends.base import (
 )
 from ..conf import get_setting
 from ..consent_mirror import restore_lost_mirrors, sync_pending_mirrors
-from ..definitions import CompiledSegment, enabled_segments
+from ..definitions import CompiledSegment, enabled_segments, forget_definitions, in_sample
 from ..events import log as eventlog
 from ..events.log import MAX_TS
 from ..models import MembershipChange
@@ -65,6 +65,29 @@ from ..profiles.features import Profile, parse_stream_id
 from ..rules import Outcome
 
 logger = logging.getLogger(__name__)
+operations = logging.getLogger("segments.operations")
+
+
+def partitions_agree(backend: BaseBackend, what: str) -> bool:
+    """Whether this process may work on the store's partitions: its PARTITIONS (and
+    PREVIOUS_PARTITIONS) agree with the count the store was sealed with (a store holding none
+    is given this process's). When they do not, nothing is read or acknowledged: the waiting
+    entries stay where they are until the processes agree again (docs/operations.md, "When
+    processes disagree on PARTITIONS"), and the refusal is logged on every attempt."""
+    problem = backend.partition_problem()
+    if problem is None:
+        return True
+    operations.error(
+        "%s refused: %s",
+        what,
+        problem,
+        extra={
+            "event": "drain.partitions_mismatch",
+            "partitions": backend.partitions,
+            "previous_partitions": backend.previous_partitions,
+        },
+    )
+    return False
 
 
 def consumer_name() -> str:
@@ -100,10 +123,15 @@ def _previous(fields: dict[str, str]) -> dict[str, float]:
 
 def evaluate(profile: Profile, segments: list[CompiledSegment], now: float) -> dict[str, Outcome]:
     """Every behavioural segment's outcome for the profile (context-only segments are decided
-    inside each request instead). An evaluator that raises (a site's condition breaking the
-    contract) leaves only its segment out, named in the result's ``failed``."""
+    inside each request instead, static ones not at all). An evaluator that raises (a site's
+    condition breaking the contract) leaves only its segment out, named in the result's
+    ``failed``."""
     try:
-        return {s.slug: s.evaluate(profile, now) for s in segments if not s.context_only}
+        return {
+            s.slug: s.evaluate(profile, now)
+            for s in segments
+            if not s.context_only and not s.static
+        }
     except Exception:
         return _evaluate_each(profile, segments, now)
 
@@ -117,24 +145,52 @@ class _Partial(dict):
 _failed_evaluators: set[str] = set()  # logged once each per process
 
 
+def _failed(slug: str, exc: Exception) -> None:
+    if slug not in _failed_evaluators:
+        _failed_evaluators.add(slug)
+        logger.warning(
+            "Segment %r could not be evaluated (%s); its members are held",
+            slug,
+            type(exc).__name__,
+        )
+
+
 def _evaluate_each(profile: Profile, segments: list[CompiledSegment], now: float) -> _Partial:
     outcomes = _Partial()
     outcomes.failed = set()
     for s in segments:
-        if s.context_only:
+        if s.context_only or s.static:
             continue
         try:
             outcomes[s.slug] = s.evaluate(profile, now)
         except Exception as exc:
             outcomes.failed.add(s.slug)
-            if s.slug not in _failed_evaluators:
-                _failed_evaluators.add(s.slug)
-                logger.warning(
-                    "Segment %r could not be evaluated (%s); its members are held",
-                    s.slug,
-                    type(exc).__name__,
-                )
+            _failed(s.slug, exc)
     return outcomes
+
+
+_NO_PROFILE = Profile()
+
+
+def _latest_match(
+    segment: CompiledSegment, events: list[tuple[float, dict]]
+) -> tuple[float, Outcome] | None:
+    """The latest of a visitor's page views whose recorded context matches a context-only
+    segment (its time and outcome), or None."""
+    found = None
+    for ts, properties in events:
+        outcome = segment.evaluate(_NO_PROFILE, ts, properties)
+        if outcome.matched and (found is None or ts > found[0]):
+            found = (ts, outcome)
+    return found
+
+
+def _words(seconds: float) -> str:
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            amount = int(seconds // size)
+            return f"{amount} {unit}{'' if amount == 1 else 's'}"
+    return f"{int(seconds)} seconds"
 
 
 @dataclass(slots=True)
@@ -171,19 +227,77 @@ def settle(
     changes: _Changes,
     *,
     new_profile: bool = False,
+    events: list[tuple[float, dict]] = (),
 ) -> VisitorUpdate:
     """Evaluate a visitor's segments, record who entered and left, and say what to store.
 
     A membership whose end time has passed was left at that time (requests already stopped
-    counting it); leaving is recorded here if the sweeper has not done it yet.
+    counting it); leaving is recorded here if the sweeper has not done it yet. What each kind
+    of segment stores (docs/rules.md, "Segment options"):
+
+    - a behavioural segment: a membership while the rule holds; a persistent one keeps it for
+      its ``persist`` seconds after the visitor last matched, and one taking a random
+      percentage only for visitors drawn into it (:func:`segments.definitions.in_sample`);
+    - a persistent context-only segment: a membership from the latest of ``events`` (the
+      batch's page views, as ``(time, properties)``) whose recorded request matched, for
+      ``persist`` seconds from then (without ``persist`` nothing is stored: requests decide);
+    - a static segment: nothing changes (its members were computed once and are held).
     """
     outcomes = evaluate(profile, segments, now)
-    current = {slug: o.until for slug, o in outcomes.items() if o.matched and o.until > now}
+    current: dict[str, float] = {}
+    entered: dict[str, object] = {}  # slug -> reasons of an entry (when not an outcome's)
+    left: dict[str, object] = {}  # slug -> reasons of an exit (when not an outcome's)
+    failed = set(getattr(outcomes, "failed", ()) or ())
+    for segment in segments:
+        slug = segment.slug
+        before = previous.get(slug, 0.0)
+        running = before > now
+        if segment.static:
+            if running:
+                current[slug] = before
+            continue
+        if segment.context_only:
+            if segment.persist <= 0:
+                left[slug] = ("no longer kept: the segment is decided from each request",)
+                continue
+            try:
+                found = _latest_match(segment, events) if events else None
+            except Exception as exc:
+                failed.add(slug)
+                _failed(slug, exc)
+                continue
+            kept = _persist_words(segment)
+            if found is not None and found[0] + segment.persist > now:
+                if in_sample(key, slug, segment.sample):
+                    ts, outcome = found
+                    current[slug] = max(ts + segment.persist, before if running else 0.0)
+                    entered[slug] = lambda o=outcome, k=kept: [*o.reasons, k]
+                    continue
+                left[slug] = (_held_out(segment),)
+            if running:
+                current[slug] = before  # persistent: stays until its time
+            else:
+                left[slug] = (f"{kept}, and that time is over",)
+            continue
+        outcome = outcomes.get(slug)
+        if outcome is None:
+            continue  # its evaluator raised: held below
+        if outcome.matched and outcome.until > now:
+            if in_sample(key, slug, segment.sample):
+                until = outcome.until
+                if segment.persist:
+                    until = max(until, now + segment.persist)
+                    if running:
+                        until = max(until, before)
+                current[slug] = until
+                continue
+            left[slug] = (_held_out(segment),)
+        if segment.persist and running:
+            current[slug] = before  # persistent: stays until its time
     # An enabled segment whose rule does not compile is evaluated for no one, nor is one whose
     # evaluator raised: their members stay as they are until their memberships end
     # (segments.definitions.Definitions.broken).
     broken = getattr(segments, "broken", None)
-    failed = getattr(outcomes, "failed", None)
     if failed:
         broken = {*(broken or ()), *failed}
     held = {s: u for s, u in previous.items() if u > now and s in broken} if broken else {}
@@ -191,7 +305,9 @@ def settle(
     for slug, until in previous.items():
         expired = until <= now
         if expired or slug not in current:
-            if slug in outcomes:
+            if slug in left:
+                reasons = _reasons(left[slug])
+            elif slug in outcomes:
                 reasons = outcomes[slug].reasons
             elif broken and slug in broken:
                 reasons = ("membership ended while the segment's rule is broken",)
@@ -200,17 +316,32 @@ def settle(
             changes.record(key, slug, False, min(until, now), reasons)
     for slug in current:
         if slug not in previous or previous[slug] <= now:
-            changes.record(key, slug, True, now, outcomes[slug].reasons)
-    due = min((o.until for o in outcomes.values() if o.until > now), default=math.inf)
-    if held:  # a held membership still ends on time
-        due = min(due, *held.values())
+            reasons = _reasons(entered[slug]) if slug in entered else outcomes[slug].reasons
+            changes.record(key, slug, True, now, reasons)
+    ends = [o.until for o in outcomes.values() if o.until > now]
+    ends.extend(u for u in current.values() if u > now)  # a membership ends on time
     return VisitorUpdate(
         visitor_key=key,
         profile=orjson.dumps(profile.to_dict()).decode(),
         set_memberships=current,
         removed_memberships=sorted(previous.keys() - current.keys()),
-        due=due,
+        due=min(ends, default=math.inf),
         new_profile=new_profile,
+    )
+
+
+def _reasons(why) -> tuple[str, ...]:
+    return tuple(why() if callable(why) else why)
+
+
+def _persist_words(segment: CompiledSegment) -> str:
+    return f"kept for {_words(segment.persist)} after the visitor last matched"
+
+
+def _held_out(segment: CompiledSegment) -> str:
+    return (
+        f"matches the rule but is held out: not among the {segment.sample}% of matching "
+        "visitors drawn into the segment"
     )
 
 
@@ -277,12 +408,13 @@ def process_batch(
     profiles: dict[str, Profile] = {}
     replay: list[str] = []
     claimed: set[str] = set()
+    fresh: dict[str, list] = {}  # visitor key -> the batch's events newly written to the log
     for key, items in consented:
         state = states[key]
         profile = profiles[key] = Profile.from_dict(
             orjson.loads(state.profile) if state.profile else None
         )
-        new = []
+        new = fresh[key] = []
         for item in items:
             if item[3] in written and item[3] not in claimed:
                 claimed.add(item[3])
@@ -317,6 +449,8 @@ def process_batch(
         profile.prune(now)
     score(touched, now)
     changes = _Changes()
+    # Persistent context-only segments are decided from each page view's recorded request.
+    persistent_context = any(s.context_only and s.persist > 0 for s in segments)
     updates = [
         settle(
             key,
@@ -326,13 +460,54 @@ def process_batch(
             now,
             changes,
             new_profile=states[key].profile is None,
+            events=[(item[2], item[4]) for item in by_visitor[key] if item[1] == "page_view"]
+            if persistent_context
+            else (),
         )
         for key, profile in touched
     ]
     changes.save()
+    run_steps(updates, profiles, fresh, states, now)
     backend.commit(partition, updates, [e.entry_id for e in entries], changes.sizes)
     metrics.drain_batch(partition, now, len(entries), took_effect)
     return took_effect
+
+
+def run_steps(
+    updates: list[VisitorUpdate],
+    profiles: dict[str, Profile],
+    fresh: dict[str, list],
+    states: dict,
+    now: float,
+) -> None:
+    """Let the registered batch steps (experiments, when installed) see the batch's visitors
+    after settling, and carry the hash fields they set or delete into the updates."""
+    if not extensions.extensions.batch_steps:
+        return
+    visitors = [
+        extensions.BatchVisitor(
+            key=u.visitor_key,
+            profile=profiles[u.visitor_key],
+            memberships=u.set_memberships,
+            events=sorted(
+                (
+                    extensions.BatchEvent(item[1], item[2], item[4])
+                    for item in fresh.get(u.visitor_key, ())
+                ),
+                key=lambda e: e.ts,
+            ),
+            fields=states[u.visitor_key].fields,
+        )
+        for u in updates
+    ]
+    changed = extensions.run_batch_steps(visitors, now)
+    if not changed:
+        return
+    for u in updates:
+        change = changed.get(u.visitor_key)
+        if change is not None:
+            u.set_fields.update(change.set)
+            u.delete_fields.extend(change.delete)
 
 
 def score(profiles: list[tuple[str, Profile]], now: float) -> None:
@@ -349,10 +524,14 @@ def reevaluate_due(now: float | None = None, limit: int = 1000) -> int:
     return reevaluate(keys, now) if keys else 0
 
 
-def reevaluate(keys: list[str], now: float, *, rescore: bool = False) -> int:
+def reevaluate(keys: list[str], now: float, *, rescore: bool = False, wait: float = 2.0) -> int:
     """Evaluate the visitors' segments again (with ``rescore``, after the active models scored
-    them again: the nightly re-scoring), a partition at a time under its drain lock."""
+    them again: the nightly re-scoring), a partition at a time under its drain lock (a
+    partition whose lock stays taken for ``wait`` seconds is left for the next pass)."""
     backend = get_backend()
+    # Under another count, a visitor's partition lock would be another's than their drain's.
+    if not partitions_agree(backend, "Re-evaluation"):
+        return 0
     segments = enabled_segments()
     by_partition: dict[int, list[str]] = defaultdict(list)
     for key in keys:
@@ -360,7 +539,7 @@ def reevaluate(keys: list[str], now: float, *, rescore: bool = False) -> int:
     done = 0
     with LockKeeper(backend) as keeper:
         for partition, partition_keys in by_partition.items():
-            if not keeper.take(partition, wait=2.0):
+            if not keeper.take(partition, wait=wait):
                 continue  # a drain is busy there; next sweep
             try:
                 done += _reevaluate_partition(
@@ -368,6 +547,21 @@ def reevaluate(keys: list[str], now: float, *, rescore: bool = False) -> int:
                 )
             finally:
                 keeper.release(partition)
+    return done
+
+
+def reevaluate_everyone(now: float | None = None, batch: int = 1000) -> int:
+    """Evaluate every stored visitor again against the segments as they are now: what a change
+    to a segment's rule, enabled state or slug needs, so that its members follow it at their
+    next request rather than after their next event is drained (until then the memberships
+    stored under the old definition would keep choosing content). Waits for busy partitions
+    (a drain holds one for at most ``SEGMENTS_DRAIN_MAX_SECONDS``)."""
+    forget_definitions()  # this process may still hold the definitions from before the change
+    now = time.time() if now is None else now
+    wait = float(get_setting("SEGMENTS_DRAIN_MAX_SECONDS")) + 5.0
+    done = 0
+    for keys in get_backend().visitor_keys(batch):
+        done += reevaluate(keys, now, wait=wait)
     return done
 
 
@@ -539,6 +733,8 @@ def _turn(keeper: LockKeeper, partition: int, batch_size: int, segments, result:
     """One batch of one partition, under its lock; a partition another drain holds is skipped
     (that drain serves it)."""
     backend = keeper.backend
+    if not backend.partition_ready(partition):
+        return  # PARTITIONS being raised: its visitors' earlier events come first
     if not keeper.take(partition):
         return
     try:
@@ -569,8 +765,14 @@ def drain_partition(partition: int, *, max_seconds: float | None = None) -> Drai
     before a flag was cleared is read now; one added after it schedules a new drain).
     """
     backend = get_backend()
+    # One read per drain task, not per batch: a seal made meanwhile is seen by the next task.
+    if not partitions_agree(backend, "Drain"):
+        return DrainResult(0, more=False)
     if not 0 <= partition < backend.partitions:
-        raise ValueError(f"No partition {partition}.")
+        raise ValueError(
+            f"No partition {partition} among this process's {backend.partitions}: the process "
+            "that asked for it runs with another PARTITIONS (segments.E011)."
+        )
     budget = get_setting("SEGMENTS_DRAIN_MAX_SECONDS") if max_seconds is None else max_seconds
     batch_size = int(get_setting("SEGMENTS_BATCH_SIZE"))
     linger = int(get_setting("SEGMENTS_DRAIN_LINGER_MS"))

@@ -12,14 +12,16 @@ import orjson
 from consent.api import pending_erasure_purposes, rebuild_grants
 
 from ..backends import get_backend
-from ..backends.base import VisitorUpdate
+from ..backends.base import VisitorState, VisitorUpdate
 from ..conf import get_setting
 from ..consent_mirror import mirror_consent
 from ..definitions import enabled_segments
 from ..events import log as eventlog
+from ..extensions import BatchEvent, BatchVisitor, extensions, run_restore_steps
 from ..models import LoggedEvent
 from ..profiles.features import Profile
-from .drain import _acquire, _Changes, _previous, score, settle
+from .drain import _acquire, _Changes, _previous, run_steps, score, settle
+from .static import restore_members
 
 
 def rebuild(chunk: int = 2000) -> dict[str, int]:
@@ -34,14 +36,28 @@ def rebuild(chunk: int = 2000) -> dict[str, int]:
     for start in range(0, len(keys), chunk):
         part = keys[start : start + chunk]
         part = _restorable(part, stats, purpose)
-        profiles, events = eventlog.replay(part)
+        # The events themselves only when a restore step wants them (below).
+        histories: dict[str, list] | None = {} if extensions.restore_steps else None
+        profiles, events = eventlog.replay(part, histories=histories)
         stats["events"] += events
+        # Static segments' members are recorded in the database: held as they were.
+        static = restore_members(list(profiles))
         by_partition: dict[int, list[VisitorUpdate]] = {}
         for key, profile in profiles.items():
             profile.last_id = (0, 0)  # live stream ids continue after the rebuild
             profile.prune(now)
-            update = settle(key, profile, {}, segments, now, changes, new_profile=True)
+            held = static.get(key, {})
+            for slug in held:
+                changes.sizes[slug] = changes.sizes.get(slug, 0) + 1
+            update = settle(key, profile, dict(held), segments, now, changes, new_profile=True)
             by_partition.setdefault(backend.partition_for(key), []).append(update)
+        # The batch steps restore what they keep in the hashes (experiments: sticky arms,
+        # from their own tables): they see each visitor with no events and no stored fields.
+        blank = defaultdict(lambda: VisitorState(None, {}))
+        for updates in by_partition.values():
+            run_steps(updates, profiles, {}, blank, now)
+            if histories is not None:
+                _restore(updates, profiles, histories, now)
         for partition, updates in by_partition.items():
             backend.commit(partition, updates, [])
         stats["visitors"] += len(part)
@@ -49,6 +65,27 @@ def rebuild(chunk: int = 2000) -> dict[str, int]:
     # is not a change in anyone's behaviour).
     backend.commit(0, [], [], changes.sizes)
     return stats
+
+
+def _restore(updates: list[VisitorUpdate], profiles, histories: dict, now: float) -> None:
+    """Let the restore steps (recommendations: recent items and the "for you" list) give back
+    what only the visitors' events can, and carry their fields into the updates."""
+    visitors = [
+        BatchVisitor(
+            key=u.visitor_key,
+            profile=profiles[u.visitor_key],
+            memberships=u.set_memberships,
+            events=[BatchEvent(*event) for event in histories.get(u.visitor_key, ())],
+            fields={},
+        )
+        for u in updates
+    ]
+    changed = run_restore_steps(visitors, now)
+    for u in updates:
+        change = changed.get(u.visitor_key)
+        if change is not None:
+            u.set_fields.update(change.set)
+            u.delete_fields.extend(change.delete)
 
 
 def _restorable(keys: list[str], stats: dict[str, int], purpose: str) -> list[str]:
@@ -64,9 +101,8 @@ def _restorable(keys: list[str], stats: dict[str, int], purpose: str) -> list[st
         if grants is None:
             stats["skipped"] += 1
             continue
-        granted, version, expiry = grants
-        granted -= pending.get(key, frozenset())
-        mirror_consent(key, granted, version, expiry)
+        granted = grants.granted - pending.get(key, frozenset())
+        mirror_consent(key, granted, grants.version, grants.expiry, grants.standing)
         stats["consents"] += 1
         if purpose in granted:
             restorable.append(key)

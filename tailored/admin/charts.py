@@ -58,6 +58,13 @@ def _decimal_label(value: Decimal) -> str:
     return f"{value.normalize():f}" if value else "0"
 
 
+def percent_tick(tick: Tick) -> str:
+    """A tick of a 0-1 axis worded as a percentage, exactly: its label is the decimal the step
+    made ("0.005"), so 0.5% stays 0.5% (rounding the float to whole percents would give
+    "0%, 0%, 1%, 2%, 2%" on a small axis)."""
+    return f"{_decimal_label(Decimal(tick[1]) * 100)}%"
+
+
 def _number(value: float) -> str:
     return f"{value:.3f}".rstrip("0").rstrip(".") if value % 1 else f"{value:.0f}"
 
@@ -217,23 +224,32 @@ def line_chart(
     reference: tuple[float, str] | None = None,
     integer: bool = True,
     table: bool = False,
+    signed: bool = False,
 ) -> Chart:
     """One line per series over the same x labels (days, weeks, checks). ``markers``: a dot
     on each value (by default while there are at most 62); ``reference``: (value, label) of a
-    dashed horizontal line, such as a threshold; ``integer``: the values are counts."""
+    dashed horizontal line, such as a threshold; ``integer``: the values are counts;
+    ``signed``: values may be negative (a lift and its interval): the axis then also runs
+    below 0, by the same nice steps as above it."""
     left, right, top, bottom = 48, width - 16, 16, height - 36
     highest = max((max(s.values, default=0) for s in series), default=0)
+    lowest = min((min(s.values, default=0) for s in series), default=0) if signed else 0
     if reference is not None:
         highest = max(highest, reference[0])
-    ticks = nice_ticks(highest, integer=integer)
-    y_max = ticks[-1][0]
+    ticks = nice_ticks(max(highest, -lowest), integer=integer)
+    if lowest < 0:  # as many steps below 0 and above it as the values need
+        step = ticks[1][0]
+        down = min(math.ceil(-lowest / step - 1e-9), len(ticks) - 1)
+        up = min(max(math.ceil(highest / step - 1e-9), 1), len(ticks) - 1)
+        ticks = [(-ticks[i][0], f"-{ticks[i][1]}") for i in range(down, 0, -1)] + ticks[: up + 1]
+    y_min, y_max = ticks[0][0], ticks[-1][0]
     n = len(labels)
 
     def x(i: int) -> float:
         return (left + right) / 2 if n <= 1 else left + (right - left) * i / (n - 1)
 
     def y(v: float) -> float:
-        return bottom - (bottom - top) * v / y_max
+        return bottom - (bottom - top) * (v - y_min) / (y_max - y_min)
 
     if markers is None:
         markers = n <= MAX_MARKERS

@@ -54,7 +54,7 @@ def open_page(driver, url):
     return wait(driver).until(EC.presence_of_element_located(BLOCK))
 
 
-def wait_for_events(predicate, timeout=15):
+def wait_for_events(predicate, timeout=60):  # a poll: a loaded CI machine drains late
     import time
 
     deadline = time.monotonic() + timeout

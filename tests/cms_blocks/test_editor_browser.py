@@ -21,7 +21,6 @@ from tests.conftest import IN_CI
 
 try:
     from selenium.common.exceptions import (
-        ElementClickInterceptedException,
         ElementNotInteractableException,
         StaleElementReferenceException,
         TimeoutException,
@@ -32,7 +31,7 @@ try:
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import Select, WebDriverWait
 
-    from tests.support.waits import gone
+    from tests.support.waits import choose_option, click, gone
 except ImportError:
     if IN_CI:
         raise
@@ -48,23 +47,11 @@ MOBILE_UA = (
     "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 "
     "(KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1"
 )
-OPTION = "//div[contains(@class, 'w-combobox__option')][normalize-space()='{label}']"
 TEXTS = ("DEFAULT-CONTENT", "MOBILE-VARIANT", "ENGAGED-VARIANT")
 
 
 def wait(driver, timeout: float = 15):
     return WebDriverWait(driver, timeout)
-
-
-def click(driver, element):
-    """Click like a person would; when Wagtail's sticky footer covers the element after
-    scrolling, click it with a script instead (the same event for the page's handlers)."""
-    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
-    wait(driver).until(EC.element_to_be_clickable(element))
-    try:
-        element.click()
-    except ElementClickInterceptedException:
-        driver.execute_script("arguments[0].focus(); arguments[0].click()", element)
 
 
 def choose(driver, select, value: str):
@@ -188,22 +175,6 @@ def insert_block(driver, scope, contentpath: str, label: str):
     )
     click(driver, button)
     choose_option(driver, label)
-
-
-def choose_option(driver, label: str):
-    """Click the block chooser's option ``label``: the chooser may redraw between finding the
-    option and clicking it on a busy machine (a stale element), so find it again then."""
-    for attempt in range(5):
-        option = wait(driver).until(
-            EC.element_to_be_clickable((By.XPATH, OPTION.format(label=label)))
-        )
-        try:
-            option.click()
-            return
-        except (StaleElementReferenceException, ElementNotInteractableException):
-            if attempt == 4:
-                raise
-            time.sleep(0.2)
 
 
 def fill(driver, name: str, text: str):

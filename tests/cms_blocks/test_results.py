@@ -3,6 +3,8 @@ per-block/per-variant report with its attribution, the admin screens and their C
 
 import csv
 import io
+import itertools
+import re
 import uuid
 from datetime import UTC, date, datetime, timedelta
 
@@ -202,22 +204,35 @@ def test_block_report_screen_and_csv(analyst, history):
     assert [
         (r["variant"], r["segment"], r["impressions"]) for r in table if r["block"] == "b1"
     ] == [
-        ("default", "All visitors", 1),
-        ("v-eng", "All visitors", 2),
-        ("v-eng", "Engaged", 2),
+        ("Default", "All visitors", 1),
+        ("removed variant v-eng", "All visitors", 2),  # (page 42 does not exist)
+        ("removed variant v-eng", "Engaged", 2),
     ]
     assert "<rect" in response.content.decode()
     rows = _csv(analyst.get(url, {**PERIOD, "export": "csv"}))
-    assert rows[0][:7] == [
+    assert rows[0][:8] == [
         "page",
         "block",
         "variant",
+        "variant_key",
         "segment",
         "impressions",
         "clicks",
         "click_rate",
     ]
-    assert rows[3][:10] == ["42", "b1", "v-eng", "engaged", "2", "1", "0.5000", "2", "2", "1.0000"]
+    assert rows[3][:11] == [
+        "42",
+        "b1",
+        "removed variant v-eng",
+        "v-eng",
+        "engaged",
+        "2",
+        "1",
+        "0.5000",
+        "2",
+        "2",
+        "1.0000",
+    ]
 
 
 def test_bad_periods_are_refused_with_a_message(analyst):
@@ -243,3 +258,78 @@ def test_csv_export_neutralises_formulas_and_pages_escape_names(analyst):
     assert XSS not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     detail = analyst.get(reverse("cms_blocks_results:segment", args=["xss"])).content.decode()
     assert XSS not in detail and "&lt;script&gt;" in detail
+
+
+@pytest.mark.services
+def test_the_block_report_names_variants_by_label_or_segments(analyst, backend):
+    """Events key variants by stable ids; the report names them as editors know them."""
+    from demo.home.models import ContentPage
+    from tests.builders import personalised_page
+
+    segment("engaged")
+    segment(
+        "french",
+        {"type": "context", "attribute": "language", "op": "eq", "value": "fr"},
+        name="French speakers",
+    )
+    page = personalised_page(
+        variants=[("engaged", "Welcome back"), (["engaged", "french"], "Both", "all")]
+    )
+    block = page.body[0]
+    engaged_key, both_key = (str(b.id) for b in block.value["variants"].bound_blocks)
+    consent(A)
+    at_page = {"page": page.pk, "block": str(block.id)}
+    visit(
+        A,
+        ("impression", {**at_page, "variant": "default"}),
+        ("impression", {**at_page, "variant": engaged_key}),
+        ("impression", {**at_page, "variant": both_key}),
+        ("impression", {**at_page, "variant": "gone-since"}),
+    )
+    response = analyst.get(reverse("cms_blocks_block_results:index"))
+    names = {r["variant"] for r in response.context["rows"] if r["page_id"] == str(page.pk)}
+    assert names == {
+        "Default",
+        "Engaged",
+        "Engaged and French speakers",
+        "removed variant gone-sin",
+    }
+    html = response.content.decode()
+    assert f"Offers · {str(block.id)[:8]} · Engaged and French speakers" in html  # the chart
+    assert engaged_key not in html.replace(f'"{engaged_key}"', "")  # no id shown as a name
+    assert ContentPage.objects.filter(pk=page.pk).exists()
+
+
+def test_a_labelled_variant_is_named_by_its_label():
+    from cms_blocks.naming import variant_name
+
+    value = {"variants": [{"label": "Spring promo", "segments": ["x"], "match": "any"}]}
+    assert variant_name(value, 0, {"x": "X"}) == "Spring promo"
+    value["variants"][0]["label"] = ""
+    assert variant_name(value, 0, {"x": "X"}) == "X"
+    assert variant_name(value, None, {}) == "Default"
+
+
+def _steps(labels: list[str]) -> set[float]:
+    values = [float(label.rstrip("%")) for label in labels]
+    return {round(b - a, 9) for a, b in itertools.pairwise(values)}
+
+
+def test_the_screens_axes_step_evenly(analyst, history):
+    """The results screens as rendered (not only the chart module): every axis steps evenly
+    from zero (the issue saw 0, 1, 2, 3, 5) and says each value once."""
+    for n in range(5):  # five more members on day 2: the size axis goes past 5
+        change(f"{n + 10:02d}" + "a" * 30, True, at(2, 15))
+    detail = analyst.get(reverse("cms_blocks_results:segment", args=["engaged"]), PERIOD)
+    html = detail.content.decode()
+    charts = [svg for svg in html.split("<svg")[1:] if "<polyline" in svg]  # not the icons
+    assert len(charts) == 2
+    for chart in charts:
+        labels = re.findall(r'<text x="[^"]+" y="[^"]+" dy="4">([^<]+)</text>', chart)
+        assert labels and labels[0] == "0" and len(set(labels)) == len(labels), labels
+        assert len(_steps(labels)) == 1, labels
+    dashboard = analyst.get(reverse("cms_blocks_results:index"), PERIOD).content.decode()
+    (bars,) = [svg for svg in dashboard.split("<svg")[1:] if "<rect" in svg and "%<" in svg]
+    labels = re.findall(r'aria-hidden="true">([^<]+%)</text>', bars)
+    assert labels[0] == "0%" and len(set(labels)) == len(labels), labels
+    assert len(_steps(labels)) == 1, labels

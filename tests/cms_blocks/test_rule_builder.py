@@ -2,6 +2,7 @@
 with paths, the description, the estimated size), the history of changes and the chooser."""
 
 import json
+import re
 
 import pytest
 from django.urls import reverse
@@ -106,6 +107,33 @@ def test_the_edit_form_has_the_builder_with_the_catalog_and_the_description(mana
     assert 'id="id_rule-catalog" type="application/json"' in html
     assert "days_since_last_seen" in html
     assert "Visitors matching at least 3 page views in the last 10 minutes." in html
+
+
+def test_the_builder_offers_device_and_country_and_saves_a_rule_on_them(manager):
+    # wagtail-personalisation's device and country rules, in the builder's catalog...
+    html = manager.get(ADD_URL).content.decode()
+    found = re.search(
+        r'<script id="id_rule-catalog" type="application/json">(.*?)</script>', html, re.S
+    )
+    catalog = json.loads(found.group(1))
+    (context,) = [c for c in catalog["conditions"] if c["type"] == "context"]
+    (attribute,) = [f for f in context["fields"] if f["name"] == "attribute"]
+    offered = {choice["value"]: choice["words"] for choice in attribute["choices"]}
+    assert offered["device"] == "the device" and offered["country"] == "the country"
+    # ...and a rule built on them is saved through the form and described in plain words.
+    rule = {
+        "type": "all",
+        "conditions": [
+            {"type": "context", "attribute": "device", "op": "eq", "value": "tablet"},
+            {"type": "context", "attribute": "country", "op": "in", "value": ["FR", "BE"]},
+        ],
+    }
+    response = manager.post(ADD_URL, _form_data(rule, name="Tablets in France", slug="fr-tablets"))
+    assert response.status_code == 302
+    saved = Segment.objects.get(slug="fr-tablets")
+    assert saved.rule == rule
+    words = describe(saved.rule)
+    assert "the device" in words and "tablet" in words and "the country" in words, words
 
 
 def test_saving_through_the_admin_with_an_invalid_rule_shows_the_message(manager):

@@ -203,3 +203,32 @@ def test_the_banner_escapes_the_page_address_and_carries_the_pages_csrf_token(ba
     assert token  # the form posts with the page's own token
     other = browser().get("/").content.decode()
     assert 'value="/"' in other and "alert(1)" not in other  # nothing leaks between visitors
+
+
+def test_a_projects_own_banner_template_replaces_the_packages(backend, settings, tmp_path):
+    """docs/installation.md, "Styling the banner": a project's templates/consent/banner.html,
+    started from the package's copy, is the banner every page shows, and its forms still
+    decide."""
+    from pathlib import Path
+
+    import consent
+
+    package = Path(consent.__file__).parent / "templates" / "consent" / "banner.html"
+    (tmp_path / "consent").mkdir()
+    (tmp_path / "consent" / "banner.html").write_text(
+        package.read_text().replace(
+            '<h2 id="consent-banner-title">', '<h2 id="consent-banner-title" class="our-banner">'
+        )
+    )
+    settings.TEMPLATES = [
+        {**engine, "DIRS": [tmp_path, *engine.get("DIRS", [])]}
+        if engine["BACKEND"].endswith("DjangoTemplates")
+        else engine
+        for engine in settings.TEMPLATES
+    ]
+    client = browser()
+    page = client.get("/guides/").content.decode()
+    assert 'class="our-banner"' in page and 'value="/guides/"' in page
+    response = client.post("/consent/", {"action": "accept_all", "next": "/guides/"})
+    assert response.status_code == 303 and ConsentRecord.objects.count() == 1
+    assert 'class="our-banner"' not in client.get("/guides/").content.decode()  # decided

@@ -22,6 +22,7 @@ from consent.models import ConsentRecord, ErasureRequest
 from consent.notices import publish
 from consent.policy import UNDECIDED
 from consent.privacy import export_visitor, run_due_erasures
+from consent.visitor import get_consent
 from segments.models import LoggedEvent
 from tests.builders import browser, consenting_browser, demo_site
 
@@ -195,9 +196,11 @@ def test_page_views_check_the_cookie_without_a_database_query(django_assert_num_
     request = RequestFactory().get("/", HTTP_COOKIE=f"{COOKIE}={client.cookies[COOKIE].value}")
     middleware = ConsentMiddleware(lambda request: HttpResponse())
     middleware(request)  # the notice in force, cached per process
+    get_consent(request)  # (its standing, cached)
     with django_assert_num_queries(0):
         middleware(request)
-    assert request.consent.decided and request.consent.purposes
+        state = get_consent(request)
+    assert state.decided and state.purposes
 
 
 # -- a lapsed cookie is deleted, and what it identified erased ------------------------------

@@ -225,3 +225,14 @@ def test_a_broken_stored_segment_does_not_fail_cache_safe_pages(offers):
     french = {"HTTP_ACCEPT_LANGUAGE": "fr-FR,fr;q=0.8"}
     assert offer(visit(browser(), **french)) == OFFER_FRENCH
     assert offer(visit(browser(), HTTP_ACCEPT_LANGUAGE="en")) == OFFER_DEFAULT
+
+
+def test_a_query_parameter_segment_decides_shared_pages_too(shared_cache, renders):
+    demo_site()
+    segment("newsletter", {"type": "query", "param": "ref", "op": "eq", "value": "newsletter"})
+    segments.definitions.forget_definitions()
+    personalised_page(default=OFFER_DEFAULT, variants=[("newsletter", OFFER_FRENCH)])
+    for _ in range(3):
+        assert offer(visit(browser(), "/offers/?ref=newsletter")) == OFFER_FRENCH
+        assert offer(visit(browser(), "/offers/")) == OFFER_DEFAULT
+        assert offer(visit(browser(), "/offers/?ref=other")) == OFFER_DEFAULT

@@ -16,14 +16,17 @@ KEY = "0123456789abcdef0123456789abcdef"
 FAR = time.time() + 3600
 
 
-@pytest.fixture(params=["embedded", "redis"])
+@pytest.fixture(params=["embedded", "redis", "cluster"])
 def store(request):
     if request.param == "embedded":
         b = EmbeddedBackend({"PARTITIONS": 2})
     else:
+        # The cluster: three masters of the suite's own (tests.support.cluster).
+        cluster = request.getfixturevalue("redis_cluster") if request.param == "cluster" else None
         b = RedisBackend(
             {
-                "URL": settings.TEST_REDIS_URL,
+                "URL": cluster.url if cluster else settings.TEST_REDIS_URL,
+                "CLUSTER": cluster is not None,
                 "KEY_PREFIX": f"tailored-contract-{settings.TEST_RUN_ID}",
                 "PARTITIONS": 2,
             }
@@ -75,6 +78,55 @@ def test_withdrawal_replaces_grants(store):
     store.set_consent(KEY, {"personalization": FAR, "analytics": FAR}, "1", 3600)
     store.set_consent(KEY, {"analytics": FAR}, "1", 3600)
     assert _exchange(store).consented is False
+
+
+def _claimed(store, claim, event=None):
+    return store.exchange(
+        KEY,
+        purpose="personalization",
+        notice_version="1",
+        now=time.time(),
+        events=[event] if event else (),
+        claim=claim,
+    )
+
+
+@pytest.mark.parametrize(
+    ("standing", "claim", "honoured"),
+    [
+        ("7:1700000000", (7, 0), True),  # the cookie of the latest record
+        ("7:1700000000", (9, 0), True),  # a newer one (the mirror is not told yet)
+        ("7:1700000000", (6, 1800000000), False),  # an old copy, whatever its signing time
+        ("7:1700000000", (-1, 1700000000), True),  # no record number: by its signing time
+        ("7:1700000000", (-1, 1699999999), False),
+        ("0:0", (-1, 0), True),  # a key rotation: every copy of the current cookie
+        ("void", (7, 1800000000), False),  # the latest record grants nothing
+    ],
+)
+def test_the_exchange_checks_a_cookies_claim_against_the_records_standing(
+    store, standing, claim, honoured
+):
+    """The consent cookie is checked in the page view's own round trip (consent.standing's
+    rule, as the store mirrors the record): an old copy records nothing."""
+    store.set_consent(KEY, {"personalization": FAR}, "1", 3600, standing=standing)
+    result = _claimed(store, claim, _event())
+    assert result.honoured is honoured
+    assert result.consented is (honoured and standing != "void")
+    assert store.pending_partitions() == ([store.partition_for(KEY)] if result.consented else [])
+    # Without a claim (a server-side event, an import), the standing is not asked.
+    assert _exchange(store).honoured is None
+
+
+def test_a_claim_without_a_mirrored_standing_asks_for_the_record(store):
+    """A mirror written before standings were part of it: rebuilt from the record first."""
+    store.set_consent(KEY, {"personalization": FAR}, "1", 3600)
+    if isinstance(store, RedisBackend):
+        store.client.hdel(store._m(KEY), "_sq")
+    else:
+        del store._hashes[KEY]["_sq"]
+    assert _claimed(store, (7, 0), _event()).consented is None
+    assert store.pending_partitions() == []
+    assert _exchange(store).consented is True  # events without a claim are not held up
 
 
 def test_read_commit_acknowledges_and_memberships_round_trip(store):
@@ -147,3 +199,80 @@ def test_several_events_are_appended_in_order_in_one_call(store):
     assert result.consented and result.drain_needed
     entries = store.read_batch(store.partition_for(KEY), "c1", 10)
     assert [events.decode(e.fields).name for e in entries] == ["a", "b", "c"]
+
+
+def test_batch_step_fields_are_committed_and_read_back_by_the_same_exchange(store):
+    """Sticky experiment assignments ("x:" fields) are written by the drain's commit and come
+    back with the memberships in the request's one call, never as segments."""
+    store.set_consent(KEY, {"personalization": FAR}, "1", 3600)
+    p = store.partition_for(KEY)
+    until = time.time() + 60
+    update = VisitorUpdate(KEY, "{}", {"engaged": until}, [], set_fields={"x:7": "1:2"})
+    store.commit(p, [update], [])
+    result = _exchange(store, _event())
+    assert result.assignments == {"7": "1:2"}
+    assert result.segments_at(time.time()) == {"engaged"}
+    assert result.memberships == {"engaged": pytest.approx(until)}
+    store.commit(
+        p,
+        [VisitorUpdate(KEY, "{}", {}, [], set_fields={"x:8": "2:0"}, delete_fields=["x:7"])],
+        [],
+    )
+    assert _exchange(store).assignments == {"8": "2:0"}
+
+
+def test_erasure_removes_and_rekeying_moves_sticky_assignments(store):
+    other = "f" * 32
+    store.set_consent(KEY, {"personalization": FAR}, "1", 3600)
+    p = store.partition_for(KEY)
+    store.commit(p, [VisitorUpdate(KEY, "{}", {}, [], set_fields={"x:7": "1:1"})], [])
+    store.rename_visitor(KEY, other)
+    assert store.visitor_data(other).fields.get("x:7") == "1:1"
+    assert "x:7" not in store.visitor_data(KEY).fields
+    store.erase_visitor(other)
+    assert not any(f.startswith("x:") for f in store.visitor_data(other).fields)
+
+
+def test_an_unconsented_exchange_returns_no_assignments(store):
+    store.set_consent(KEY, {}, "1", 3600)
+    p = store.partition_for(KEY)
+    store.commit(p, [VisitorUpdate(KEY, "{}", {}, [], set_fields={"x:7": "1:1"})], [])
+    result = _exchange(store)
+    assert result.consented is False
+    assert result.assignments == {}
+
+
+def test_over_the_hard_cap_only_the_kept_events_are_accepted(store):
+    """Back-pressure in two steps: over MAX_LENGTH the page views go, over HARD_MAX_LENGTH
+    everything but purchases, so a burst of any event cannot grow a partition for ever."""
+    capped = type(store)({**store.options, "MAX_LENGTH": 2, "HARD_MAX_LENGTH": 4})
+    capped.set_consent(KEY, {"personalization": FAR}, "1", 3600)
+    names = ["click", "page_view", "click", "page_view", "click"]
+    names += ["page_view", "click", "add_to_cart", "purchase", "purchase"]
+    shed = [_exchange(capped, _event(name)).shed for name in names]
+    # Below 2 entries all go in; from 2, page views are shed; from 4, all but purchases.
+    assert shed == [0, 0, 0, 1, 0, 1, 1, 1, 0, 0]
+    stats = {s.partition: s for s in capped.stream_stats()}[capped.partition_for(KEY)]
+    assert stats.length == 6 and stats.shed == 4
+
+
+def test_the_store_remembers_the_partition_count_it_was_sealed_with(store):
+    """Every backend (embedded, one Redis, a cluster) keeps the count the same way: recorded
+    by the first process to use the store (never by a read-only look), kept by a rebuild
+    (the waiting events were recorded by it), replaced by a seal only, forgotten with the
+    store; and it says which partitions still hold events (what seal_partitions waits for)."""
+    assert store.stored_partitions() is None
+    assert store.partition_problem(record=False) is None
+    assert store.stored_partitions() is None
+    assert store.partition_problem() is None
+    assert store.stored_partitions() == 2
+    assert store.record_partitions(4) == 2  # the first count stays
+    assert store.record_partitions(4, replace=True) == 4
+    assert "sealed with 4" in store.partition_problem()
+    store.flush(keep_stream=True)
+    assert store.stored_partitions() == 4
+    store.append_events(1, [_event()])
+    assert store.waiting_partitions(2) == [1]
+    store.flush()
+    assert store.stored_partitions() is None
+    assert store.waiting_partitions(2) == []

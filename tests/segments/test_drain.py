@@ -243,6 +243,42 @@ def test_a_live_drain_keeps_its_short_lock_and_a_dead_ones_expires_within_it(bac
             assert backend.lock_partition(1, "other", 300)
 
 
+def test_a_partition_whose_drain_died_is_claimed_again_once_its_lock_expires(backend):
+    """A drain dies mid-batch (issue #17, point 3): it holds its partition's lock, has read
+    entries it never acknowledged, and the partition's drain flag stays set. While the lock
+    lives no other drain touches the partition (one consumer at a time); once it has expired
+    (SEGMENTS_LOCK_TTL_MS, seconds), the sweep schedules the partition again although its flag
+    is set, and the next drain claims the dead one's entries: each applied once, in order."""
+    order: list[int] = []
+
+    def step(visitors, now):
+        order.extend(e.properties["n"] for v in visitors for e in v.events)
+        return {}
+
+    api.register_batch_step("claim-order", step)
+    try:
+        with override_settings(SEGMENTS_LOCK_TTL_MS=600):
+            key = keys_in_partitions(backend)[0]
+            _consent(key)
+            partition = backend.partition_for(key)
+            for n in range(3):
+                props = {"n": n}
+                event = events.Event(key, "page_view", time.time(), properties=props)
+                exchange(key, event)
+            assert backend.lock_partition(partition, "dead-drain", 600)
+            assert len(backend.read_batch(partition, "dead-consumer", 2)) == 2
+            assert pipeline.to_schedule([partition]) == []  # its drain is on it
+            assert pipeline.drain_partition(partition, max_seconds=0.3).processed == 0
+            time.sleep(0.7)  # nothing renews the dead drain's lock
+            assert pipeline.to_schedule([partition]) == [partition]
+            assert pipeline.drain_partition(partition).processed == 3
+        assert order == [0, 1, 2]
+        assert LoggedEvent.objects.filter(visitor_key=key).count() == 3
+        assert backend.pending_partitions() == []
+    finally:
+        api.unregister_batch_step("claim-order")
+
+
 def test_the_default_lock_lifetime_is_seconds():
     from segments import defaults
 

@@ -88,6 +88,7 @@ def test_what_the_log_cannot_store_is_refused_by_validation(properties, message)
         validate("click", properties)
 
 
+@pytest.mark.django_db  # (the context reads which query parameters the enabled rules name)
 def test_a_page_views_context_drops_unstorable_text_and_personal_data():
     request = RequestFactory().get(
         "/unsubscribe/bob@example.com/",

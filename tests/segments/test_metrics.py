@@ -1,6 +1,7 @@
 """The metrics move when events flow: real Redis, the real drain, read from Prometheus'
 registry and from a scrape of /-/metrics/."""
 
+import json
 import time
 
 import pytest
@@ -121,3 +122,34 @@ def test_an_unreachable_store_counts_errors_and_refusals(settings):
     assert counts.delta("tailored_events_refused_total", reason="unavailable") == 2
     assert counts.delta("tailored_events_accepted_total") == 0
     assert scrape(settings)["tailored_fast_store_up"] == 0
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_dead_letters_and_a_dead_drains_pending_entries_are_in_the_scrape(backend, settings):
+    """What an operator alerts on (docs/operations.md): entries set aside as unprocessable and
+    entries a dead drain holds, read from /-/metrics/ as Prometheus reads them."""
+    mirror_consent(KEY, frozenset({"personalization"}), notice_version(), time.time() + 3600)
+    partition = backend.partition_for(KEY)
+    label = f'{{partition="{partition}"}}'
+    before = value("tailored_dead_letters_total", reason="DataError")
+    # Straight into the stream, past intake validation: PostgreSQL refuses "\u0000" in JSON.
+    event = events.Event(visitor_key=KEY, name="page_view", ts=time.time())
+    body = {"n": "page_view", "t": round(event.ts, 3), "i": event.event_id, "p": {"x": "a\0b"}}
+    poison = {"k": KEY, "d": json.dumps(body)}
+    backend.append_events(
+        partition, [poison, events.encode(events.Event(KEY, "page_view", time.time()))]
+    )
+    assert scrape(settings)[f"tailored_stream_dead_letter{label}"] == 0
+
+    assert pipeline.drain_partition(partition).processed == 1
+    assert value("tailored_dead_letters_total", reason="DataError") - before == 1
+    samples = scrape(settings)
+    assert samples[f"tailored_stream_dead_letter{label}"] == 1
+    assert samples[f"tailored_stream_pending{label}"] == 0
+
+    view()
+    view()
+    backend.read_batch(partition, "a-worker-that-dies", 10)  # delivered, never acknowledged
+    samples = scrape(settings)
+    assert samples[f"tailored_stream_pending{label}"] == 2
+    assert samples[f"tailored_stream_undelivered{label}"] == 0

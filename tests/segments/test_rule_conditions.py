@@ -37,7 +37,9 @@ BUILT_IN = {
     "event_without",
     "feature",
     "visited",
+    "page_visits",
     "context",
+    "query",
     "model",
     "cluster",
 }
@@ -75,6 +77,16 @@ EXAMPLES = {
         [],
     ),
     "visited": ({"type": "visited", "path": "/guides/"}, "a view of the page “/guides/”", []),
+    "page_visits": (
+        {"type": "page_visits", "path": "/pricing/", "min": 3},
+        "viewed the page “/pricing/” at least 3 times",
+        [],
+    ),
+    "query": (
+        {"type": "query", "param": "ref", "op": "eq", "value": "newsletter"},
+        "the query parameter “ref” is “newsletter”",
+        [{"kind": "query_param", "param": "ref"}],
+    ),
     "context": (
         {"type": "context", "attribute": "utm_campaign", "op": "regex", "value": "^spring"},
         "the campaign matches the pattern “^spring”",
@@ -194,6 +206,8 @@ def test_a_typo_in_a_key_is_refused_with_the_key_and_its_path():
         ({**EXAMPLES["model"][0], "top": 10}, "top"),
         ({**EXAMPLES["cluster"][0], "label": "x"}, "label"),
         ({**EXAMPLES["event_without"][0], "minage": "5m"}, "minage"),
+        ({**EXAMPLES["page_visits"][0], "count": 3}, "count"),
+        ({**EXAMPLES["query"][0], "parameter": "ref"}, "parameter"),
     ],
 )
 def test_every_type_refuses_keys_it_does_not_take(node, key):

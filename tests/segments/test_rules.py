@@ -175,8 +175,8 @@ def test_unknown_type(node):
     assert err.path == ""
     assert "unknown condition type" in str(err)
     assert (
-        "all, any, cluster, context, event_count, event_without, feature, model, not, visited"
-        in str(err)
+        "all, any, cluster, context, event_count, event_without, feature, model, not, "
+        "page_visits, query, visited" in str(err)
     )
 
 

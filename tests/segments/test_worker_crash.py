@@ -22,8 +22,13 @@ pytestmark = [
     pytest.mark.django_db(transaction=True, serialized_rollback=True),
 ]
 
-VISITORS = [f"{n:032x}" for n in range(1, 201)]
 PER_VISITOR = 100  # 20,000 events
+
+
+def visitors() -> list[str]:
+    """Keys as production makes them (keyed hashes), so they spread over every partition (keys
+    like ``f"{n:032x}"`` for small ``n`` would all land in partition 0)."""
+    return [consent_visitor_key(f"kill-{n}") for n in range(1, 201)]
 
 
 @pytest.fixture
@@ -38,17 +43,19 @@ def live_queue():
 
 
 def test_kill_minus_nine_mid_batch_loses_nothing(backend, live_queue, tmp_path):
-    for key in VISITORS:
+    keys = visitors()
+    assert len({backend.partition_for(k) for k in keys}) == backend.partitions
+    for key in keys:
         mirror_consent(key, frozenset({"personalization"}), notice_version(), time.time() + 3600)
     now = time.time()
     by_partition: dict[int, list] = {}
     for n in range(PER_VISITOR):
-        for key in VISITORS:
+        for key in keys:
             event = events.Event(visitor_key=key, name="page_view", ts=now - 60 + n * 0.01)
             by_partition.setdefault(backend.partition_for(key), []).append(events.encode(event))
     for partition, fields in by_partition.items():
         backend.append_events(partition, fields)
-    total = len(VISITORS) * PER_VISITOR
+    total = len(keys) * PER_VISITOR
 
     db = connection.settings_dict["NAME"]
     env = {"TAILORED_LOCK_TTL_MS": "2000"}
@@ -73,7 +80,7 @@ def test_kill_minus_nine_mid_batch_loses_nothing(backend, live_queue, tmp_path):
     finally:
         stop_worker(second)
 
-    for key in VISITORS:
+    for key in keys:
         profile = json.loads(backend.visitor_data(key).profile)
         assert profile["t"] == {"page_view": PER_VISITOR}  # each counted exactly once
 

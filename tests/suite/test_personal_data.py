@@ -11,10 +11,17 @@ from django.apps import apps
 from django.utils import timezone
 
 from consent.actions import rekey
-from consent.log import append_record
+from consent.log import Grants, append_record
 from consent.models import ConsentRecord, ErasureRequest, IdentityLink
 from consent.privacy import erase_visitor, export_visitor, run_retention
-from segments.models import LoggedEvent, MembershipChange, PendingConsentMirror
+from experiments.models import Arm, Assignment, Experiment
+from segments.models import (
+    LoggedEvent,
+    MembershipChange,
+    PendingConsentMirror,
+    Segment,
+    StaticMember,
+)
 
 pytestmark = [
     pytest.mark.services,
@@ -62,14 +69,82 @@ def _outbox(key):
     PendingConsentMirror.objects.create(visitor_key=key, queued_at=timezone.now())
 
 
+def _static_member(key):
+    segment, _ = Segment.objects.get_or_create(
+        slug="static-test",
+        defaults={"name": "Static", "rule": {"type": "event_count", "event": "x", "window": "1d"}},
+    )
+    StaticMember.objects.create(segment=segment, visitor_key=key, added_at=timezone.now())
+
+
+def _assignment(key):
+    experiment, _ = Experiment.objects.get_or_create(
+        key="privacy-test", defaults={"name": "Privacy", "kind": Experiment.Kind.BLOCK}
+    )
+    Arm.objects.get_or_create(experiment=experiment, index=0, defaults={"name": "A"})
+    now = timezone.now()
+    Assignment.objects.create(
+        experiment=experiment,
+        visitor_key=key,
+        arm=0,
+        probability=0.5,
+        first_exposed_at=now,
+        last_exposed_at=now,
+    )
+
+
+def _audience(key):
+    from tailored_channels.models import AudienceMember
+
+    AudienceMember.objects.create(
+        destination=_destination(),
+        visitor_key=key,
+        segment="engaged",
+        identifier="x" * 32,
+        changed_at=timezone.now(),
+    )
+
+
+def _destination():
+    from tailored_channels.models import Destination
+
+    destination, _ = Destination.objects.get_or_create(
+        name="Personal data", defaults={"url": "http://127.0.0.1:9/", "purpose": "marketing"}
+    )
+    return destination
+
+
+def _propagation(key):
+    from tailored_channels.models import Propagation
+
+    Propagation.objects.create(
+        destination=_destination(), visitor_key=key, reason="erased", done_at=timezone.now()
+    )
+
+
+def _follow_up(key):
+    from tailored_channels.models import FollowUp, Trigger
+
+    trigger, _ = Trigger.objects.get_or_create(
+        name="Personal data", defaults={"segment": "engaged", "destination": _destination()}
+    )
+    now = timezone.now()
+    FollowUp.objects.create(trigger=trigger, visitor_key=key, entered_at=now, due_at=now)
+
+
 # One builder per table holding visitor keys: a row for the given key, dated now.
 BUILDERS = {
     "consent.ConsentRecord": _consent,
     "consent.ErasureRequest": _erasure,
     "consent.IdentityLink": _link,
+    "experiments.Assignment": _assignment,
     "segments.LoggedEvent": _event,
     "segments.MembershipChange": _change,
     "segments.PendingConsentMirror": _outbox,
+    "segments.StaticMember": _static_member,
+    "tailored_channels.AudienceMember": _audience,
+    "tailored_channels.Propagation": _propagation,
+    "tailored_channels.FollowUp": _follow_up,
 }
 
 # What a table deliberately keeps, and why (docs/privacy.md says the same).
@@ -77,6 +152,7 @@ KEPT = {
     ("consent.ConsentRecord", "erasure"): "proof of consent and of the erasure (Art. 7(1))",
     ("consent.ErasureRequest", "erasure"): "the minimal record that the erasure was done",
     ("consent.ConsentRecord", "rekey"): "append-only: a key_rotation record is added instead",
+    ("tailored_channels.Propagation", "erasure"): "proof that the erasure reached each destination",
 }
 
 
@@ -136,7 +212,7 @@ def test_every_such_table_is_rekeyed(label, backend):
     old, new = _key(3), _key(4)
     BUILDERS[label](old)
     before = _rows(model, old)
-    rekey(old, new, (ALL, "1", time.time() + 3600))
+    rekey(old, new, Grants(ALL, "1", time.time() + 3600, "void"))
     if (label, "rekey") in KEPT:
         assert _rows(model, old) == before
     elif label in TRANSIENT:
@@ -160,7 +236,7 @@ def test_the_membership_history_is_exported_erased_rekeyed_and_purged(backend):
     key, new = _key(7), _key(8)
     _change(key)
     assert export_visitor(key)["segments.membership_history"][0]["segment"] == "engaged"
-    rekey(key, new, (ALL, "1", time.time() + 3600))
+    rekey(key, new, Grants(ALL, "1", time.time() + 3600, "void"))
     assert MembershipChange.objects.get().visitor_key == new
     erase_visitor(new)
     assert not MembershipChange.objects.exists()

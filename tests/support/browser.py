@@ -8,6 +8,7 @@ Without /usr/bin/chromium the browser tests are skipped locally and fail under C
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -66,9 +67,10 @@ def _require_browser() -> None:
     pytest.skip(message)
 
 
-@pytest.fixture
-def driver():
-    """A fresh headless Chromium with its own empty profile, quit after the test."""
+@contextmanager
+def chromium():
+    """A fresh headless Chromium with its own empty profile, quit on leaving (a test that
+    needs two browsers at once, e.g. an editor's and a visitor's, opens the second with it)."""
     _require_browser()
     try:
         from selenium import webdriver
@@ -90,6 +92,13 @@ def driver():
     finally:
         browser.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def driver():
+    """A fresh headless Chromium with its own empty profile, quit after the test."""
+    with chromium() as browser:
+        yield browser
 
 
 @pytest.fixture

@@ -93,3 +93,47 @@ def test_spreadsheet_cells_never_run_as_formulas():
     assert safe_cell(None) == ""
     assert neutralise_formula(-3) == -3  # numbers stay numbers
     assert neutralise_formula("@SUM(A1)") == "'@SUM(A1)"
+
+
+def test_percentage_axes_step_evenly_and_say_each_value_once():
+    """A 0-1 axis worded as percentages (the results' click and conversion rates): small rates
+    once read "0%, 0%, 1%, 2%, 2%"."""
+    from decimal import Decimal
+
+    from tailored.admin.charts import percent_tick
+
+    for maximum in [i / 10000 for i in range(1, 10001, 7)] + [0.02, 0.005, 1.0]:
+        labels = [percent_tick(t) for t in nice_ticks(maximum)]
+        values = [Decimal(label.rstrip("%")) for label in labels]
+        steps = {b - a for a, b in itertools.pairwise(values)}
+        assert len(set(labels)) == len(labels) and len(steps) == 1, (maximum, labels)
+    assert [percent_tick(t) for t in nice_ticks(0.02)] == ["0%", "0.5%", "1%", "1.5%", "2%"]
+    assert [percent_tick(t) for t in nice_ticks(0.37)] == ["0%", "10%", "20%", "30%", "40%"]
+
+
+def test_a_bar_chart_words_its_axis_with_the_tick_labeller():
+    from tailored.admin.charts import percent_tick
+
+    html = str(bar_chart([Bar("a", 0.012, "1.2%")], title="Rates", tick_label=percent_tick))
+    axis = re.findall(r'aria-hidden="true">([^<]+)</text>', html)
+    assert axis == ["0%", "0.5%", "1%", "1.5%"]
+
+
+def test_a_signed_line_chart_runs_below_zero_by_the_same_steps():
+    chart = line_chart(
+        ["a", "b", "c"],
+        [Series("lift", [-12.0, 5.0, 31.0]), Series("low", [-40.0, -20.0, 2.0])],
+        title="Lift",
+        integer=False,
+        signed=True,
+        reference=(0.0, "No effect"),
+    )
+    html = str(chart)
+    labels = re.findall(r'dy="4">([^<]+)</text>', html)
+    assert labels == ["-40", "-30", "-20", "-10", "0", "10", "20", "30", "40"]
+    # Without signed, an axis starts at 0 as before.
+    unsigned = str(line_chart(["a"], [Series("n", [3.0])], title="N"))
+    assert re.findall(r'dy="4">([^<]+)</text>', unsigned)[0] == "0"
+    # Every point lies inside the plot.
+    ys = [float(y) for y in re.findall(r'cy="([0-9.-]+)"', html)]
+    assert all(16 <= y <= 300 - 36 for y in ys)

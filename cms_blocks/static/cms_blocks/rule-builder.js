@@ -198,11 +198,16 @@
     this.root.querySelectorAll(".rule-builder__problem").forEach(function (n) { n.remove(); });
     this.root.querySelectorAll("[data-invalid]").forEach(function (n) { n.removeAttribute("data-invalid"); });
     var self = this;
-    (data.problems || []).forEach(function (p) {
-      self.problemsBox.appendChild(el("li", { text: (p.where ? p.where + ": " : "") + p.message }));
-      self.markProblem(p.path, p.message);
+    var problems = data.problems || [];
+    problems.forEach(function (p) {
+      var item = el("li", { text: (p.where ? p.where + ": " : "") + p.message });
+      // Wagtail counts ".error-message" for its error badges: one per problem, next to its
+      // condition when it can be placed there, else here.
+      if (!self.markProblem(p.path, p.message)) { item.classList.add("error-message"); }
+      self.problemsBox.appendChild(item);
     });
-    this.root.setAttribute("data-valid", (data.problems || []).length ? "false" : "true");
+    this.problemsBox.hidden = !problems.length;
+    this.root.setAttribute("data-valid", problems.length ? "false" : "true");
   };
 
   // Find the drawn condition with the longest path that starts the problem's path; the rest
@@ -213,13 +218,14 @@
       var p = node.getAttribute("data-path");
       if ((p === "" || path === p || path.indexOf(p + ".") === 0) && p.length > bestLen) { best = node; bestLen = p.length; }
     });
-    if (!best) { return; }
+    if (!best) { return false; }
     var rest = path.slice(bestLen).replace(/^\./, "").split(".")[0];
     var field = rest ? best.querySelector(":scope > .rule-builder__fields [data-field='" + rest + "']") : null;
     if (field) { field.setAttribute("data-invalid", ""); field.setAttribute("aria-invalid", "true"); }
     best.setAttribute("data-invalid", "");
     var note = el("p", { "class": "rule-builder__problem error-message", role: "alert", text: message });
     best.insertBefore(note, best.children[1] || null);
+    return true;
   };
 
   Builder.prototype.render = function () {
@@ -447,6 +453,12 @@
         case "choice":
           out.push(field(f.name, f.label, select([["", "…"]].concat(pairs.map(function (p, i) { return [i, p[1]]; })), indexOf(node[f.name]), function (i) { setter(f.name)(byIndex(i)); }, f.label), f.help));
           break;
+        case "operator":
+          // an op + value comparison (its choices: the operators it takes, of one kind)
+          var kind = (f.choices || []).indexOf("lt") !== -1 ? "number" : "string";
+          out = out.concat(self.comparison(node, kind));
+          break;
+        case "value": break;  // drawn with its operator
         case "choices":
           var many = el("select", { multiple: true, "aria-label": f.label, onchange: function () {
             node[f.name] = Array.prototype.filter.call(many.options, function (o) { return o.selected; }).map(function (o) { return byIndex(o.value); });

@@ -4,7 +4,8 @@
  *
  * Tracks clicks on [data-track="name"] elements (properties from data-track-* attributes),
  * impressions and clicks of personalised content ([data-tailored-block] elements),
- * scroll depth (25/50/75/100, once each per page) and custom events via
+ * scroll depth (25/50/75/100, once each per page), the touch screen of an iPad presenting
+ * itself as a Mac (a "device_hint" event), and custom events via
  * window.tailored.track(name, properties). No dependencies, no inline script, no eval: works
  * under a strict Content-Security-Policy. The server records nothing without the visitor's
  * consent; when consent.js has already said the visitor did not consent, nothing is sent.
@@ -177,6 +178,14 @@
       node = node.parentNode;
     }
   }, true);
+
+  // An iPad on iPadOS 13 or later presents itself as desktop Safari ("Macintosh") and sends no
+  // client hints: only its touch screen tells it from a Mac. Reported once per page (recorded
+  // only with consent, like every event), so the visitor's device becomes "tablet".
+  var touchPoints = navigator.maxTouchPoints || 0;
+  if (touchPoints > 1 && /Macintosh/.test(navigator.userAgent || "")) {
+    track("device_hint", { touch_points: touchPoints });
+  }
 
   // Send what is queued before the page goes away (sendBeacon survives unloading).
   d.addEventListener("visibilitychange", function () {

@@ -1,0 +1,191 @@
+"""The arithmetic of recommendations, on plain values: time decay, co-occurrence and
+popularity deltas from a visitor's events, the "for you" list from their recent items, and the
+business rules applied to any list. Imports nothing from Django (a pure-logic contract).
+
+**Time decay without rewriting.** A weight ``w`` recorded at time ``t`` is stored as
+``w * 2 ** ((t - EPOCH) / half_life)``: a stored sum then ranks items exactly as the sum of
+their weights decayed to any common "now" would (every term shares the factor
+``2 ** -((now - EPOCH) / half_life)``), so adding an event is one increment and nothing is ever
+rescaled. The nightly rebuild starts the sums afresh.
+"""
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+# 2020-01-01T00:00:00Z: the time stored weights are scaled to (see above). Float64 holds the
+# factor for ~85 years either side with a 30-day half-life.
+EPOCH = 1_577_836_800.0
+_MAX_EXPONENT = 1000.0
+
+
+def decayed(weight: float, ts: float, half_life_seconds: float) -> float:
+    """``weight`` of an event at ``ts`` on the common scale of stored sums."""
+    exponent = (ts - EPOCH) / half_life_seconds
+    return weight * 2.0 ** max(min(exponent, _MAX_EXPONENT), -_MAX_EXPONENT)
+
+
+def in_order(event: tuple) -> tuple:
+    """Sort key of a visitor's item events ``(ts, item, ...)``: time order, and events of the
+    same millisecond (the stream's resolution) in order of item id. The drain and a rebuild
+    from the durable log (which cannot tell which of them came first) then agree on the
+    visitor's latest items."""
+    return event[0], event[1]
+
+
+@dataclass(slots=True)
+class Recent:
+    """A visitor's latest items (newest last) and the items they bought, as kept in their
+    fast-store hash (``r:recent``, ``r:bought``)."""
+
+    items: list[int] = field(default_factory=list)
+    bought: list[int] = field(default_factory=list)
+
+    @classmethod
+    def decode(cls, recent: str | None, bought: str | None) -> "Recent":
+        return cls(_ids(recent), _ids(bought))
+
+    def encode(self) -> tuple[str, str]:
+        return ",".join(map(str, self.items)), ",".join(map(str, self.bought))
+
+    def add(self, item: int, purchase: bool, keep: int) -> None:
+        if item in self.items:
+            self.items.remove(item)
+        self.items.append(item)
+        del self.items[:-keep]
+        if purchase and item not in self.bought:
+            self.bought.append(item)
+            del self.bought[: -max(keep * 3, 1)]
+
+
+def _ids(value: str | None) -> list[int]:
+    out = []
+    for part in (value or "").split(","):
+        if part.isdigit():
+            out.append(int(part))
+    return out
+
+
+@dataclass(slots=True)
+class Deltas:
+    """Increments to the stored sums from a batch of events: ``pairs[(a, b)]`` (symmetric:
+    both orders are added) and ``popular[(segment, item)]`` (``""``: everyone)."""
+
+    pairs: dict[tuple[int, int], float] = field(default_factory=dict)
+    popular: dict[tuple[str, int], float] = field(default_factory=dict)
+
+    def add_event(
+        self,
+        recent: Recent,
+        item: int,
+        weight: float,
+        ts: float,
+        segments: Iterable[str],
+        *,
+        half_life_seconds: float,
+        keep: int,
+        purchase: bool,
+        pair_with: int = 0,
+    ) -> None:
+        """One event on ``item``: it co-occurs with each of the visitor's ``pair_with`` latest
+        items (0: all their recent items; never with itself), counts towards its popularity
+        for everyone and in each segment, then becomes the visitor's latest item."""
+        w = decayed(weight, ts, half_life_seconds)
+        pairs = self.pairs
+        get = pairs.get
+        for other in recent.items[-pair_with:] if pair_with > 0 else recent.items:
+            if other != item:
+                pairs[(item, other)] = get((item, other), 0.0) + w
+                pairs[(other, item)] = get((other, item), 0.0) + w
+        popular = self.popular
+        for segment in ("", *segments):
+            popular[(segment, item)] = popular.get((segment, item), 0.0) + w
+        recent.add(item, purchase, keep)
+
+
+def for_you(
+    recent: Sequence[int],
+    neighbours: Mapping[int, Sequence[tuple[int, float]]],
+    *,
+    exclude: Iterable[int] = (),
+    length: int = 20,
+) -> list[int]:
+    """Items for a visitor from their recent items' co-occurrence neighbours (each item's
+    list best first, as :func:`recommendations.sums.top_neighbours` gives them): each neighbour
+    scores the sum over the recent items of its share of that item's strongest link, the
+    newest item counting most (the k-th newest ``1 / k``). Recent and ``exclude``d items are
+    left out; ties go to the smaller id (a stable order)."""
+    skip = set(recent) | set(exclude)
+    scores: dict[int, float] = {}
+    get = scores.get
+    for rank, item in enumerate(reversed(recent), start=1):
+        links = neighbours.get(item)
+        if not links:
+            continue
+        top = links[0][1] or 1.0  # the strongest link is the first
+        for b, w in links:
+            if b not in skip:
+                scores[b] = get(b, 0.0) + (w / top) / rank
+    return [b for b, _s in sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))][:length]
+
+
+def apply_rules(
+    candidates: Sequence[int],
+    *,
+    count: int,
+    allowed: Iterable[int] | None = None,
+    categories: Mapping[int, str] | None = None,
+    exclude: Iterable[int] = (),
+    pin: Sequence[int] = (),
+    max_per_category: int = 0,
+    diversify: bool = False,
+) -> list[int]:
+    """The business rules on a ranked list, in this order: ``pin``ned items first (in the
+    editor's order, if allowed), then the candidates without ``exclude``d items or items not
+    ``allowed`` (unpublished, private, expired), at most ``max_per_category`` of one category
+    (0: no limit), and with ``diversify`` one item of each category in turn (round robin, in
+    rank order) before a second of any; ``count`` items at most, no item twice."""
+    allowed_set = None if allowed is None else set(allowed)
+    banned = set(exclude)
+    categories = categories or {}
+    out: list[int] = []
+    seen: set[int] = set()
+    per_category: dict[str, int] = {}
+
+    def ok(item: int) -> bool:
+        return (
+            item not in seen and item not in banned and (allowed_set is None or item in allowed_set)
+        )
+
+    for item in pin:
+        if len(out) >= count:
+            return out
+        if ok(item):
+            out.append(item)
+            seen.add(item)
+            cat = categories.get(item, "")
+            per_category[cat] = per_category.get(cat, 0) + 1
+    rest, firsts = [], set()
+    for c in candidates:
+        if ok(c) and c not in firsts:  # first occurrence only
+            firsts.add(c)
+            rest.append(c)
+    if diversify:
+        buckets: dict[str, list[int]] = {}
+        for c in rest:
+            buckets.setdefault(categories.get(c, ""), []).append(c)
+        ordered = []
+        while any(buckets.values()):
+            for cat in list(buckets):
+                if buckets[cat]:
+                    ordered.append(buckets[cat].pop(0))
+        rest = ordered
+    for item in rest:
+        if len(out) >= count:
+            break
+        cat = categories.get(item, "")
+        if max_per_category and per_category.get(cat, 0) >= max_per_category:
+            continue
+        out.append(item)
+        seen.add(item)
+        per_category[cat] = per_category.get(cat, 0) + 1
+    return out

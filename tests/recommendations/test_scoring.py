@@ -1,0 +1,74 @@
+"""The pure arithmetic of recommendations: decay, deltas, "for you" and the business rules."""
+
+import pytest
+
+from recommendations.scoring import Deltas, Recent, apply_rules, decayed, for_you, in_order
+
+DAY = 86400.0
+
+
+def test_decay_halves_per_half_life_and_ranks_newer_events_higher():
+    t = 1_700_000_000.0
+    assert decayed(1.0, t + 30 * DAY, 30 * DAY) == pytest.approx(2 * decayed(1.0, t, 30 * DAY))
+    # three old views lose to two recent ones a few half-lives later
+    assert 3 * decayed(1.0, t, 10 * DAY) < 2 * decayed(1.0, t + 30 * DAY, 10 * DAY)
+
+
+def test_recent_keeps_the_latest_items_once_and_remembers_purchases():
+    recent = Recent.decode("1,2,3", "")
+    recent.add(2, False, keep=3)
+    recent.add(4, True, keep=3)
+    assert recent.items == [3, 2, 4] and recent.bought == [4]
+    assert Recent.decode(*recent.encode()) == recent
+
+
+def test_an_event_cooccurs_with_recent_items_both_ways_and_counts_per_segment():
+    deltas = Deltas()
+    recent = Recent([1, 2], [])
+    deltas.add_event(recent, 3, 5.0, 0.0, ["vip"], half_life_seconds=1e12, keep=10, purchase=True)
+    w = decayed(5.0, 0.0, 1e12)
+    assert deltas.pairs == {(3, 1): w, (1, 3): w, (3, 2): w, (2, 3): w}
+    assert deltas.popular == {("", 3): w, ("vip", 3): w}
+    assert recent.items == [1, 2, 3] and recent.bought == [3]
+    deltas.add_event(recent, 3, 1.0, 0.0, [], half_life_seconds=1e12, keep=10, purchase=False)
+    assert (3, 3) not in deltas.pairs
+
+
+def test_an_event_pairs_only_with_the_visitors_latest_pair_with_items():
+    deltas = Deltas()
+    recent = Recent([1, 2, 3, 4], [])
+    deltas.add_event(
+        recent, 5, 1.0, 0.0, [], half_life_seconds=1e12, keep=10, purchase=False, pair_with=2
+    )
+    assert {a for a, b in deltas.pairs if b == 5} == {3, 4}  # not 1 or 2
+    assert recent.items == [1, 2, 3, 4, 5]  # every recent item is still kept
+
+
+def test_events_go_in_time_order_and_same_millisecond_ones_by_item_id():
+    events = [(2.0, 7, "view"), (1.0, 9, "view"), (2.0, 3, "purchase"), (1.5, 1, "view")]
+    assert [e[1] for e in sorted(events, key=in_order)] == [9, 1, 3, 7]
+
+
+def test_for_you_weights_the_newest_item_most_and_leaves_out_seen_and_excluded():
+    neighbours = {1: [(10, 4.0), (11, 2.0)], 2: [(11, 1.0), (12, 1.0), (1, 1.0)]}
+    # 2 is newest: 11 and 12 get 1.0 each from it; 10 gets 1.0/2 and 11 0.5/2 from item 1
+    assert for_you([1, 2], neighbours) == [11, 12, 10]
+    assert for_you([1, 2], neighbours, exclude=[12]) == [11, 10]
+    assert for_you([], neighbours) == []
+
+
+def test_rules_pin_exclude_allowed_and_count():
+    out = apply_rules([5, 6, 7, 8], count=3, allowed={5, 6, 7, 8, 9}, exclude=[6], pin=[9, 4])
+    assert out == [9, 5, 7]  # 4 is not allowed (unpublished): never shown, even pinned
+
+
+def test_rules_max_per_category_and_diversity():
+    cats = {1: "a", 2: "a", 3: "a", 4: "b", 5: "c"}
+    assert apply_rules([1, 2, 3, 4, 5], count=5, categories=cats, max_per_category=2) == [
+        1,
+        2,
+        4,
+        5,
+    ]
+    assert apply_rules([1, 2, 3, 4, 5], count=4, categories=cats, diversify=True) == [1, 4, 5, 2]
+    assert apply_rules([1, 1, 2], count=5) == [1, 2]

@@ -1,5 +1,5 @@
-"""``python -m bench.recommendations_profile [--drain] [--off] [--top N]``: where the time of
-the drain's recommendations step goes on the Online Retail replay.
+"""``python -m bench.recommendations_profile [--drain] [--off] [--top N] [--no-profile]``: where
+the time of the drain's recommendations step goes on the Online Retail replay.
 
 By default, **the step alone**, in this process, no services: the Online Retail lines as the
 import makes them (purchases, refunds; the item code as the ``category`` property),
@@ -7,7 +7,8 @@ in batches of ``SEGMENTS_BATCH_SIZE`` in time order, each visitor's ``r:`` field
 batch to batch as the fast store would, the 300 most bought stock codes as items; the database
 is left out (no stored neighbours, writes of the sums timed apart). Prints the step's CPU
 seconds per 100,000 events, the write's, and the ``N`` functions with the most cumulative
-time. Run it from two checkouts to compare.
+time (``--no-profile``: the CPU seconds only, without cProfile's overhead). Run it from two
+checkouts to compare.
 
 With ``--drain``, the whole drain: in a fresh PostgreSQL database and Redis key prefix (as
 ``python -m bench --only pipeline`` makes them), the bench segments, the product pages, the
@@ -32,9 +33,12 @@ def main(argv=None) -> int:
     parser.add_argument("--drain", action="store_true", help="the whole drain (services)")
     parser.add_argument("--off", action="store_true", help="recommendations off (--drain)")
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument(
+        "--no-profile", action="store_true", help="the step's CPU time without cProfile"
+    )
     options = parser.parse_args(argv)
     if not options.drain:
-        _step(options.top)
+        _step(options.top, profile=not options.no_profile)
         return 0
     extra = {"BENCH_RECOMMENDATIONS": "off"} if options.off else {}
     env = Environment("prof", **extra)
@@ -120,7 +124,7 @@ def _retail_batches():
     return batches, codes, keys
 
 
-def _step(top: int) -> None:
+def _step(top: int, profile: bool = True) -> None:
     import os
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
@@ -155,7 +159,8 @@ def _step(top: int) -> None:
     events = sum(len(b) for b in batches)
     profiler = cProfile.Profile()
     cpu = time.process_time()
-    profiler.enable()
+    if profile:
+        profiler.enable()
     for batch in batches:
         by_visitor: dict[str, list] = {}
         for ts, customer, name, code in batch:
@@ -174,13 +179,15 @@ def _step(top: int) -> None:
     write = sum(w for w, _n in written)
     print(
         f"{events:,} events in {len(batches)} batches, {len(codes)} items: the step "
-        f"{(cpu - write) * per:.2f} CPU s per 100k events (with cProfile); the writes' Python "
+        f"{(cpu - write) * per:.2f} CPU s per 100k events "
+        f"({'with' if profile else 'without'} cProfile); the writes' Python "
         f"{write * per:.2f} s per 100k ({len(written)} writes, {sum(n for _w, n in written):,} "
         "pairs)"
     )
-    out = io.StringIO()
-    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(top)
-    print(out.getvalue())
+    if profile:
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(top)
+        print(out.getvalue())
 
 
 if __name__ == "__main__":

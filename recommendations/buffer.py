@@ -32,9 +32,10 @@ MAX_PENDING = 200_000
 BACK_OFF = 10.0
 
 _lock = threading.Lock()
-# Pairs gathered, by their first item (a -> {b: weight}), and popularity increments.
+# Pairs gathered, by their first item (a -> {b: weight}), and popularity increments, by
+# segment (segment -> {item: weight}).
 _links: dict[int, dict[int, float]] = {}
-_popular: dict[tuple[str, int], float] = {}
+_popular: dict[str, dict[int, float]] = {}
 _size = 0
 _timer: threading.Timer | None = None
 _last_write_seconds = 0.0
@@ -53,18 +54,19 @@ def add(deltas: scoring.Deltas) -> None:
     interval = float(get_setting("RECOMMENDATIONS_FLUSH_SECONDS"))
     with _lock:
         links_of = _links
-        for (a, b), w in deltas.pairs.items():
+        for a, row in deltas.links.items():
             links = links_of.get(a)
             if links is None:
-                links = links_of[a] = {}
-            if b in links:
-                links[b] += w
-            else:
-                links[b] = w
-                _size += 1
-        popular = _popular
-        for key, w in deltas.popular.items():
-            popular[key] = popular.get(key, 0.0) + w
+                links_of[a] = dict(row)
+                _size += len(row)
+                continue
+            for b, w in row.items():
+                if b in links:
+                    links[b] += w
+                else:
+                    links[b] = w
+                    _size += 1
+        _merge(_popular, deltas.by_segment)
         now = interval <= 0 or _size >= MAX_PENDING
         if not now and _timer is None:
             _timer = threading.Timer(_interval(), _flush_in_thread)
@@ -72,6 +74,16 @@ def add(deltas: scoring.Deltas) -> None:
             _timer.start()
     if now:
         flush()
+
+
+def _merge(into: dict[str, dict[int, float]], rows: dict[str, dict[int, float]]) -> None:
+    for key, row in rows.items():
+        mine = into.get(key)
+        if mine is None:
+            into[key] = dict(row)
+            continue
+        for item, w in row.items():
+            mine[item] = mine.get(item, 0.0) + w
 
 
 def pending_top(item: int, length: int) -> list[tuple[int, float]]:
@@ -110,13 +122,13 @@ def _take() -> scoring.Deltas:
     with _lock:
         links, popular = _links, _popular
         _links, _popular, _size = {}, {}, 0
-    return scoring.Deltas({(a, b): w for a, bs in links.items() for b, w in bs.items()}, popular)
+    return scoring.Deltas(links, popular)
 
 
 def flush() -> int:
     """Write what was gathered (one transaction); returns how many pairs."""
     taken = _take()
-    if not taken.pairs and not taken.popular:
+    if not taken.links and not taken.by_segment:
         return 0
     global _last_write_seconds
     started = time.monotonic()
@@ -127,19 +139,19 @@ def flush() -> int:
         raise
     finally:
         _last_write_seconds = time.monotonic() - started
-    return len(taken.pairs)
+    return sum(len(row) for row in taken.links.values())
 
 
 def add_back(deltas: scoring.Deltas) -> None:
     global _size
     with _lock:  # written by the next flush
-        for (a, b), w in deltas.pairs.items():
+        for a, row in deltas.links.items():
             links = _links.setdefault(a, {})
-            if b not in links:
-                _size += 1
-            links[b] = links.get(b, 0.0) + w
-        for key, w in deltas.popular.items():
-            _popular[key] = _popular.get(key, 0.0) + w
+            for b, w in row.items():
+                if b not in links:
+                    _size += 1
+                links[b] = links.get(b, 0.0) + w
+        _merge(_popular, deltas.by_segment)
 
 
 def _flush_in_thread() -> None:

@@ -43,7 +43,7 @@ def step(visitors: list[BatchVisitor], now: float) -> dict[str, FieldChanges]:
     half_life = float(get_setting("RECOMMENDATIONS_HALF_LIFE_DAYS")) * 86400
     items = None
     deltas = scoring.Deltas()
-    add_event = deltas.add_event
+    add_events = deltas.add_events
     touched: dict[str, scoring.Recent] = {}
     for visitor in visitors:
         found = []
@@ -62,19 +62,14 @@ def step(visitors: list[BatchVisitor], now: float) -> dict[str, FieldChanges]:
             continue
         found.sort(key=scoring.in_order)
         recent = scoring.Recent.decode(visitor.fields.get(RECENT), visitor.fields.get(BOUGHT))
-        memberships = visitor.memberships
-        for ts, item, weight, purchase in found:
-            add_event(
-                recent,
-                item,
-                weight,
-                ts,
-                memberships,
-                half_life_seconds=half_life,
-                keep=keep,
-                purchase=purchase,
-                pair_with=pair_with,
-            )
+        add_events(
+            recent,
+            found,
+            visitor.memberships,
+            half_life_seconds=half_life,
+            keep=keep,
+            pair_with=pair_with,
+        )
         touched[visitor.key] = recent
     if not touched:
         return {}

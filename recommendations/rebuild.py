@@ -41,19 +41,14 @@ def rebuild() -> dict[str, int]:
                 if item is not None:
                     found.append((ts, item, float(weight), name == "purchase"))
             found.sort(key=scoring.in_order)  # as the drain counted them
-            recent = scoring.Recent()
-            for ts, item, weight, purchase in found:
-                deltas.add_event(
-                    recent,
-                    item,
-                    weight,
-                    ts,
-                    segments,
-                    half_life_seconds=half_life,
-                    keep=keep,
-                    purchase=purchase,
-                    pair_with=pair_with,
-                )
+            deltas.add_events(
+                scoring.Recent(),
+                found,
+                segments,
+                half_life_seconds=half_life,
+                keep=keep,
+                pair_with=pair_with,
+            )
         batch.clear()
 
     for key, events in visitor_histories():

@@ -67,11 +67,36 @@ def _ids(value: str | None) -> list[int]:
 
 @dataclass(slots=True)
 class Deltas:
-    """Increments to the stored sums from a batch of events: ``pairs[(a, b)]`` (symmetric:
-    both orders are added) and ``popular[(segment, item)]`` (``""``: everyone)."""
+    """Increments to the stored sums from a batch of events: ``links[a][b]`` for the pair
+    ``(a, b)`` (symmetric: both orders are added) and ``by_segment[segment][item]`` for an
+    item's popularity (segment ``""``: everyone). Kept by first key, as the worker's gathering
+    (:mod:`recommendations.buffer`) and the stored lists are: a batch's increments merge into
+    it a row at a time. :attr:`pairs` and :attr:`popular` give them by ``(a, b)`` and by
+    ``(segment, item)``, as they are stored."""
 
-    pairs: dict[tuple[int, int], float] = field(default_factory=dict)
-    popular: dict[tuple[str, int], float] = field(default_factory=dict)
+    links: dict[int, dict[int, float]] = field(default_factory=dict)
+    by_segment: dict[str, dict[int, float]] = field(default_factory=dict)
+
+    @classmethod
+    def of_pairs(
+        cls, pairs: Mapping[tuple[int, int], float], popular: Mapping[tuple[str, int], float]
+    ) -> "Deltas":
+        deltas = cls()
+        for (a, b), w in pairs.items():
+            deltas.links.setdefault(a, {})[b] = w
+        for (segment, item), w in popular.items():
+            deltas.by_segment.setdefault(segment, {})[item] = w
+        return deltas
+
+    @property
+    def pairs(self) -> dict[tuple[int, int], float]:
+        """Every pair's increment by ``(a, b)``."""
+        return {(a, b): w for a, row in self.links.items() for b, w in row.items()}
+
+    @property
+    def popular(self) -> dict[tuple[str, int], float]:
+        """Every popularity increment by ``(segment, item)``."""
+        return {(s, i): w for s, row in self.by_segment.items() for i, w in row.items()}
 
     def add_event(
         self,
@@ -89,17 +114,54 @@ class Deltas:
         """One event on ``item``: it co-occurs with each of the visitor's ``pair_with`` latest
         items (0: all their recent items; never with itself), counts towards its popularity
         for everyone and in each segment, then becomes the visitor's latest item."""
-        w = decayed(weight, ts, half_life_seconds)
-        pairs = self.pairs
-        get = pairs.get
-        for other in recent.items[-pair_with:] if pair_with > 0 else recent.items:
-            if other != item:
-                pairs[(item, other)] = get((item, other), 0.0) + w
-                pairs[(other, item)] = get((other, item), 0.0) + w
-        popular = self.popular
+        self.add_events(
+            recent,
+            ((ts, item, weight, purchase),),
+            segments,
+            half_life_seconds=half_life_seconds,
+            keep=keep,
+            pair_with=pair_with,
+        )
+
+    def add_events(
+        self,
+        recent: Recent,
+        events: Iterable[tuple[float, int, float, bool]],
+        segments: Iterable[str],
+        *,
+        half_life_seconds: float,
+        keep: int,
+        pair_with: int = 0,
+    ) -> None:
+        """:meth:`add_event` for each of one visitor's events ``(ts, item, weight,
+        purchase)``, in the order given (time order: :func:`in_order`)."""
+        by_segment = self.by_segment
+        rows = []
         for segment in ("", *segments):
-            popular[(segment, item)] = popular.get((segment, item), 0.0) + w
-        recent.add(item, purchase, keep)
+            row = by_segment.get(segment)
+            if row is None:
+                row = by_segment[segment] = {}
+            rows.append(row)
+        links = self.links
+        get_row = links.get
+        for ts, item, weight, purchase in events:
+            w = decayed(weight, ts, half_life_seconds)
+            mine = None
+            for other in recent.items[-pair_with:] if pair_with > 0 else recent.items:
+                if other != item:
+                    if mine is None:
+                        mine = get_row(item)
+                        if mine is None:
+                            mine = links[item] = {}
+                    mine[other] = mine.get(other, 0.0) + w
+                    back = get_row(other)
+                    if back is None:
+                        links[other] = {item: w}
+                    else:
+                        back[item] = back.get(item, 0.0) + w
+            for row in rows:
+                row[item] = row.get(item, 0.0) + w
+            recent.add(item, purchase, keep)
 
 
 def for_you(
@@ -114,18 +176,23 @@ def for_you(
     scores the sum over the recent items of its share of that item's strongest link, the
     newest item counting most (the k-th newest ``1 / k``). Recent and ``exclude``d items are
     left out; ties go to the smaller id (a stable order)."""
-    skip = set(recent) | set(exclude)
     scores: dict[int, float] = {}
     get = scores.get
     for rank, item in enumerate(reversed(recent), start=1):
         links = neighbours.get(item)
         if not links:
             continue
-        top = links[0][1] or 1.0  # the strongest link is the first
+        scale = 1.0 / ((links[0][1] or 1.0) * rank)  # the strongest link is the first
         for b, w in links:
-            if b not in skip:
-                scores[b] = get(b, 0.0) + (w / top) / rank
-    return [b for b, _s in sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))][:length]
+            scores[b] = get(b, 0.0) + w * scale
+    pop = scores.pop
+    for b in recent:
+        pop(b, None)
+    for b in exclude:
+        pop(b, None)
+    ranked = [(-s, b) for b, s in scores.items()]
+    ranked.sort()
+    return [b for _s, b in ranked[:length]]
 
 
 def apply_rules(

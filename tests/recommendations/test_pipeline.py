@@ -248,6 +248,6 @@ def test_after_a_slow_write_the_next_waits_ten_times_as_long(settings, monkeypat
     monkeypatch.setattr(buffer, "save", lambda deltas: time.sleep(0.1))
     monkeypatch.setattr(buffer, "_last_write_seconds", 0.0)
     assert buffer._interval() == pytest.approx(0.2)
-    buffer.add_back(scoring.Deltas({(1, 2): 1.0}, {}))
+    buffer.add_back(scoring.Deltas.of_pairs({(1, 2): 1.0}, {}))
     buffer.flush()
     assert buffer._interval() >= 1.0  # 10 x 0.1 s, not 0.2 s

@@ -44,6 +44,60 @@ def test_an_event_pairs_only_with_the_visitors_latest_pair_with_items():
     assert recent.items == [1, 2, 3, 4, 5]  # every recent item is still kept
 
 
+def _reference_sums(visitors, keep, pair_with, half_life):
+    """The sums written out plainly: each event pairs both ways with the visitor's
+    ``pair_with`` latest items (not itself) and counts for everyone and each segment."""
+    pairs, popular = {}, {}
+    for start, segments, events in visitors:
+        recent = list(start)
+        for ts, item, weight, _purchase in events:
+            w = decayed(weight, ts, half_life)
+            for other in recent[-pair_with:]:
+                if other != item:
+                    pairs[(item, other)] = pairs.get((item, other), 0.0) + w
+                    pairs[(other, item)] = pairs.get((other, item), 0.0) + w
+            for segment in ["", *segments]:
+                popular[(segment, item)] = popular.get((segment, item), 0.0) + w
+            if item in recent:
+                recent.remove(item)
+            recent = [*recent, item][-keep:]
+    return pairs, popular
+
+
+def test_a_batch_of_visitors_events_adds_the_plain_sums():
+    """The drain adds each visitor's events together (:meth:`Deltas.add_events`, rows by
+    first item and by segment): the same sums, by pair and by segment, as written out plainly."""
+    import random
+
+    rng = random.Random(7)
+    visitors = []
+    for _visitor in range(200):
+        start = list(dict.fromkeys(rng.randrange(30) for _ in range(rng.randrange(4))))
+        segments = rng.sample(["vip", "new", "fr", "de"], rng.randrange(3))
+        events = [
+            (rng.uniform(0, 9 * DAY), rng.randrange(30), rng.choice([1.0, 5.0]), rng.random() < 0.3)
+            for _ in range(rng.randrange(1, 8))
+        ]
+        visitors.append((start, segments, sorted(events, key=in_order)))
+    deltas = Deltas()
+    for start, segments, events in visitors:
+        recent = Recent(list(start))
+        deltas.add_events(recent, events, segments, half_life_seconds=30 * DAY, keep=5, pair_with=3)
+        assert recent.items[-1] == events[-1][1] and len(recent.items) <= 5
+    pairs, popular = _reference_sums(visitors, keep=5, pair_with=3, half_life=30 * DAY)
+    assert deltas.pairs == pytest.approx(pairs) and len(pairs) > 100
+    assert deltas.popular == pytest.approx(popular)
+    again = Deltas.of_pairs(deltas.pairs, deltas.popular)
+    assert again.pairs == deltas.pairs and again.popular == deltas.popular
+
+
+def test_for_you_breaks_ties_by_the_smaller_id_whatever_the_insertion_order():
+    neighbours = {1: [(30, 2.0), (20, 2.0), (10, 2.0)], 2: [(40, 1.0), (5, 1.0)]}
+    assert for_you([1], neighbours) == [10, 20, 30]
+    # newest item 2: 5 and 40 score 1.0; then item 1's three at 1/2 each
+    assert for_you([1, 2], neighbours, length=4) == [5, 40, 10, 20]
+
+
 def test_events_go_in_time_order_and_same_millisecond_ones_by_item_id():
     events = [(2.0, 7, "view"), (1.0, 9, "view"), (2.0, 3, "purchase"), (1.5, 1, "view")]
     assert [e[1] for e in sorted(events, key=in_order)] == [9, 1, 3, 7]

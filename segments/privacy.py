@@ -66,13 +66,18 @@ def erase(visitor_key: str, purposes: frozenset[str]) -> int:
     if purposes and get_setting("SEGMENTS_PURPOSE") not in purposes:
         return 0
     backend = get_backend()
-    partition = backend.partition_for(visitor_key)
     token = uuid.uuid4().hex
-    locked = _acquire(backend, partition, token, wait=get_setting("SEGMENTS_LOCK_TTL_MS") / 1000)
+    wait = get_setting("SEGMENTS_LOCK_TTL_MS") / 1000
+    # Every partition that may hold the visitor's waiting events (their old one too during a
+    # raise of PARTITIONS), in ascending order, as two erasures must not wait on each other.
+    locked = []
     try:
+        for partition in sorted(backend.erasure_partitions(visitor_key)):
+            if _acquire(backend, partition, token, wait=wait):
+                locked.append(partition)
         removed = backend.erase_visitor(visitor_key)
     finally:
-        if locked:
+        for partition in locked:
             backend.unlock_partition(partition, token)
     deleted = sum(model.objects.filter(visitor_key=visitor_key).delete()[0] for model in _TABLES)
     return removed + deleted

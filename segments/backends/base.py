@@ -274,6 +274,25 @@ class BaseBackend:
         """Events of one visitor always go to the same partition, so they stay in order."""
         return int(visitor_key[:8], 16) % self.partitions
 
+    def erasure_partitions(self, visitor_key: str) -> list[int]:
+        """Every partition that may hold ``visitor_key``'s waiting events: theirs by this
+        process's PARTITIONS first, then theirs by PREVIOUS_PARTITIONS (during a raise, a moving
+        visitor's events wait in the old partition until the seal) and by the count the store
+        was sealed with (a process whose count disagrees, segments.E011, erases where the
+        others recorded). An erasure that looked in one partition only would leave events
+        that the drain then applies: a profile made again after the erasure."""
+        out = [self.partition_for(visitor_key)]
+        try:
+            stored = self.stored_partitions()
+        except BackendUnavailable:  # the visitor's own partition is still erased
+            stored = None
+        for count in (self.previous_partitions, stored):
+            if count and count != self.partitions:
+                other = int(visitor_key[:8], 16) % count
+                if other not in out:
+                    out.append(other)
+        return out
+
     def partition_ready(self, partition: int) -> bool:
         """Whether a drain may serve ``partition`` now. While PARTITIONS is being raised from
         ``previous_partitions`` (N), a partition p >= N whose visitors' earlier events still

@@ -300,15 +300,22 @@ class EmbeddedBackend(BaseBackend):
         return []  # one process: a drain that died took the whole backend with it
 
     def erase_visitor(self, visitor_key):
+        partitions = self.erasure_partitions(visitor_key)
         with self._lock:
-            stream = self._streams[self.partition_for(visitor_key)]
-            doomed = [i for i, f in stream.entries.items() if f.get("k") == visitor_key]
-            for entry_id in doomed:
-                del stream.entries[entry_id]
-                stream.delivered.discard(entry_id)
-            dead = [i for i, d in stream.dead.items() if d.fields.get("k") == visitor_key]
-            for entry_id in dead:  # dead letters are the visitor's events too
-                del stream.dead[entry_id]
+            doomed, dead = [], []
+            for p in partitions:
+                if p >= len(self._streams):
+                    continue
+                stream = self._streams[p]
+                mine = [i for i, f in stream.entries.items() if f.get("k") == visitor_key]
+                for entry_id in mine:
+                    del stream.entries[entry_id]
+                    stream.delivered.discard(entry_id)
+                letters = [i for i, d in stream.dead.items() if d.fields.get("k") == visitor_key]
+                for entry_id in letters:  # dead letters are the visitor's events too
+                    del stream.dead[entry_id]
+                doomed += mine
+                dead += letters
             if self._profiles.pop(visitor_key, None) is not None:
                 self._nprofiles -= 1
             self._due.pop(visitor_key, None)

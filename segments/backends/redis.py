@@ -916,10 +916,14 @@ class RedisBackend(BaseBackend):
     def erase_visitor(self, visitor_key):
         partition = self.partition_for(visitor_key)
         sizes = self._counter("sizes", partition)
-        stream = self._stream(partition)
-        doomed = [i for i, f in self.client.xrange(stream) if f.get("k") == visitor_key]
-        dead_stream = self._dead(partition)
-        dead = [i for i, f in self.client.xrange(dead_stream) if f.get("k") == visitor_key]
+        # On a cluster a visitor's keys carry their partition's hash tag: only this process's
+        # count can address them (and a cluster refuses PREVIOUS_PARTITIONS).
+        partitions = [partition] if self.cluster else self.erasure_partitions(visitor_key)
+        doomed, dead = {}, {}
+        for p in partitions:
+            stream, dead_stream = self._stream(p), self._dead(p)
+            doomed[p] = [i for i, f in self.client.xrange(stream) if f.get("k") == visitor_key]
+            dead[p] = [i for i, f in self.client.xrange(dead_stream) if f.get("k") == visitor_key]
         m = self._m(visitor_key)
         fields = self.client.hkeys(m)
         memberships = [f for f in fields if f.startswith(SEGMENT_PREFIX)]
@@ -928,11 +932,13 @@ class RedisBackend(BaseBackend):
         ]
         had_profile = self.client.exists(self._f(visitor_key))
         pipe = self.client.pipeline(transaction=True)
-        if doomed:
-            pipe.xack(stream, GROUP, *doomed)
-            pipe.xdel(stream, *doomed)
-        if dead:  # dead letters are the visitor's events too
-            pipe.xdel(dead_stream, *dead)
+        for p in partitions:
+            if doomed[p]:
+                pipe.xack(self._stream(p), GROUP, *doomed[p])
+                pipe.xdel(self._stream(p), *doomed[p])
+            if dead[p]:  # dead letters are the visitor's events too
+                pipe.xdel(self._dead(p), *dead[p])
+            pipe.zrem(self._counter("due", p), visitor_key)
         if memberships:
             pipe.hdel(m, *memberships)
             for field in memberships:
@@ -940,11 +946,10 @@ class RedisBackend(BaseBackend):
         if assignments:
             pipe.hdel(m, *assignments)
         pipe.delete(self._f(visitor_key))
-        pipe.zrem(self._counter("due", partition), visitor_key)
         if had_profile:
             pipe.decr(self._counter("nprofiles", partition))
         pipe.execute()
-        return len(doomed) + len(dead)
+        return sum(map(len, doomed.values())) + sum(map(len, dead.values()))
 
     def visitor_data(self, visitor_key):
         return self.load_visitors([visitor_key])[visitor_key]

@@ -91,6 +91,64 @@ def test_raising_partitions_live_keeps_a_moving_visitors_events_in_order(backend
         assert LoggedEvent.objects.filter(visitor_key=key).count() == 8
 
 
+def _erase(key: str) -> None:
+    from segments.privacy import erase
+
+    erase(key, frozenset())
+
+
+def test_erasing_a_moving_visitor_during_a_raise_leaves_none_of_their_waiting_events(
+    backend, applied
+):
+    """Before the seal, a moving visitor's events wait in their old partition: the erasure
+    looks there too (and locks it), so no drain applies them after it."""
+    with override_settings(SEGMENTS_BACKEND=_config(PARTITIONS=2)):
+        get_backend().flush()
+        key = _moving_visitor(2, 4)
+        _consent(key)
+        for n in (1, 2):  # recorded by a process still on 2 partitions
+            _click(key, n)
+    with override_settings(SEGMENTS_BACKEND=_config(PARTITIONS=4, PREVIOUS_PARTITIONS=2)):
+        new = get_backend()
+        _click(key, 3)  # by a process on the new count, before the seal: the old partition
+        old_partition = int(key[:8], 16) % 2
+        assert new.erasure_partitions(key) == [old_partition + 2, old_partition]
+        _erase(key)
+        for p in range(4):
+            assert not [f for _i, f in new.client.xrange(new._stream(p)) if f.get("k") == key]
+        call_command("seal_partitions", stdout=io.StringIO())
+        for p in range(4):
+            pipeline.drain_partition(p)
+        assert key not in applied
+        assert LoggedEvent.objects.filter(visitor_key=key).count() == 0
+        assert new.visitor_data(key).profile is None
+
+
+def test_a_process_whose_count_disagrees_still_erases_where_the_others_recorded(backend):
+    """A web process started with another PARTITIONS than the store's (segments.E011: it
+    fails readiness, but the privacy screen still works in it) erases the visitor's events
+    from the partition the recording processes used."""
+    with override_settings(SEGMENTS_BACKEND=_config(PARTITIONS=2)):
+        get_backend().flush()
+        key = _moving_visitor(2, 4)
+        _consent(key)
+        _click(key, 1)
+        assert get_backend().stored_partitions() == 2
+    with override_settings(SEGMENTS_BACKEND=_config(PARTITIONS=4)):
+        other = get_backend()
+        _erase(key)
+        assert not [
+            f
+            for p in range(4)
+            for _i, f in other.client.xrange(other._stream(p))
+            if f.get("k") == key
+        ]
+    with override_settings(SEGMENTS_BACKEND=_config(PARTITIONS=2)):
+        for p in range(2):
+            pipeline.drain_partition(p)
+        assert LoggedEvent.objects.filter(visitor_key=key).count() == 0
+
+
 def test_the_previous_count_must_divide_the_new_one():
     assert stream_option_problem({"PARTITIONS": 8, "PREVIOUS_PARTITIONS": 4}) is None
     assert "divide" in stream_option_problem({"PARTITIONS": 6, "PREVIOUS_PARTITIONS": 4})

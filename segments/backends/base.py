@@ -512,7 +512,8 @@ class BaseBackend:
 
     def flush(self, keep_stream: bool = False) -> None:
         """Remove everything this backend stored (tests), or everything but the event stream
-        and its consumer group (rebuilds)."""
+        and its consumer group, the store's partition count and the seal of a raise of
+        PARTITIONS in progress (rebuilds)."""
         raise NotImplementedError
 
     # -- operations (read by health checks and metrics scrapes, never on the request path) ----

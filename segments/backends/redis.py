@@ -977,7 +977,11 @@ class RedisBackend(BaseBackend):
         if keep_stream:
             # Accepted events stay: the stream, its dead letters, who is draining it, and the
             # partition count they were recorded by.
-            keys = [k for k in keys if k != self._partitions_key]
+            # The seal of a raise in progress too: without its marks the new partitions would
+            # never be ready, and a moving visitor's next events would go to the old partition
+            # again, ahead of the ones already waiting in the new one.
+            resize = f"{self.prefix}:resize:"
+            keys = [k for k in keys if k != self._partitions_key and not k.startswith(resize)]
             kinds = ("e", "lock", "dead", "attempts", "shed")
             if self.cluster:  # P:{p<n>}:<kind>
                 keys = [k for k in keys if not (k.rpartition(":")[2] in kinds and "{p" in k)]

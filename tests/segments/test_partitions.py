@@ -149,6 +149,29 @@ def test_a_process_whose_count_disagrees_still_erases_where_the_others_recorded(
         assert LoggedEvent.objects.filter(visitor_key=key).count() == 0
 
 
+def test_a_rebuild_of_the_fast_store_during_a_raise_keeps_the_seal(backend, applied):
+    """rebuild_fast_store between the seal and the end of the raise keeps the seal's marks:
+    the new partitions still become ready, and a moving visitor's later events still go to
+    their new partition, after the ones already waiting there."""
+    with override_settings(SEGMENTS_BACKEND=_config(PARTITIONS=2)):
+        get_backend().flush()
+        key = _moving_visitor(2, 4)
+        _consent(key)
+        _click(key, 1)
+    with override_settings(SEGMENTS_BACKEND=_config(PARTITIONS=4, PREVIOUS_PARTITIONS=2)):
+        new = get_backend()
+        call_command("seal_partitions", stdout=io.StringIO())
+        _click(key, 2)  # after the seal: the new partition, behind 1 in the old one
+        call_command("rebuild_fast_store", stdout=io.StringIO())
+        _consent(key)
+        _click(key, 3)
+        assert new.client.xlen(new._stream(new.partition_for(key))) == 2
+        for p in range(4):
+            pipeline.drain_partition(p)
+        assert applied[key] == [1, 2, 3]
+        assert new.pending_partitions() == []
+
+
 def test_the_previous_count_must_divide_the_new_one():
     assert stream_option_problem({"PARTITIONS": 8, "PREVIOUS_PARTITIONS": 4}) is None
     assert "divide" in stream_option_problem({"PARTITIONS": 6, "PREVIOUS_PARTITIONS": 4})

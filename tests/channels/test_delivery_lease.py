@@ -433,3 +433,32 @@ def test_a_worker_that_lost_the_lease_mid_send_stops_and_records_a_failed_attemp
     assert slow.tags() == set()
     older.refresh_from_db()
     assert older.status == "delivered" and older.attempts == 2
+
+
+def test_a_file_export_is_not_rewritten_by_a_worker_that_lost_the_lease(settings):
+    """The file backend reads the audience, then checks it still holds the destination before
+    it writes: a worker that lost it leaves the file to the one holding it."""
+    from django.core.files.storage import storages
+
+    from tailored_channels.backends.files import FileBackend
+    from tailored_channels.delivery import Lease
+
+    settings.CHANNELS_SEND_LEASE = 0  # checked at every call
+    destination = Destination.objects.create(
+        name="Export", kind="file", segments=["high-intent"], purpose="marketing"
+    )
+    withdrawal = [{**ITEM, "type": "consent.withdrawn", "segment": None}]
+    assert take(destination.pk, "other")  # another worker holds it
+    backend = FileBackend(destination)
+    path = backend.path()
+    storage = storages["default"]
+    if storage.exists(path):
+        storage.delete(path)
+    backend.lease_keeper = Lease(destination.pk, "mine")
+    result = backend.send("m1", "segment.changes", withdrawal)
+    assert not result.ok and result.response.startswith("stopped")
+    assert not storage.exists(path)
+    backend.lease_keeper = Lease(destination.pk, "other")
+    assert backend.send("m1", "segment.changes", withdrawal).ok
+    assert storage.exists(path)
+    storage.delete(path)

@@ -12,9 +12,11 @@ CHANNELS_RETRY_SCHEDULE = [5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 72000
 # Seconds one HTTP attempt may take to connect, and for each read; the whole attempt (connect,
 # send, the answer's headers and body) is cut at twice this.
 CHANNELS_TIMEOUT = 10.0
-# Seconds a worker holds a destination for sending, renewed before each delivery: one delivery's
-# send must take less (a webhook's takes at most twice CHANNELS_TIMEOUT). A worker that dies
-# mid-batch hands over to another when this has passed.
+# Seconds a worker holds a destination for sending, renewed before each delivery and, by
+# backends that send a delivery in several requests (Mailchimp), between them
+# (BaseBackend.keep_lease): one request must take less (a webhook's takes at most twice
+# CHANNELS_TIMEOUT). A worker that dies mid-batch hands over to another when this has passed;
+# one that lost it mid-send stops, and its delivery is sent again by the one holding it.
 CHANNELS_SEND_LEASE = 300
 # Networks (or addresses) of receivers on the site's own network that destinations may reach,
 # e.g. ["10.20.0.0/16"]: every other private, loopback, link-local, multicast, reserved or

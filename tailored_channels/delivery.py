@@ -11,15 +11,19 @@ erasure would wait on. The one sender per destination is a lease
 (:class:`~tailored_channels.models.Sender`) taken and renewed by conditional UPDATEs that commit at
 once; each attempt's outcome is saved in a short transaction of its own. A worker killed
 mid-batch leaves its deliveries pending and its lease to expire after ``CHANNELS_SEND_LEASE``:
-the next worker sends them, with the same ids."""
+the next worker sends them, with the same ids. A backend that sends a delivery in several
+requests renews the lease between them (:class:`Lease`, ``BaseBackend.keep_lease``) and stops
+when it has lost it; such an attempt is recorded as failed and leaves the delivery due, for the
+worker holding the lease to send again before the later ones."""
 
+import contextlib
 import logging
 import secrets
 import time
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, OuterRef, Q
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from . import propagation
@@ -67,8 +71,8 @@ def deliver(destination_id: int, budget_seconds: float = 20.0) -> tuple[int, boo
                     # has taken over: it sends what is left.
                     return attempted, False
                 attempted += 1
-                if not attempt(destination, backend, delivery):
-                    return attempted, False  # disabled by a 410
+                if not attempt(destination, backend, delivery, Lease(destination_id, token)):
+                    return attempted, False  # disabled by a 410, or the lease was lost
         return attempted, True
     finally:
         release(destination_id, token)
@@ -113,13 +117,45 @@ def _leases(destination_id: int):
     return Sender.objects.filter(Exists(enabled), pk=destination_id)
 
 
+class Lease:
+    """This worker's hold on a destination for the length of one send, handed to the backend
+    (:meth:`~tailored_channels.backends.base.BaseBackend.keep_lease`): a send of several calls
+    renews it between them, and learns when it has lost it. ``lost`` stays set once it has."""
+
+    def __init__(self, destination_id: int, token: str):
+        self.destination_id = destination_id
+        self.token = token
+        self.renewed = time.monotonic()  # the loop renewed it just before the send
+        self.lost = False
+
+    def __call__(self) -> bool:
+        if self.lost:
+            return False
+        # Renewed at most every tenth of the lease: a backend may call this before each of
+        # hundreds of requests, and the hold is certain for nine tenths of it meanwhile.
+        started = time.monotonic()
+        if started - self.renewed < float(get_setting("CHANNELS_SEND_LEASE")) / 10:
+            return True
+        if renew(self.destination_id, self.token):
+            self.renewed = started
+            return True
+        self.lost = True
+        return False
+
+
 def release(destination_id: int, token: str) -> None:
     Sender.objects.filter(pk=destination_id, token=token).update(token="", until=None)
 
 
-def attempt(destination: Destination, backend, delivery: Delivery) -> bool:
+def attempt(
+    destination: Destination, backend, delivery: Delivery, lease: Lease | None = None
+) -> bool:
     """One attempt at one delivery, recorded in the log. False when the destination was
-    disabled by it. Called outside any transaction (the request must not hold one open)."""
+    disabled by it, or when ``lease`` was lost during it (stop sending). Called outside any
+    transaction (the request must not hold one open)."""
+    if lease is not None:
+        with contextlib.suppress(AttributeError):  # a site's backend with __slots__
+            backend.lease_keeper = lease
     try:
         result = backend.send(
             delivery.message_id,
@@ -132,7 +168,48 @@ def attempt(destination: Destination, backend, delivery: Delivery) -> bool:
         from .backends.base import Result
 
         result = Result(ok=False, response=type(exc).__name__)
+    finally:
+        if lease is not None and getattr(backend, "lease_keeper", None) is lease:
+            backend.lease_keeper = None
+    return record(destination, delivery, result, lease)
+
+
+LOST = "stopped: this worker's hold on the destination ran out during the send"
+
+
+def record(destination: Destination, delivery: Delivery, result, lease: Lease | None = None):
+    """Save the outcome of one attempt. With ``lease``, as the outcome only while no other
+    worker has taken the destination over (its token still on the lease row, locked for the
+    length of the write): a worker that lost it while sending -- its send outlasted the lease --
+    records a failed attempt and leaves the delivery due, never delivered, so that the worker
+    now sending sends it again before the ones queued after it; and it records nothing once
+    that worker has."""
     now = timezone.now()
+    if lease is not None:
+        with transaction.atomic():
+            holds = Sender.objects.select_for_update().filter(
+                pk=lease.destination_id, token=lease.token
+            )
+            if list(holds.values_list("pk", flat=True)):
+                return _record(destination, delivery, result, now)
+            lease.lost = True
+            logger.warning(
+                "Delivery %s to destination %s: the worker lost its lease while sending",
+                delivery.message_id,
+                destination.pk,
+            )
+            response = f"{LOST}; {result.response}" if result.response else LOST
+            Delivery.objects.filter(pk=delivery.pk, status=Delivery.Status.PENDING).update(
+                attempts=F("attempts") + 1,
+                last_attempt_at=now,
+                response_status=result.status,
+                response=response[: int(get_setting("CHANNELS_RESPONSE_CHARS"))],
+            )
+        return False
+    return _record(destination, delivery, result, now)
+
+
+def _record(destination: Destination, delivery: Delivery, result, now) -> bool:
     delivery.attempts += 1
     delivery.last_attempt_at = now
     delivery.response_status = result.status

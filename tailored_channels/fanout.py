@@ -7,7 +7,9 @@ committed yet is looked for again for ``GAP_SECONDS``. For each destination, cha
 are kept only for visitors who grant its purpose (and have no erasure pending), named as the
 destination wants them, and queued as deliveries; what it holds is noted
 (:class:`~tailored_channels.models.AudienceMember`). A new destination gets changes from the moment
-it is created (a mirror destination is filled by its first reconciliation).
+it is created (a mirror destination is filled by its first reconciliation). The site's account
+resolver (``CHANNELS_ACCOUNT_RESOLVER``) is called before the transaction that holds the position,
+never inside it (:func:`accounts_ahead`).
 """
 
 import time
@@ -22,7 +24,7 @@ from tailored import bulksql
 from . import identity, triggers
 from .conf import get_setting
 from .items import item, queue
-from .models import ENTERED, EXITED, AudienceMember, Cursor, Destination
+from .models import ENTERED, EXITED, AudienceMember, Cursor, Destination, Trigger
 
 GAP_SECONDS = 120
 MAX_GAPS = 10_000
@@ -42,6 +44,7 @@ def fan_out(budget_seconds: float = 20.0) -> tuple[int, bool]:
 
 def fan_out_once() -> tuple[int, bool]:
     limit = int(get_setting("CHANNELS_FANOUT_BATCH"))
+    ahead, segments = accounts_ahead(limit)
     with transaction.atomic():
         cursor = Cursor.objects.select_for_update(skip_locked=True).filter(name="changes").first()
         if cursor is None:
@@ -54,6 +57,15 @@ def fan_out_once() -> tuple[int, bool]:
         now = time.time()
         gaps = {int(k): v for k, v in cursor.gaps.items() if now - v < GAP_SECONDS}
         rows = membership_changes(cursor.position, limit, ids=list(gaps))
+        later = []
+        if ahead is not None:
+            # Changes that may need an account the look-up ahead did not cover (committed since)
+            # wait for the next pass, as a change not committed yet would: no resolver call
+            # inside this transaction.
+            later = [r for r in rows if r[2] in segments and not ahead.covers(r[1])]
+            if later:
+                skipped = {r[0] for r in later}
+                rows = [r for r in rows if r[0] not in skipped]
         expected = cursor.position + 1
         for pk, *_rest in rows:
             gaps.pop(pk, None)
@@ -66,15 +78,45 @@ def fan_out_once() -> tuple[int, bool]:
         cursor.gaps = {str(k): v for k, v in list(gaps.items())[:MAX_GAPS]}
         cursor.save(update_fields=["position", "gaps"])
         if rows:
-            route(rows)
-        return len(rows), len(fresh) >= limit
+            route(rows, ahead)
+        return len(rows), bool(later) or len(fresh) >= limit
 
 
-def route(rows: list[tuple]) -> None:
+def accounts_ahead(limit: int) -> tuple[identity.Ahead | None, set[str]]:
+    """Before the fan-out's transaction: the linked accounts of the visitors in the changes it
+    is about to read, of the segments sent as accounts or email addresses somewhere (by a
+    destination, or a trigger's sent at once), and those segments. ``(None, ...)`` when none is
+    (the default: nothing to look up, not even the changes)."""
+    if not identity.accounts_wanted():
+        return None, set()
+    cursor = Cursor.objects.filter(name="changes").first()
+    if cursor is None:
+        return None, set()  # the first pass only places the cursor
+    keyed = Destination.Identifier.KEYED_HASH
+    segments = {
+        slug
+        for slugs in Destination.objects.filter(enabled=True)
+        .exclude(identifier=keyed)
+        .values_list("segments", flat=True)
+        for slug in slugs
+    }
+    segments |= set(
+        Trigger.objects.filter(enabled=True, delay_seconds=0, destination__enabled=True)
+        .exclude(destination__identifier=keyed)
+        .values_list("segment", flat=True)
+    )
+    now = time.time()
+    gaps = [int(k) for k, v in cursor.gaps.items() if now - v < GAP_SECONDS]
+    rows = membership_changes(cursor.position, limit, ids=gaps)
+    return identity.Ahead({r[1] for r in rows if r[2] in segments}), segments
+
+
+def route(rows: list[tuple], ahead: identity.Ahead | None = None) -> None:
     """Queue changes ``(id, visitor_key, segment, entered, at)`` to every destination, and
-    start or cancel the triggers' follow-ups."""
+    start or cancel the triggers' follow-ups. ``ahead``: the linked accounts looked up before
+    the caller's transaction."""
     allowed_by_purpose: dict[str, set[str]] = {}
-    triggers.on_changes(rows, allowed_by_purpose)
+    triggers.on_changes(rows, allowed_by_purpose, ahead)
     destinations = [
         d
         for d in Destination.objects.filter(enabled=True)
@@ -94,17 +136,23 @@ def route(rows: list[tuple]) -> None:
         unknown = [k for k in keys if k not in allowed]
         if unknown:
             allowed |= consented_keys(unknown, destination.purpose)
-        deliver_changes(destination, [r for r in mine if r[1] in allowed])
+        deliver_changes(destination, [r for r in mine if r[1] in allowed], ahead=ahead)
 
 
-def deliver_changes(destination: Destination, rows: list[tuple], *, reconciled=False) -> int:
+def deliver_changes(
+    destination: Destination,
+    rows: list[tuple],
+    *,
+    reconciled=False,
+    ahead: identity.Ahead | None = None,
+) -> int:
     """Queue these changes (of visitors who may be sent) to ``destination`` and note what it
     holds. Mirror mode sends only what changes what the destination holds."""
     if not rows:
         return 0
     keys = sorted({r[1] for r in rows})
     held = held_by(destination, keys)
-    names = identity.resolve(destination, keys)
+    names = identity.resolve(destination, keys, ahead)
     mirror = destination.mode == Destination.Mode.MIRROR
     pairs, state = [], {}
     events = destination.events

@@ -27,10 +27,41 @@ def accounts(keys: list[str]) -> dict[str, dict]:
     return import_string(path)(keys) or {}
 
 
-def resolve(destination: Destination, keys: list[str]) -> dict[str, tuple[str, str]]:
-    """``{visitor_key: (identifier type, identifier)}`` for the keys that can be sent."""
+class Ahead:
+    """Linked accounts looked up before a transaction, for the visitors of ``keys`` (those of
+    them without one included): the site's resolver may be slow (a query of its own, a request
+    to another service), and must not run while the fan-out or the follow-ups hold their
+    transaction and row locks."""
+
+    def __init__(self, keys):
+        self.keys = frozenset(keys)
+        self.found = accounts(sorted(self.keys))
+
+    def covers(self, key: str) -> bool:
+        return key in self.keys
+
+
+def accounts_wanted() -> bool:
+    """Whether a resolver is set and some destination is sent accounts or email addresses."""
+    return bool(get_setting("CHANNELS_ACCOUNT_RESOLVER")) and (
+        Destination.objects.exclude(identifier=Destination.Identifier.KEYED_HASH).exists()
+    )
+
+
+def resolve(
+    destination: Destination, keys: list[str], ahead: Ahead | None = None
+) -> dict[str, tuple[str, str]]:
+    """``{visitor_key: (identifier type, identifier)}`` for the keys that can be sent. With
+    ``ahead``, the accounts looked up before the caller's transaction; the resolver is called
+    here only for keys it lacks (none, when the caller kept to the keys it covers)."""
     wanted = destination.identifier
-    found = accounts(keys) if wanted != Destination.Identifier.KEYED_HASH else {}
+    found = {}
+    if wanted != Destination.Identifier.KEYED_HASH:
+        if ahead is None:
+            found = accounts(keys)
+        else:
+            missing = [k for k in keys if not ahead.covers(k)]
+            found = {**ahead.found, **accounts(missing)} if missing else ahead.found
     field = "email" if wanted == Destination.Identifier.EMAIL else "account"
     out, hashed = {}, []
     for key in keys:

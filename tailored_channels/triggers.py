@@ -17,11 +17,14 @@ from segments.api import latest_events
 
 from . import identity
 from .items import item, queue
-from .models import FollowUp, Trigger
+from .models import Destination, FollowUp, Trigger
 
 
-def on_changes(rows: list[tuple], allowed_by_purpose: dict[str, set[str]]) -> int:
-    """Start and cancel follow-ups for changes ``(id, key, segment, entered, at)``."""
+def on_changes(
+    rows: list[tuple], allowed_by_purpose: dict[str, set[str]], ahead: identity.Ahead | None = None
+) -> int:
+    """Start and cancel follow-ups for changes ``(id, key, segment, entered, at)``; ``ahead``,
+    the linked accounts the fan-out looked up before its transaction."""
     triggers = list(Trigger.objects.filter(enabled=True).select_related("destination"))
     if not triggers:
         return 0
@@ -56,7 +59,7 @@ def on_changes(rows: list[tuple], allowed_by_purpose: dict[str, set[str]]) -> in
         FollowUp.objects.bulk_create(rows_in)
         started += len(rows_in)
         if trigger.delay_seconds == 0 and rows_in:
-            send(trigger, rows_in)
+            send(trigger, rows_in, ahead)
     return started
 
 
@@ -69,21 +72,40 @@ def _aware(at) -> datetime:
 def send_due(now=None) -> int:
     now = now or timezone.now()
     sent = 0
+    waiting = FollowUp.objects.filter(status=FollowUp.Status.WAITING, due_at__lte=now).order_by(
+        "due_at", "pk"
+    )
+    ahead = None
+    if identity.accounts_wanted():
+        # The site's resolver runs before the transaction, never while it holds the rows.
+        keyed = Destination.Identifier.KEYED_HASH
+        ahead = identity.Ahead(
+            waiting.exclude(trigger__destination__identifier=keyed).values_list(
+                "visitor_key", flat=True
+            )[:5000]
+        )
     with transaction.atomic():
         due = list(
-            FollowUp.objects.select_for_update(skip_locked=True)
-            .filter(status=FollowUp.Status.WAITING, due_at__lte=now)
-            .select_related("trigger__destination")[:5000]
+            waiting.select_for_update(skip_locked=True, of=("self",)).select_related(
+                "trigger__destination"
+            )[:5000]
         )
+        if ahead is not None:  # due since the look-up: at the next pass
+            keyed = Destination.Identifier.KEYED_HASH
+            due = [
+                f
+                for f in due
+                if f.trigger.destination.identifier == keyed or ahead.covers(f.visitor_key)
+            ]
         by_trigger: dict[int, list[FollowUp]] = defaultdict(list)
         for follow_up in due:
             by_trigger[follow_up.trigger_id].append(follow_up)
         for follow_ups in by_trigger.values():
-            sent += send(follow_ups[0].trigger, follow_ups)
+            sent += send(follow_ups[0].trigger, follow_ups, ahead)
     return sent
 
 
-def send(trigger: Trigger, follow_ups: list[FollowUp]) -> int:
+def send(trigger: Trigger, follow_ups: list[FollowUp], ahead: identity.Ahead | None = None) -> int:
     destination = trigger.destination
     keys = sorted({f.visitor_key for f in follow_ups})
     allowed = consented_keys(keys, destination.purpose)
@@ -91,7 +113,7 @@ def send(trigger: Trigger, follow_ups: list[FollowUp]) -> int:
     if trigger.cancel_events:
         since = min(f.entered_at for f in follow_ups)
         converted = latest_events(keys, trigger.cancel_events, since)
-    names = identity.resolve(destination, keys)
+    names = identity.resolve(destination, keys, ahead)
     pairs, done, cancelled = [], [], {}
     for follow_up in follow_ups:
         key = follow_up.visitor_key

@@ -36,10 +36,32 @@ class BaseBackend:
     A backend that makes HTTP requests makes them with :func:`tailored_channels.outbound.request`
     (:func:`tailored_channels.api.request`), which refuses private addresses, and returns
     ``Result(ok=False, response=exc.reason, disable=exc.reason)`` for its ``Refused``.
+
+    One worker at a time sends to a destination, holding it for ``CHANNELS_SEND_LEASE``
+    seconds from before each delivery. A ``send`` that makes several calls (one per item, say)
+    may outlast that: it calls :meth:`keep_lease` before each call, which renews the hold, and
+    stops as soon as it returns ``False`` (another worker has taken the destination over, or it
+    was disabled), returning ``Result(ok=False, ...)``. Whatever it returns then, the delivery
+    is recorded as a failed attempt and sent again, whole, by the worker that holds the
+    destination, before the deliveries queued after it: an older change still on its way must
+    not land after a newer one. A single call must take well under ``CHANNELS_SEND_LEASE``.
     """
+
+    #: Set by the delivery loop for the length of each ``send``: a callable that renews this
+    #: worker's hold on the destination and returns whether it still has it. Use
+    #: :meth:`keep_lease` rather than calling it.
+    lease_keeper = None
 
     def __init__(self, destination):
         self.destination = destination
+
+    def keep_lease(self) -> bool:
+        """Renew this worker's hold on the destination (at most every tenth of
+        ``CHANNELS_SEND_LEASE``: cheap to call before every request) and say whether it still
+        has it; ``False`` means stop sending now. Outside a delivery (an export on demand), or
+        from a backend the delivery loop could not hand the lease to, always ``True``."""
+        keeper = getattr(self, "lease_keeper", None)
+        return True if keeper is None else bool(keeper())
 
     def send(self, message_id: str, kind: str, items: list[dict], created: str = "") -> Result:
         raise NotImplementedError

@@ -61,18 +61,28 @@ class FileBackend(BaseBackend):
 
     def write(self) -> str:
         """Write the export now; returns its path in the export storage."""
+        return self._write(self.rows())
+
+    def _write(self, rows: list[dict]) -> str:
         from django.utils import timezone
 
         from ..models import Destination
 
-        self.export(self.rows())
+        self.export(rows)
         Destination.objects.filter(pk=self.destination.pk).update(last_export_at=timezone.now())
         return self.path()
 
     def send(self, message_id: str, kind: str, items: list[dict], created: str = "") -> Result:
         # Changes reach a file at its next export; a withdrawal or an erasure rewrites it now.
         if any(i["type"] in ("consent.withdrawn", "visitor.erased") for i in items):
-            self.write()
+            rows = self.rows()
+            # Reading the audience may take a while: a worker that no longer holds the
+            # destination leaves the file to the one that does.
+            if not self.keep_lease():
+                return Result(
+                    ok=False, response="stopped: the worker no longer held the destination"
+                )
+            self._write(rows)
         return Result(ok=True, status=None, response="applied to the export")
 
 

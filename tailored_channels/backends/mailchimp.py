@@ -9,7 +9,9 @@ proxy, ``host`` (the API's base URL).
 The client's requests go through :mod:`tailored_channels.outbound` (its ``request`` method is
 replaced on each client): the API's address is checked like a webhook's, and a ``server`` or
 ``list_id`` that is not a plain name (the client pastes ``server`` into the host name) is
-refused before anything is sent.
+refused before anything is sent. A delivery is one request per member, so the worker's hold on
+the destination is renewed between them (:meth:`BaseBackend.keep_lease`), and the send stops
+when it has been lost.
 """
 
 import base64
@@ -22,6 +24,7 @@ from ..models import mailchimp_problem as options_problem
 from .base import BaseBackend, Result
 
 API_HOST = "https://server.api.mailchimp.com/3.0"
+LEASE_LOST = "the worker no longer held the destination"
 
 
 class EmptyAnswer(Exception):
@@ -103,6 +106,13 @@ class MailchimpBackend(BaseBackend):
             for item in items:
                 if item["identifier"]["type"] != "email":
                     continue
+                if not self.keep_lease():
+                    # Another worker sends to this audience now (this one outlasted its lease):
+                    # it sends this delivery again, then the later ones, in order.
+                    return Result(
+                        ok=False,
+                        response=f"{done} of {len(items)} applied; stopped: {LEASE_LOST}",
+                    )
                 member = subscriber_hash(item["identifier"]["value"])
                 if item["type"] == "visitor.erased":
                     try:

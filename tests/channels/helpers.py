@@ -1,7 +1,9 @@
 """A real HTTP receiver for the channels tests (http.server in a thread on a free port) that
 verifies every webhook with Standard Webhooks' own library, and builders."""
 
+import hashlib
 import json
+import re
 import threading
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -134,3 +136,30 @@ def webhook(url: str, **fields) -> Destination:
     destination.full_clean()
     destination.save()
     return destination
+
+
+class Mailchimp:
+    """The few Marketing API endpoints the destination uses, with a list of members."""
+
+    def __init__(self, emails):
+        self.members = {
+            hashlib.md5(e.encode(), usedforsecurity=False).hexdigest(): {"email": e, "tags": set()}
+            for e in emails
+        }
+        self.calls = []
+
+    def __call__(self, request, body):
+        self.calls.append((request.path, request.headers.get("authorization", "")))
+        tags = re.fullmatch(r"/3.0/lists/list1/members/([0-9a-f]{32})/tags", request.path)
+        delete = re.fullmatch(
+            r"/3.0/lists/list1/members/([0-9a-f]{32})/actions/delete-permanent", request.path
+        )
+        found = (tags or delete) and self.members.get((tags or delete).group(1))
+        if found is None:
+            return 404, b'{"status": 404, "title": "Resource Not Found"}'
+        if delete:
+            del self.members[delete.group(1)]
+            return 204, b""
+        for tag in json.loads(body)["tags"]:
+            (found["tags"].add if tag["status"] == "active" else found["tags"].discard)(tag["name"])
+        return 204, b""

@@ -3,9 +3,7 @@ nightly reconciliation repairs drift), file exports, and Mailchimp through its o
 against a local server implementing the endpoints used. Memberships come from the real
 pipeline: events recorded in Redis, drained, changes in PostgreSQL."""
 
-import hashlib
 import json
-import re
 import time
 
 import pytest
@@ -24,7 +22,7 @@ from tailored_channels.fanout import fan_out
 from tailored_channels.models import AudienceMember, Delivery, Destination
 from tests.builders import segment
 
-from .helpers import Receiver, grant, key, webhook, withdraw
+from .helpers import Mailchimp, Receiver, grant, key, webhook, withdraw
 
 pytestmark = [
     pytest.mark.services,
@@ -140,33 +138,6 @@ def test_a_file_export_holds_the_audience_and_loses_a_withdrawn_or_erased_visito
     text = storages["default"].open(export_destination(destination.pk)).read().decode()
     assert text.splitlines()[0] == "segment,identifier_type,identifier,since"
     assert len(text.splitlines()) == 2
-
-
-class Mailchimp:
-    """The few Marketing API endpoints the destination uses, with a list of members."""
-
-    def __init__(self, emails):
-        self.members = {
-            hashlib.md5(e.encode(), usedforsecurity=False).hexdigest(): {"email": e, "tags": set()}
-            for e in emails
-        }
-        self.calls = []
-
-    def __call__(self, request, body):
-        self.calls.append((request.path, request.headers.get("authorization", "")))
-        tags = re.fullmatch(r"/3.0/lists/list1/members/([0-9a-f]{32})/tags", request.path)
-        delete = re.fullmatch(
-            r"/3.0/lists/list1/members/([0-9a-f]{32})/actions/delete-permanent", request.path
-        )
-        found = (tags or delete) and self.members.get((tags or delete).group(1))
-        if found is None:
-            return 404, b'{"status": 404, "title": "Resource Not Found"}'
-        if delete:
-            del self.members[delete.group(1)]
-            return 204, b""
-        for tag in json.loads(body)["tags"]:
-            (found["tags"].add if tag["status"] == "active" else found["tags"].discard)(tag["name"])
-        return 204, b""
 
 
 def accounts(keys):

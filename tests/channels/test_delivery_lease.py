@@ -4,9 +4,11 @@ a destination (a lease), and a worker killed mid-batch is taken over once its le
 the delivery it was sending sent again with the same ``webhook-id``. Against real PostgreSQL, a
 real HTTP receiver and a real Celery worker process."""
 
+import json
 import threading
 import time
 from collections import Counter
+from datetime import timedelta
 from typing import ClassVar
 
 import pytest
@@ -284,3 +286,179 @@ def test_a_worker_killed_mid_batch_is_taken_over_when_its_lease_expires(worker_w
     assert waited < 10
     for delivery in Delivery.objects.filter(pk__in=[d.pk for d in deliveries]):
         assert delivery.status == "delivered" and delivery.attempts == 1
+
+
+def member_tags(count: int, *, exited: bool = False) -> list[dict]:
+    """``count`` items for one Mailchimp member (one request each), the last an exit if asked."""
+    items = [dict(ITEM) for _ in range(count)]
+    if exited:
+        items[-1] = {**ITEM, "type": "segment.exited"}
+    return items
+
+
+class SlowMailchimp:
+    """The local Mailchimp API, each request taking ``pause`` seconds; counts the requests on
+    their way at once and notes what each one said, in the order they arrived."""
+
+    def __init__(self, pause: float, on_request=None):
+        from .helpers import Mailchimp
+
+        self.api = Mailchimp(["visitor1@example.com"])
+        self.pause = pause
+        self.on_request = on_request
+        self.lock = threading.Lock()
+        self.in_flight = 0
+        self.most = 0
+        self.said: list[str] = []
+
+    def __call__(self, request, body):
+        with self.lock:
+            self.in_flight += 1
+            self.most = max(self.most, self.in_flight)
+        try:
+            time.sleep(self.pause)
+            with self.lock:
+                self.said.append(json.loads(body or b"{}").get("tags", [{}])[0].get("status"))
+                if self.on_request is not None:
+                    self.on_request(len(self.said))
+                return self.api(request, body)
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+
+    def tags(self) -> set[str]:
+        (member,) = self.api.members.values()
+        return member["tags"]
+
+
+def test_a_send_longer_than_the_lease_keeps_it_and_no_second_worker_sends_meanwhile(settings):
+    """Mailchimp sends a delivery as one request per member: 12 requests of 0.15 s outlast a
+    1 s lease. The worker renews it between requests, so a second worker trying all along finds
+    the destination taken until the first is done: the later exit is never overtaken by the
+    older entries still on their way, and the member ends without the tag."""
+    settings.CHANNELS_SEND_LEASE = 1.0
+    slow = SlowMailchimp(pause=0.15)
+    with Receiver(handler=slow) as server:
+        destination = mailchimp(server.url.replace("/hook", "/3.0"))
+        older = Delivery.objects.create(
+            destination=destination,
+            type="segment.changes",
+            items=member_tags(12),
+            next_attempt_at=timezone.now(),
+        )
+        later = Delivery.objects.create(
+            destination=destination,
+            type="segment.changes",
+            items=member_tags(1, exited=True),
+            next_attempt_at=timezone.now(),
+        )
+        outcome: dict = {}
+
+        def first():
+            try:
+                outcome["first"] = deliver(destination.pk)
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=first)
+        thread.start()
+        assert wait_for(lambda: slow.said, timeout=10)
+        second = []
+        while thread.is_alive():
+            try:
+                second.append(deliver(destination.pk))
+            except Busy:
+                second.append("busy")
+            time.sleep(0.05)
+        thread.join()
+    assert slow.most == 1
+    assert slow.said == ["active"] * 12 + ["inactive"]
+    assert slow.tags() == set()
+    assert outcome["first"] == (2, False)
+    assert second and set(second) == {"busy"}
+    assert set(
+        Delivery.objects.filter(pk__in=[older.pk, later.pk]).values_list("status", flat=True)
+    ) == {"delivered"}
+
+
+def test_a_worker_that_lost_the_lease_mid_send_stops_and_records_a_failed_attempt(settings):
+    """Another worker takes the destination over while the first is half-way through a
+    Mailchimp delivery (what happens when a send outlasts the lease): the first stops before its
+    next request, records a failed attempt that leaves the delivery due (not delivered, not put
+    off), and sends nothing more; the worker holding the destination then sends it again, whole,
+    before the later one."""
+    settings.CHANNELS_SEND_LEASE = 1.0
+    target: dict[str, int] = {}
+
+    def take_over(count):
+        if count == 3:
+            try:
+                Sender.objects.filter(pk=target["pk"]).update(
+                    token="other", until=timezone.now() + timedelta(seconds=60)
+                )
+            finally:
+                connection.close()
+
+    slow = SlowMailchimp(pause=0.15, on_request=take_over)
+    with Receiver(handler=slow) as server:
+        destination = mailchimp(server.url.replace("/hook", "/3.0"))
+        target["pk"] = destination.pk
+        older = Delivery.objects.create(
+            destination=destination,
+            type="segment.changes",
+            items=member_tags(12),
+            next_attempt_at=timezone.now(),
+        )
+        later = Delivery.objects.create(
+            destination=destination,
+            type="segment.changes",
+            items=member_tags(1, exited=True),
+            next_attempt_at=timezone.now(),
+        )
+        assert deliver(destination.pk) == (1, False)
+        assert slow.said == ["active"] * 3
+        older.refresh_from_db()
+        assert older.status == "pending" and older.delivered_at is None
+        assert older.attempts == 1 and older.next_attempt_at <= timezone.now()
+        assert older.response.startswith("stopped")
+        later.refresh_from_db()
+        assert later.attempts == 0
+        assert Sender.objects.get(pk=destination.pk).token == "other"  # left to its holder
+        with pytest.raises(Busy):
+            deliver(destination.pk)
+        # The other worker is done with it: the older delivery goes again, then the later one.
+        release(destination.pk, "other")
+        assert deliver(destination.pk) == (2, False)
+    assert slow.said == ["active"] * 3 + ["active"] * 12 + ["inactive"]
+    assert slow.tags() == set()
+    older.refresh_from_db()
+    assert older.status == "delivered" and older.attempts == 2
+
+
+def test_a_file_export_is_not_rewritten_by_a_worker_that_lost_the_lease(settings):
+    """The file backend reads the audience, then checks it still holds the destination before
+    it writes: a worker that lost it leaves the file to the one holding it."""
+    from django.core.files.storage import storages
+
+    from tailored_channels.backends.files import FileBackend
+    from tailored_channels.delivery import Lease
+
+    settings.CHANNELS_SEND_LEASE = 0  # checked at every call
+    destination = Destination.objects.create(
+        name="Export", kind="file", segments=["high-intent"], purpose="marketing"
+    )
+    withdrawal = [{**ITEM, "type": "consent.withdrawn", "segment": None}]
+    assert take(destination.pk, "other")  # another worker holds it
+    backend = FileBackend(destination)
+    path = backend.path()
+    storage = storages["default"]
+    if storage.exists(path):
+        storage.delete(path)
+    backend.lease_keeper = Lease(destination.pk, "mine")
+    result = backend.send("m1", "segment.changes", withdrawal)
+    assert not result.ok and result.response.startswith("stopped")
+    assert not storage.exists(path)
+    backend.lease_keeper = Lease(destination.pk, "other")
+    assert backend.send("m1", "segment.changes", withdrawal).ok
+    assert storage.exists(path)
+    storage.delete(path)

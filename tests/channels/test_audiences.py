@@ -204,3 +204,163 @@ def test_mailchimp_deliveries_hold_at_most_500_members():
     with pytest.raises(ValidationError) as caught:
         destination.full_clean()
     assert "batch_size" in caught.value.message_dict
+
+
+def run_scheduled(entry: str) -> None:
+    """Run one entry of the project's beat schedule as a worker would: the task it names, looked
+    up in the Celery app (what ``run_periodic_tasks`` does for sites without beat)."""
+    import io
+
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("run_periodic_tasks", entry, stdout=out, stderr=io.StringIO())
+    assert out.getvalue() == f"{entry}: done\n"
+
+
+def test_the_scheduled_export_writes_exactly_the_members_of_due_destinations(backend, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from tailored_channels.backends.files import FileBackend
+    from tailored_channels.conf import BEAT_SCHEDULE
+    from tailored_channels.identity import keyed_hash
+
+    entry = BEAT_SCHEDULE["channels-exports"]
+    assert entry["task"] == "tailored_channels.export_due"
+    assert settings.CELERY_BEAT_SCHEDULE["channels-exports"] == entry
+    assert entry["schedule"] <= timedelta(hours=1)  # an every_hours of 1 is kept to
+
+    segment("buyers", RULE)
+    due, later = (
+        Destination.objects.create(
+            name=name,
+            kind="file",
+            mode="mirror",
+            segments=["buyers"],
+            purpose="marketing",
+            options={"format": "jsonl", "every_hours": 6},
+        )
+        for name in ("Due", "Not due")
+    )
+    storage = storages["default"]
+    for destination in (due, later):
+        path = FileBackend(destination).path()
+        if storage.exists(path):  # (the tests' in-memory storage outlives a test's database)
+            storage.delete(path)
+    now = timezone.now()
+    Destination.objects.filter(pk=due.pk).update(last_export_at=now - timedelta(hours=7))
+    Destination.objects.filter(pk=later.pk).update(last_export_at=now - timedelta(hours=5))
+    fan_out()
+    members_ = [key(1), key(2), key(3)]
+    grant([*members_, key(4)])
+    grant([key(5)], purposes=("personalization",))  # a member who refused the purpose
+    for k in [*members_, key(4), key(5)]:
+        visit(k)
+    fan_out()
+    assert AudienceMember.objects.filter(destination=due, active=True).count() == 4
+    # key(4) leaves: re-evaluated alone once the rule's window has passed.
+    until = exchange(key(4)).memberships["buyers"]
+    pipeline.reevaluate([key(4)], until + 1)
+    assert MembershipChange.objects.filter(visitor_key=key(4), entered=False).exists()
+    fan_out()
+
+    run_scheduled("channels-exports")
+
+    due.refresh_from_db()
+    later.refresh_from_db()
+    assert due.last_export_at > now
+    assert later.last_export_at < now
+    assert not storage.exists(FileBackend(later).path())
+    rows = [json.loads(line) for line in storage.open(FileBackend(due).path()).read().splitlines()]
+    assert sorted(r["identifier"] for r in rows) == sorted(keyed_hash(due, k) for k in members_)
+    assert {r["segment"] for r in rows} == {"buyers"}
+    # Exported now, so not due again until every_hours have passed.
+    storage.delete(FileBackend(due).path())
+    run_scheduled("channels-exports")
+    assert not storage.exists(FileBackend(due).path())
+
+
+def test_the_nightly_reconciliation_is_scheduled_and_its_task_reconciles(backend, settings):
+    from datetime import timedelta
+
+    from tailored_channels.conf import BEAT_SCHEDULE
+
+    entry = BEAT_SCHEDULE["channels-reconcile"]
+    assert entry["task"] == "tailored_channels.reconcile"
+    assert entry["schedule"] <= timedelta(days=1)
+    assert settings.CELERY_BEAT_SCHEDULE["channels-reconcile"] == entry
+
+    segment("buyers", RULE)
+    with Receiver() as receiver:
+        destination = webhook(receiver.url, segments=["buyers"], mode="mirror")
+        fan_out()
+        keys = [key(1), key(2)]
+        grant(keys)
+        for k in keys:
+            visit(k)
+        MembershipChange.objects.all().delete()  # drift: the fan-out never sees these
+        fan_out()
+        assert not Delivery.objects.exists()
+
+        run_scheduled("channels-reconcile")
+
+        deliver(destination.pk)
+        assert len(members(receiver)) == 2
+        assert all(i["reconciled"] for i in receiver.items())
+        assert reconcile(destination) == 0  # in step
+
+
+def test_a_mailchimp_audience_of_more_than_500_is_sent_in_deliveries_of_at_most_500(
+    backend, settings
+):
+    settings.CHANNELS_ACCOUNT_RESOLVER = "tests.channels.test_audiences.accounts_1200"
+    settings.CHANNELS_BATCH_SIZE = 5000  # the site's own limit is higher: Mailchimp's holds
+    segment("buyers", RULE)
+    count = 1201
+    api = Mailchimp([f"visitor{n}@example.com" for n in range(1, count + 1)])
+    with Receiver(handler=api) as server:
+        destination = Destination(
+            name="Mailchimp",
+            kind="mailchimp",
+            mode="mirror",
+            segments=["buyers"],
+            purpose="marketing",
+            identifier="email",
+            options={
+                "server": "us1",
+                "list_id": "list1",
+                "api_key": "secret-us1",
+                "host": server.url.replace("/hook", "/3.0"),
+                "tags": {"buyers": "High intent"},
+            },
+        )
+        destination.full_clean()
+        destination.save()
+        fan_out()
+        keys = [key(n) for n in range(1, count + 1)]
+        grant(keys)
+        changes_ = [
+            MembershipChange(visitor_key=k, segment="buyers", entered=True, at=timezone_now())
+            for k in keys
+        ]
+        MembershipChange.objects.bulk_create(changes_)
+        fan_out()
+        queued = Delivery.objects.filter(destination=destination).order_by("id")
+        assert [len(d.items) for d in queued] == [500, 500, 201]
+        deliver(destination.pk)
+        assert not Delivery.objects.exclude(status="delivered").exists()
+        assert all(m["tags"] == {"High intent"} for m in api.members.values())
+        tagged = [path for path, _auth in api.calls if path.endswith("/tags")]
+        assert len(tagged) == count
+
+
+def accounts_1200(keys):
+    return {k: {"email": f"Visitor{int(k, 16)}@Example.com"} for k in keys}
+
+
+def timezone_now():
+    from django.utils import timezone
+
+    return timezone.now()

@@ -12,7 +12,7 @@ from tailored_channels.fanout import fan_out
 from tailored_channels.models import FollowUp, Trigger
 from tailored_channels.triggers import send_due
 
-from .helpers import Receiver, change, grant, key, webhook
+from .helpers import Receiver, change, grant, key, webhook, withdraw
 
 pytestmark = [
     pytest.mark.services,
@@ -71,3 +71,42 @@ def test_a_delayed_follow_up_waits_and_is_cancelled_by_leaving_or_converting():
         statuses = dict(FollowUp.objects.values_list("visitor_key", "reason"))
         assert statuses == {key(1): "", key(2): "left the segment", key(3): "converted"}
         assert FollowUp.objects.get(visitor_key=key(1)).status == "sent"
+
+
+def test_withdrawing_the_purpose_cancels_waiting_follow_ups_even_if_granted_again():
+    """The withdrawal itself cancels the visitor's waiting follow-ups of destinations needing
+    that purpose: granting it again before the wait is over does not bring them back (the
+    entry that started them came before the withdrawal)."""
+    with Receiver() as receiver:
+        email = webhook(receiver.url, segments=[], events=[])  # marketing
+        other = webhook(receiver.url, name="Analytics", segments=[], events=[], purpose="analytics")
+        Trigger.objects.create(
+            name="Nudge", segment="high-intent", destination=email, delay_seconds=3600
+        )
+        Trigger.objects.create(
+            name="Count", segment="high-intent", destination=other, delay_seconds=3600
+        )
+        fan_out()
+        grant([key(1), key(2)], purposes=("personalization", "marketing", "analytics"))
+        change(key(1))
+        change(key(2))
+        fan_out()
+        assert FollowUp.objects.filter(status="waiting").count() == 4
+        withdraw(key(1), keep=("personalization", "analytics"))  # marketing withdrawn
+        cancelled = FollowUp.objects.get(visitor_key=key(1), trigger__name="Nudge")
+        assert (cancelled.status, cancelled.reason) == ("cancelled", "consent withdrawn")
+        assert FollowUp.objects.get(visitor_key=key(1), trigger__name="Count").status == "waiting"
+        grant([key(1)], purposes=("personalization", "marketing", "analytics"))
+        assert send_due(now=timezone.now() + timedelta(seconds=3601)) == 3
+        deliver(email.pk)
+        deliver(other.pk)
+    sent = sorted((i["trigger"], i["identifier"]["value"]) for i in follow_ups(receiver))
+    from tailored_channels.identity import keyed_hash
+
+    assert sent == sorted(
+        [
+            ("Count", keyed_hash(other, key(1))),
+            ("Count", keyed_hash(other, key(2))),
+            ("Nudge", keyed_hash(email, key(2))),
+        ]
+    )

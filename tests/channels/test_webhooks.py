@@ -232,3 +232,42 @@ def test_a_change_committed_after_a_later_one_is_not_skipped():
         fan_out()
         deliver(destination.pk)
         assert len(receiver.items()) == 2
+
+
+def site_accounts(keys):
+    """The site's account resolver (``CHANNELS_ACCOUNT_RESOLVER``): visitors 1 and 3 have an
+    account, visitor 2 has none."""
+    linked = {key(1): "acct-1001", key(3): "acct-3003"}
+    return {
+        k: {"account": linked[k], "email": f"{linked[k]}@example.com"} for k in keys if k in linked
+    }
+
+
+def test_an_account_destination_is_sent_the_account_only_for_consenting_visitors_with_one(
+    settings,
+):
+    """Identifier "account": a visitor with an account who granted the destination's purpose
+    is sent as that account; one without an account as the keyed hash (docs/channels.md,
+    "Identifier"); one who refused the purpose is not sent at all, account or not."""
+    settings.CHANNELS_ACCOUNT_RESOLVER = f"{__name__}.site_accounts"
+    with Receiver() as receiver:
+        destination = webhook(receiver.url, identifier=Destination.Identifier.ACCOUNT)
+        start()
+        grant([key(1), key(2)])
+        grant([key(3)], purposes=("personalization",))  # refused the destination's purpose
+        for n in (1, 2, 3):
+            change(key(n))
+        fan_out()
+        deliver(destination.pk)
+    sent = {i["identifier"]["type"]: i["identifier"]["value"] for i in receiver.items()}
+    assert len(receiver.items()) == 2
+    assert sent["account"] == "acct-1001"
+    from tailored_channels.identity import keyed_hash
+
+    assert sent["keyed_hash"] == keyed_hash(destination, key(2))
+    bodies = b"".join(r["body"] for r in receiver.requests)
+    assert b"acct-3003" not in bodies and key(3).encode() not in bodies
+    assert key(1).encode() not in bodies and key(2).encode() not in bodies
+    assert not AudienceMember.objects.filter(visitor_key=key(3)).exists()
+    held = AudienceMember.objects.get(visitor_key=key(1))
+    assert (held.identifier_type, held.identifier) == ("account", "acct-1001")

@@ -61,7 +61,7 @@ from .profiles.catalog import (
     check_features,
 )
 from .profiles.features import DIMENSIONS, MAX_WINDOW, PURCHASE, Profile
-from .recording import exchange, record_events, schedule_drain, track
+from .recording import exchange, record_events, schedule_drain, store_retry_after, track
 from .reporting import insights
 from .reporting import results as reports
 from .reporting.access import may_view_visitors
@@ -171,6 +171,7 @@ __all__ = [
     "segment_model",
     "segment_priorities",
     "static_members",
+    "store_retry_after",
     "stored_segment_slugs",
     "stream_stats",
     "track",

@@ -18,6 +18,7 @@ key (HTTP Basic, the key as user name, as Segment's libraries send it).
 
 import base64
 import binascii
+import math
 import re
 from collections import defaultdict
 
@@ -33,6 +34,7 @@ from segments.api import (
     BackendUnavailable,
     EventError,
     record_events,
+    store_retry_after,
     tracking_purpose,
     validate_event,
 )
@@ -52,9 +54,15 @@ class InvalidWriteKey(APIException):
 
 
 class Unavailable(APIException):
+    """As the beacon endpoint's: ``Retry-After`` says when the fast store is tried again."""
+
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     default_detail = "Events cannot be recorded at the moment; nothing was recorded."
     default_code = "store_unavailable"
+
+    def __init__(self, wait: float):
+        super().__init__()
+        self.wait = max(math.ceil(wait), 1)
 
 
 def authenticate(request) -> Source:
@@ -173,7 +181,7 @@ class InboundView(APIEndpoint):
             except EventError as exc:
                 raise ValidationError(str(exc)) from exc
             except BackendUnavailable as exc:
-                raise Unavailable() from exc
+                raise Unavailable(store_retry_after()) from exc
         return Response({"success": True, "recorded": recorded}, status=status.HTTP_200_OK)
 
     def finalize_response(self, request, response, *args, **kwargs):

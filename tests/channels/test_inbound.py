@@ -177,3 +177,24 @@ def test_a_source_created_in_the_admin_shows_its_write_key_once(backend, client)
     (key,) = re.findall(r"wk_[A-Za-z0-9_-]{20,}", page.content.decode())
     assert post("track", {"userId": "u", "event": "e"}, key).json()["recorded"] == 1
     assert key not in client.get("/admin/channels/sources/").content.decode()
+
+
+def test_an_unreachable_store_is_a_503_with_retry_after_and_nothing_recorded(backend, settings):
+    """As the beacon endpoint (docs/tracking.md): while the fast store cannot be reached, the
+    request is refused with 503, ``Retry-After`` and the error envelope, and nothing is
+    recorded, so that the sender retries it instead of taking it for accepted."""
+    _row, key = source()
+    live = settings.SEGMENTS_BACKEND
+    settings.SEGMENTS_BACKEND = {
+        "BACKEND": "segments.backends.redis.RedisBackend",
+        "OPTIONS": {"URL": "redis://127.0.0.1:1/0", "KEY_PREFIX": live["OPTIONS"]["KEY_PREFIX"]},
+    }
+    body = {"batch": [{"type": "track", "userId": "u1", "event": "Order Completed"}]}
+    answer = post("batch", body, key)
+    assert answer.status_code == 503
+    assert answer["Content-Type"] == "application/json"
+    assert "nothing was recorded" in answer.json()["error"]
+    assert int(answer["Retry-After"]) >= 1
+    settings.SEGMENTS_BACKEND = live
+    drain_all()
+    assert LoggedEvent.objects.count() == 0

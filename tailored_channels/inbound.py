@@ -57,7 +57,13 @@ class Unavailable(APIException):
     """As the beacon endpoint's: ``Retry-After`` says when the fast store is tried again."""
 
     status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    default_detail = "Events cannot be recorded at the moment; nothing was recorded."
+    # A batch names several visitors, each recorded in a round trip of its own: the store may
+    # fail after the first ones. Sent again, a message with a messageId (Segment's libraries
+    # always set one) is the same event and is never counted twice.
+    default_detail = (
+        "Events cannot be recorded at the moment; send the request again "
+        "(a message with a messageId is never counted twice)."
+    )
     default_code = "store_unavailable"
 
     def __init__(self, wait: float):

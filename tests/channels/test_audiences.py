@@ -148,28 +148,34 @@ def accounts(keys):
     }
 
 
+def mailchimp_destination(server) -> Destination:
+    """A mirror Mailchimp destination of "buyers" (by email, marketing) on the local server."""
+    destination = Destination(
+        name="Mailchimp",
+        kind="mailchimp",
+        mode="mirror",
+        segments=["buyers"],
+        purpose="marketing",
+        identifier="email",
+        options={
+            "server": "us1",
+            "list_id": "list1",
+            "api_key": "secret-us1",
+            "host": server.url.replace("/hook", "/3.0"),
+            "tags": {"buyers": "High intent"},
+        },
+    )
+    destination.full_clean()
+    destination.save()
+    return destination
+
+
 def test_mailchimp_member_tags_by_the_md5_of_the_lower_cased_email(backend, settings):
     settings.CHANNELS_ACCOUNT_RESOLVER = "tests.channels.test_audiences.accounts"
     segment("buyers", RULE)
     api = Mailchimp([f"visitor{n}@example.com" for n in (1, 2, 3)])
     with Receiver(handler=api) as server:
-        destination = Destination(
-            name="Mailchimp",
-            kind="mailchimp",
-            mode="mirror",
-            segments=["buyers"],
-            purpose="marketing",
-            identifier="email",
-            options={
-                "server": "us1",
-                "list_id": "list1",
-                "api_key": "secret-us1",
-                "host": server.url.replace("/hook", "/3.0"),
-                "tags": {"buyers": "High intent"},
-            },
-        )
-        destination.full_clean()
-        destination.save()
+        destination = mailchimp_destination(server)
         fan_out()
         keys = [key(1), key(2), key(3), key(200)]  # key(200): no account, never sent
         grant(keys)
@@ -321,23 +327,7 @@ def test_a_mailchimp_audience_of_more_than_500_is_sent_in_deliveries_of_at_most_
     count = 1201
     api = Mailchimp([f"visitor{n}@example.com" for n in range(1, count + 1)])
     with Receiver(handler=api) as server:
-        destination = Destination(
-            name="Mailchimp",
-            kind="mailchimp",
-            mode="mirror",
-            segments=["buyers"],
-            purpose="marketing",
-            identifier="email",
-            options={
-                "server": "us1",
-                "list_id": "list1",
-                "api_key": "secret-us1",
-                "host": server.url.replace("/hook", "/3.0"),
-                "tags": {"buyers": "High intent"},
-            },
-        )
-        destination.full_clean()
-        destination.save()
+        destination = mailchimp_destination(server)
         fan_out()
         keys = [key(n) for n in range(1, count + 1)]
         grant(keys)

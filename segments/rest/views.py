@@ -51,9 +51,10 @@ class EventIntakeView(APIEndpoint):
 
     CSRF-exempt, because ``navigator.sendBeacon`` cannot send a token: same-origin is enforced
     from the browser's Origin/Referer headers instead. Consent comes only from the server's
-    record: without it (or for a bot) the batch is answered ``202 {"recorded": 0}`` and nothing
-    is stored, and no cookie is set. While the fast store is unavailable the batch is refused
-    with ``503`` and ``Retry-After`` (nothing recorded): a 2xx answer means it was written.
+    record: without it (or for a bot) a valid batch is answered ``202 {"recorded": 0}`` and
+    nothing is stored, and no cookie is set; an invalid one is a ``400`` for every sender.
+    While the fast store is unavailable the batch is refused with ``503`` and ``Retry-After``
+    (nothing recorded): a 2xx answer means it was written.
     """
 
     permission_classes = [AllowAny, SameOrigin]
@@ -78,10 +79,13 @@ class EventIntakeView(APIEndpoint):
         operation_id="events_create",
     )
     def post(self, request: Request) -> Response:
-        if is_bot(request):
-            return self._accepted(0)
+        # Validated first, whoever sends it: a bad batch is a 400 for a visitor without
+        # consent and for a bot too, as for one whose events are recorded (a client learns of
+        # its mistake before the day its visitor consents).
         batch = EventBatchSerializer(data=request.data)
         batch.is_valid(raise_exception=True)
+        if is_bot(request):
+            return self._accepted(0)
         state = get_consent(request)
         if state.visitor_key is None or not state.allows(tracking_purpose()):
             return self._accepted(0)

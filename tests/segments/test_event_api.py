@@ -197,6 +197,33 @@ def test_an_invalid_batch_is_refused_whole(backend, body, fragment):
     _refused(backend, post(client, body), 400, fragment)
 
 
+@pytest.mark.parametrize("who", ["undecided", "refused", "bot", "consented bot"])
+@pytest.mark.parametrize(
+    ("body", "fragment"),
+    [
+        ('{"events": [{"name": "cl\\u0000ick"}]}', "NUL"),
+        (batch("Not A Name"), "event name"),
+        ({"events": "click"}, "expected a list"),
+        ("{not json", "not valid JSON"),
+    ],
+)
+def test_a_bad_batch_is_a_400_whoever_sends_it(backend, who, body, fragment):
+    """Validation comes before the question of whether anything is recorded: a visitor
+    without consent and a bot get the same 400 as a consented visitor, never a 202 that
+    hides the mistake."""
+    client = consenting_browser() if who == "consented bot" else browser()
+    if who == "refused":
+        client.post("/consent/", {"action": "reject_all"})
+    if who.endswith("bot"):
+        client.defaults["HTTP_USER_AGENT"] = BOT_UA
+    response = post(client, body)
+    assert response.status_code == 400, response.content
+    assert fragment.lower() in response.json()["error"].lower()
+    assert not client_events().exists()
+    # and a good batch from the same sender is still accepted without recording anything
+    assert post(client, batch("click")).json() == {"recorded": 0}
+
+
 @pytest.mark.parametrize("raw", ["{not json", '{"events": [NaN]}', "\xff\xfe", "", "[" * 5000])
 def test_malformed_json_is_a_400_not_a_500(backend, raw):
     client = consenting_browser()

@@ -9,7 +9,7 @@ Keys are pseudonymous visitor keys (keyed hashes), never raw identifiers.
 """
 
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import orjson
@@ -281,17 +281,27 @@ class BaseBackend:
         was sealed with (a process whose count disagrees, segments.E011, erases where the
         others recorded). An erasure that looked in one partition only would leave events
         that the drain then applies: a profile made again after the erasure."""
-        out = [self.partition_for(visitor_key)]
+        return list(self.holding_partitions()(visitor_key))
+
+    def holding_partitions(self) -> Callable[[str], tuple[int, ...]]:
+        """``visitor_key -> partitions`` as :meth:`erasure_partitions` gives them, with the
+        store's sealed count read once (one call for a whole computation over many visitors:
+        anything that writes a visitor's state outside the drain locks all of them)."""
         try:
             stored = self.stored_partitions()
-        except BackendUnavailable:  # the visitor's own partition is still erased
+        except BackendUnavailable:  # the visitor's own partition still counts
             stored = None
-        for count in (self.previous_partitions, stored):
-            if count and count != self.partitions:
+        counts = [c for c in (self.previous_partitions, stored) if c and c != self.partitions]
+
+        def holding(visitor_key: str) -> tuple[int, ...]:
+            out = [self.partition_for(visitor_key)]
+            for count in counts:
                 other = int(visitor_key[:8], 16) % count
                 if other not in out:
                     out.append(other)
-        return out
+            return tuple(out)
+
+        return holding
 
     def partition_ready(self, partition: int) -> bool:
         """Whether a drain may serve ``partition`` now. While PARTITIONS is being raised from

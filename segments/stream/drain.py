@@ -36,6 +36,8 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -598,6 +600,31 @@ def _acquire(backend: BaseBackend, partition: int, token: str, wait: float) -> b
             return False
         time.sleep(0.02)
     return True
+
+
+@contextmanager
+def locks_of(backend: BaseBackend, partitions, wait: float) -> Iterator[int | None]:
+    """Hold the drain locks of ``partitions`` for work that writes visitors' state outside
+    the drain: every partition whose drain may be applying their events
+    (:meth:`~segments.backends.base.BaseBackend.holding_partitions`: during a raise of
+    PARTITIONS, a moving visitor's old partition too), taken in ascending order as an erasure
+    takes them. Yields None once all are held, or the first that stayed locked for ``wait``
+    seconds (then none is held); releases them after."""
+    token = uuid.uuid4().hex
+    taken: list[int] = []
+    try:
+        for partition in sorted(set(partitions)):
+            if not _acquire(backend, partition, token, wait):
+                for held in taken:
+                    backend.unlock_partition(held, token)
+                taken = []
+                yield partition
+                return
+            taken.append(partition)
+        yield None
+    finally:
+        for held in taken:
+            backend.unlock_partition(held, token)
 
 
 class LockKeeper:

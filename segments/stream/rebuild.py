@@ -4,7 +4,6 @@ summarise exactly what the log holds, so the same recomputation serves retention
 are purged, the profiles of the visitors they belonged to are recomputed from what remains."""
 
 import time
-import uuid
 from collections import defaultdict
 
 import orjson
@@ -20,7 +19,7 @@ from ..events import log as eventlog
 from ..extensions import BatchEvent, BatchVisitor, extensions, run_restore_steps
 from ..models import LoggedEvent
 from ..profiles.features import Profile
-from .drain import _acquire, _Changes, _previous, run_steps, score, settle
+from .drain import _Changes, _previous, locks_of, run_steps, score, settle
 from .static import restore_members
 
 
@@ -122,21 +121,24 @@ def recompute(keys: list[str], now: float | None = None, chunk: int = 2000) -> i
     backend = get_backend()
     now = time.time() if now is None else now
     segments = enabled_segments()
-    by_partition: dict[int, list[str]] = defaultdict(list)
+    # Under the locks of every partition whose drain may be applying a visitor's events (a
+    # moving visitor's old one too, during a raise of PARTITIONS), as an erasure takes them.
+    holding = backend.holding_partitions()
+    by_partitions: dict[tuple[int, ...], list[str]] = defaultdict(list)
     for key in dict.fromkeys(keys):
-        by_partition[backend.partition_for(key)].append(key)
+        by_partitions[holding(key)].append(key)
     # A drain holds the lock for at most SEGMENTS_DRAIN_MAX_SECONDS at a time.
     wait = float(get_setting("SEGMENTS_DRAIN_MAX_SECONDS")) + 5.0
     done = 0
     locked: list[int] = []
-    for partition, partition_keys in sorted(by_partition.items()):
+    for partitions, partition_keys in sorted(by_partitions.items()):
+        partition = partitions[0]
         for start in range(0, len(partition_keys), chunk):
             part = partition_keys[start : start + chunk]
-            token = uuid.uuid4().hex
-            if not _acquire(backend, partition, token, wait=wait):
-                locked.append(partition)  # the other partitions are still done
-                break
-            try:
+            with locks_of(backend, partitions, wait) as still_locked:
+                if still_locked is not None:
+                    locked.append(still_locked)  # the other partitions are still done
+                    break
                 states = backend.load_visitors(part)
                 stored = {k: s for k, s in states.items() if s.profile is not None}
                 profiles, _ = eventlog.replay(list(stored))
@@ -154,8 +156,6 @@ def recompute(keys: list[str], now: float | None = None, chunk: int = 2000) -> i
                 changes.save()
                 backend.commit(partition, updates, [], changes.sizes)
                 done += len(updates)
-            finally:
-                backend.unlock_partition(partition, token)
     if locked:
         raise TimeoutError(f"Partitions {locked} stayed locked: their profiles were not updated.")
     return done

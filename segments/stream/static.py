@@ -17,7 +17,6 @@ memberships as those of an unknown segment).
 
 import math
 import time
-import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
 
@@ -31,7 +30,7 @@ from ..definitions import enabled_segments, forget_definitions, in_sample, site_
 from ..models import Segment, StaticMember
 from ..profiles.features import Profile
 from ..rules import compile_rule
-from .drain import _acquire, _Changes, _consented, _previous, settle
+from .drain import _Changes, _consented, _previous, locks_of, settle
 
 __all__ = ["compute_members", "restore_members", "static_members"]
 
@@ -53,20 +52,24 @@ def compute_members(segment_id: int, now: float | None = None) -> int | None:
     wait = float(get_setting("SEGMENTS_DRAIN_MAX_SECONDS")) + 5.0
     added = datetime.fromtimestamp(now, tz=UTC)
     members = 0
+    holding = backend.holding_partitions()
     for keys in backend.visitor_keys(1000):
-        by_partition: dict[int, list[str]] = defaultdict(list)
+        # Each visitor is written under the locks of every partition whose drain may be
+        # applying their events (a moving visitor's old one too, during a raise of
+        # PARTITIONS), as an erasure takes them: a drain holding only one of them would
+        # otherwise write the visitor's state back over the new membership.
+        by_partitions: dict[tuple[int, ...], list[str]] = defaultdict(list)
         for key in keys:
-            by_partition[backend.partition_for(key)].append(key)
-        for partition, part in sorted(by_partition.items()):
-            token = uuid.uuid4().hex
-            if not _acquire(backend, partition, token, wait=wait):
-                raise TimeoutError(f"Partition {partition} stayed locked; computed again later.")
-            try:
+            by_partitions[holding(key)].append(key)
+        for partitions, part in sorted(by_partitions.items()):
+            with locks_of(backend, partitions, wait) as still_locked:
+                if still_locked is not None:
+                    raise TimeoutError(
+                        f"Partition {still_locked} stayed locked; computed again later."
+                    )
                 members += _compute_part(
-                    backend, partition, part, segment, evaluate, segments, now, purpose, version
+                    backend, partitions[0], part, segment, evaluate, segments, now, purpose, version
                 )
-            finally:
-                backend.unlock_partition(partition, token)
     # Written last: a task that failed half way runs again (the members found so far are
     # found again; a membership already stored is not entered twice).
     Segment.objects.filter(pk=segment.pk).update(members_computed_at=added)

@@ -149,6 +149,47 @@ def test_a_process_whose_count_disagrees_still_erases_where_the_others_recorded(
         assert LoggedEvent.objects.filter(visitor_key=key).count() == 0
 
 
+def test_writes_outside_the_drain_wait_for_a_moving_visitors_old_partition_too(backend):
+    """A static segment's members and a recomputation of profiles (retention, imports) write
+    visitors' state outside the drain: during a raise of PARTITIONS, under the lock of the
+    partition whose drain may still be applying a moving visitor's events (their old one), as
+    an erasure is, not only of their new one, where a drain of the old partition would write
+    the visitor's state back over theirs."""
+    from segments.stream.rebuild import recompute
+    from segments.stream.static import compute_members
+    from tests.builders import segment
+
+    with override_settings(SEGMENTS_BACKEND=_config(PARTITIONS=2)):
+        get_backend().flush()
+        key = _moving_visitor(2, 4)
+        _consent(key)
+        _click(key, 1)
+        old_partition = int(key[:8], 16) % 2
+        pipeline.drain_partition(old_partition)
+    raising = _config(PARTITIONS=4, PREVIOUS_PARTITIONS=2)
+    with override_settings(SEGMENTS_BACKEND=raising, SEGMENTS_DRAIN_MAX_SECONDS=0):
+        new = get_backend()
+        assert new.visitor_data(key).profile is not None
+        assert new.partition_for(key) == old_partition + 2
+        rule = {"type": "event_count", "event": "click", "min": 1, "window": "1d"}
+        clickers = segment("clickers", rule=rule, static=True)
+        drain_token = "a-drain-of-the-old-partition"
+        assert new.lock_partition(old_partition, drain_token, 60_000)
+        try:
+            with pytest.raises(TimeoutError):
+                compute_members(clickers.pk)
+            with pytest.raises(TimeoutError):
+                recompute([key])
+            # Neither left a lock behind on the new partition.
+            assert new.lock_partition(old_partition + 2, "probe", 1_000)
+            new.unlock_partition(old_partition + 2, "probe")
+        finally:
+            new.unlock_partition(old_partition, drain_token)
+        assert compute_members(clickers.pk) == 1
+        assert recompute([key]) == 1
+        assert "s:clickers" in new.visitor_data(key).fields
+
+
 def test_a_rebuild_of_the_fast_store_during_a_raise_keeps_the_seal(backend, applied):
     """rebuild_fast_store between the seal and the end of the raise keeps the seal's marks:
     the new partitions still become ready, and a moving visitor's later events still go to

@@ -228,6 +228,16 @@ def details(result: dict) -> str:
             f" ms  IQR {q1:.2f}-{q3:.2f}  {len(batches)}x{result['batch_sizes'][name]} requests"
             f"  SQL {count['db_queries']:.0f}/request  Redis: {redis}"
         )
+    spread = rc.process_spread(result)
+    if spread:
+        out.append(
+            "Processes per scenario: "
+            + ", ".join(f"{n} {k}" for n, k in result["processes"].items())
+            + "; each scenario's batch in a round is the mean of its processes'. Spread"
+            " between the processes of one scenario (slowest median over fastest): "
+            + ", ".join(f"{n} {v:.1%}" for n, v in spread.items())
+            + "."
+        )
     counts = result["counts"]
     if "server_scripts" in counts["consented"]:
         out.append(

@@ -298,10 +298,30 @@ class Plan:
     max_rounds: int
     breakdown_n: int
     redis_n: int
+    # Processes per scenario of the plugin and its baseline: a process's speed depends on how
+    # its memory happens to be laid out (a few percent, steady for its life), so a scenario's
+    # batch in a round is the mean of its processes' batches (their order varies by round).
+    processes: int = 1
 
 
-QUICK = Plan(budget_s=12, batch_s=0.1, min_rounds=5, max_rounds=40, breakdown_n=100, redis_n=300)
-FULL = Plan(budget_s=90, batch_s=0.15, min_rounds=20, max_rounds=300, breakdown_n=400, redis_n=2000)
+QUICK = Plan(
+    budget_s=12,
+    batch_s=0.1,
+    min_rounds=5,
+    max_rounds=40,
+    breakdown_n=100,
+    redis_n=300,
+    processes=2,
+)
+FULL = Plan(
+    budget_s=90,
+    batch_s=0.15,
+    min_rounds=20,
+    max_rounds=300,
+    breakdown_n=400,
+    redis_n=2000,
+    processes=3,
+)
 
 
 def run(options) -> dict:
@@ -361,9 +381,17 @@ def run(options) -> dict:
                 ]
             except WorkerError as exc:
                 notes.append(f"wagtail-personalisation setup failed: {exc}")
-        log(f"starting {len(scenarios)} scenario processes")
+        # Copies of each scenario of the plugin and of its baseline (not of wagtail-
+        # personalisation's, whose page is 50 times slower than the difference measured):
+        # "<name>#2"... run like the first, their batches averaged into the scenario's.
+        copies: dict[str, list[str]] = {}
+        for name, *_ in scenarios:
+            n = 1 if name.startswith("wp") else plan.processes
+            copies[name] = [name] + [f"{name}#{k}" for k in range(2, n + 1)]
+        log(f"starting {sum(map(len, copies.values()))} scenario processes")
         for name, python, settings, scenario in scenarios:
-            workers[name] = Worker(name, python, settings, ["serve", scenario], env)
+            for copy in copies[name]:
+                workers[copy] = Worker(copy, python, settings, ["serve", scenario], env)
         ready = {}
         for name in list(workers):
             if name not in workers:
@@ -375,12 +403,14 @@ def run(options) -> dict:
                     raise
                 notes.append(f"wagtail-personalisation scenario failed: {exc}")
                 for other in ("wp", "wp-baseline"):
+                    copies.pop(other, None)
                     if other in workers:
                         workers.pop(other).stop()
                         ready.pop(other, None)
-        result["ready"] = ready
+        result["ready"] = {name: ready[name] for name in copies}
+        result["processes"] = {name: len(names) for name, names in copies.items()}
         result["counts"] = {
-            name: w.ask("count", 3 if name == "wp" else 50) for name, w in workers.items()
+            name: workers[name].ask("count", 3 if name == "wp" else 50) for name in copies
         }
 
         # Batches of about plan.batch_s each, round-robin (a different scenario first in each
@@ -399,8 +429,8 @@ def run(options) -> dict:
             f"measuring for about {plan.budget_s:.0f} s, batches of "
             + ", ".join(f"{n} ({k})" for k, n in sizes.items())
         )
-        batches: dict[str, list[float]] = {name: [] for name in workers}
-        cpu: dict[str, list[float]] = {name: [] for name in workers}
+        each: dict[str, list[float]] = {name: [] for name in workers}
+        each_cpu: dict[str, list[float]] = {name: [] for name in workers}
         errors = dict.fromkeys(workers, 0)
         names = list(workers)
         deadline = time.monotonic() + plan.budget_s
@@ -409,13 +439,15 @@ def run(options) -> dict:
             order = names[r % len(names) :] + names[: r % len(names)]
             for name in order:
                 answer = workers[name].ask("run", sizes[name])
-                batches[name].append(answer["ns"] / answer["n"] / 1e6)
-                cpu[name].append(answer["cpu_ns"] / answer["n"] / 1e6)
+                each[name].append(answer["ns"] / answer["n"] / 1e6)
+                each_cpu[name].append(answer["cpu_ns"] / answer["n"] / 1e6)
                 errors[name] += answer["errors"]
             r += 1
         result["rounds"] = r
-        result["batches_ms"] = batches
-        result["batches_cpu_ms"] = cpu
+        # A scenario's batch in a round: the mean of its processes' batches.
+        result["batches_ms"] = {n: _mean_by_round(each, c) for n, c in copies.items()}
+        result["batches_cpu_ms"] = {n: _mean_by_round(each_cpu, c) for n, c in copies.items()}
+        result["process_batches_ms"] = each
         result["errors"] = errors
         if any(errors.values()):
             raise WorkerError(f"non-200 responses during measurement: {errors}")
@@ -440,6 +472,23 @@ def run(options) -> dict:
     result["load_after"] = os.getloadavg()
     result["figures"] = figures(result)
     return result
+
+
+def _mean_by_round(batches: dict[str, list[float]], names: list[str]) -> list[float]:
+    return [statistics.fmean(values) for values in zip(*(batches[n] for n in names), strict=True)]
+
+
+def process_spread(result: dict) -> dict[str, float]:
+    """For each scenario run in several processes: how far apart its processes' medians
+    are (the slowest over the fastest, less one): the noise between processes of the same
+    code that averaging them takes out of its figures."""
+    each = result.get("process_batches_ms", {})
+    out = {}
+    for name, n in result.get("processes", {}).items():
+        if n > 1:
+            medians = [median(each[c]) for c in [name] + [f"{name}#{k}" for k in range(2, n + 1)]]
+            out[name] = max(medians) / min(medians) - 1
+    return out
 
 
 def _paired(batches: dict, name: str, base: str) -> dict:

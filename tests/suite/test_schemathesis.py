@@ -85,3 +85,22 @@ def test_the_api_keeps_to_its_schema(case, backend):
     assert response.status_code < 500
     if response.status_code >= 400:
         assert written(backend) == before, (case.method, case.path, response.status_code)
+
+
+BOT_UA = "Googlebot/2.1 (+http://www.google.com/bot.html)"
+
+
+@schema.parametrize()
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+def test_a_bot_gets_the_answers_of_the_schema_too(case, backend):
+    """A crawler's user agent changes what is recorded (nothing), never what is checked: the
+    same validation, the same documented answers, invalid data refused."""
+    before = written(backend)
+    response = case.call_and_validate(headers={"User-Agent": BOT_UA})
+    assert response.status_code < 500
+    assert written(backend) == before, (case.method, case.path, response.status_code)

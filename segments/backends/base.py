@@ -9,7 +9,7 @@ Keys are pseudonymous visitor keys (keyed hashes), never raw identifiers.
 """
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 
 import orjson
@@ -281,27 +281,26 @@ class BaseBackend:
         was sealed with (a process whose count disagrees, segments.E011, erases where the
         others recorded). An erasure that looked in one partition only would leave events
         that the drain then applies: a profile made again after the erasure."""
-        return list(self.holding_partitions()(visitor_key))
+        return list(next(iter(self.by_holding_partitions([visitor_key]))))
 
-    def holding_partitions(self) -> Callable[[str], tuple[int, ...]]:
-        """``visitor_key -> partitions`` as :meth:`erasure_partitions` gives them, with the
-        store's sealed count read once (one call for a whole computation over many visitors:
-        anything that writes a visitor's state outside the drain locks all of them)."""
+    def by_holding_partitions(self, visitor_keys) -> dict[tuple[int, ...], list[str]]:
+        """``visitor_keys`` grouped by the partitions that may hold their waiting events, as
+        :meth:`erasure_partitions` gives them (their own first), the store's sealed count read
+        once: work that writes visitors' state outside the drain locks all of a group's."""
         try:
             stored = self.stored_partitions()
         except BackendUnavailable:  # the visitor's own partition still counts
             stored = None
         counts = [c for c in (self.previous_partitions, stored) if c and c != self.partitions]
-
-        def holding(visitor_key: str) -> tuple[int, ...]:
-            out = [self.partition_for(visitor_key)]
+        groups: dict[tuple[int, ...], list[str]] = {}
+        for visitor_key in visitor_keys:
+            held = [self.partition_for(visitor_key)]
             for count in counts:
                 other = int(visitor_key[:8], 16) % count
-                if other not in out:
-                    out.append(other)
-            return tuple(out)
-
-        return holding
+                if other not in held:
+                    held.append(other)
+            groups.setdefault(tuple(held), []).append(visitor_key)
+        return groups
 
     def partition_ready(self, partition: int) -> bool:
         """Whether a drain may serve ``partition`` now. While PARTITIONS is being raised from

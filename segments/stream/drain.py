@@ -606,18 +606,15 @@ def _acquire(backend: BaseBackend, partition: int, token: str, wait: float) -> b
 def locks_of(backend: BaseBackend, partitions, wait: float) -> Iterator[int | None]:
     """Hold the drain locks of ``partitions`` for work that writes visitors' state outside
     the drain: every partition whose drain may be applying their events
-    (:meth:`~segments.backends.base.BaseBackend.holding_partitions`: during a raise of
+    (:meth:`~segments.backends.base.BaseBackend.by_holding_partitions`: during a raise of
     PARTITIONS, a moving visitor's old partition too), taken in ascending order as an erasure
     takes them. Yields None once all are held, or the first that stayed locked for ``wait``
-    seconds (then none is held); releases them after."""
+    seconds (then nothing may be written); releases those taken after."""
     token = uuid.uuid4().hex
     taken: list[int] = []
     try:
         for partition in sorted(set(partitions)):
             if not _acquire(backend, partition, token, wait):
-                for held in taken:
-                    backend.unlock_partition(held, token)
-                taken = []
                 yield partition
                 return
             taken.append(partition)

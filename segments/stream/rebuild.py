@@ -123,10 +123,7 @@ def recompute(keys: list[str], now: float | None = None, chunk: int = 2000) -> i
     segments = enabled_segments()
     # Under the locks of every partition whose drain may be applying a visitor's events (a
     # moving visitor's old one too, during a raise of PARTITIONS), as an erasure takes them.
-    holding = backend.holding_partitions()
-    by_partitions: dict[tuple[int, ...], list[str]] = defaultdict(list)
-    for key in dict.fromkeys(keys):
-        by_partitions[holding(key)].append(key)
+    by_partitions = backend.by_holding_partitions(dict.fromkeys(keys))
     # A drain holds the lock for at most SEGMENTS_DRAIN_MAX_SECONDS at a time.
     wait = float(get_setting("SEGMENTS_DRAIN_MAX_SECONDS")) + 5.0
     done = 0

@@ -52,15 +52,12 @@ def compute_members(segment_id: int, now: float | None = None) -> int | None:
     wait = float(get_setting("SEGMENTS_DRAIN_MAX_SECONDS")) + 5.0
     added = datetime.fromtimestamp(now, tz=UTC)
     members = 0
-    holding = backend.holding_partitions()
     for keys in backend.visitor_keys(1000):
         # Each visitor is written under the locks of every partition whose drain may be
         # applying their events (a moving visitor's old one too, during a raise of
         # PARTITIONS), as an erasure takes them: a drain holding only one of them would
         # otherwise write the visitor's state back over the new membership.
-        by_partitions: dict[tuple[int, ...], list[str]] = defaultdict(list)
-        for key in keys:
-            by_partitions[holding(key)].append(key)
+        by_partitions = backend.by_holding_partitions(keys)
         for partitions, part in sorted(by_partitions.items()):
             with locks_of(backend, partitions, wait) as still_locked:
                 if still_locked is not None:

@@ -17,6 +17,8 @@ import heapq
 import logging
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from django.db import connection
 
@@ -33,7 +35,7 @@ BACK_OFF = 10.0
 
 _lock = threading.Lock()
 # Pairs gathered, by their first item (a -> {b: weight}), and popularity increments, by
-# segment (segment -> {item: weight}).
+# segment (segment -> {item: weight}); _size: how many pairs, at most.
 _links: dict[int, dict[int, float]] = {}
 _popular: dict[str, dict[int, float]] = {}
 _size = 0
@@ -48,25 +50,21 @@ def _interval(minimum: float = 0.0) -> float:
     return max(interval, BACK_OFF * _last_write_seconds)
 
 
-def add(deltas: scoring.Deltas) -> None:
-    """Gather a batch's increments; write them now when the interval is 0 or too many wait."""
+@contextmanager
+def gathering() -> Iterator[scoring.Deltas]:
+    """The gathered increments themselves, under the lock, for a batch to add its own to
+    (:meth:`scoring.Deltas.add_events`): nothing is gathered twice (a batch's increments and
+    then their merge). Afterwards they are written at once when the interval is 0 or too many
+    pairs wait, else by the timer. What is added in the block must not fail half-way (plain
+    arithmetic): it is not undone."""
     global _timer, _size
     interval = float(get_setting("RECOMMENDATIONS_FLUSH_SECONDS"))
     with _lock:
-        links_of = _links
-        for a, row in deltas.links.items():
-            links = links_of.get(a)
-            if links is None:
-                links_of[a] = dict(row)
-                _size += len(row)
-                continue
-            for b, w in row.items():
-                if b in links:
-                    links[b] += w
-                else:
-                    links[b] = w
-                    _size += 1
-        _merge(_popular, deltas.by_segment)
+        live = scoring.Deltas(_links, _popular)
+        yield live
+        _size += live.increments  # at most that many new pairs
+        if _size >= MAX_PENDING:  # the bound says maybe: count them
+            _size = sum(map(len, _links.values()))
         now = interval <= 0 or _size >= MAX_PENDING
         if not now and _timer is None:
             _timer = threading.Timer(_interval(), _flush_in_thread)

@@ -42,11 +42,9 @@ def step(visitors: list[BatchVisitor], now: float) -> dict[str, FieldChanges]:
     pair_with = min(int(get_setting("RECOMMENDATIONS_PAIR_ITEMS")), keep)
     half_life = float(get_setting("RECOMMENDATIONS_HALF_LIFE_DAYS")) * 86400
     items = None
-    deltas = scoring.Deltas()
-    add_events = deltas.add_events
-    touched: dict[str, scoring.Recent] = {}
+    work = []
     for visitor in visitors:
-        found = []
+        found = None
         for event in visitor.events:  # one pass: the batch's events naming an item
             weight = weights.get(event.name)
             if not weight:
@@ -57,24 +55,28 @@ def step(visitors: list[BatchVisitor], now: float) -> dict[str, FieldChanges]:
                     return {}
             item = item_of(event.properties, items, names)
             if item is not None:
+                if found is None:
+                    found = []
                 found.append((event.ts, item, float(weight), event.name == "purchase"))
-        if not found:
+        if found is None:
             continue
         found.sort(key=scoring.in_order)
         recent = scoring.Recent.decode(visitor.fields.get(RECENT), visitor.fields.get(BOUGHT))
-        add_events(
-            recent,
-            found,
-            visitor.memberships,
-            half_life_seconds=half_life,
-            keep=keep,
-            pair_with=pair_with,
-        )
-        touched[visitor.key] = recent
-    if not touched:
+        work.append((visitor.key, recent, found, visitor.memberships))
+    if not work:
         return {}
-    buffer.add(deltas)
-    return _lists(touched)
+    with buffer.gathering() as deltas:  # straight into what the worker gathers
+        add_events = deltas.add_events
+        for _key, recent, found, memberships in work:
+            add_events(
+                recent,
+                found,
+                memberships,
+                half_life_seconds=half_life,
+                keep=keep,
+                pair_with=pair_with,
+            )
+    return _lists({key: recent for key, recent, _found, _memberships in work})
 
 
 def restore(visitors: list[BatchVisitor], now: float) -> dict[str, FieldChanges]:

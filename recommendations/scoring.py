@@ -76,6 +76,8 @@ class Deltas:
 
     links: dict[int, dict[int, float]] = field(default_factory=dict)
     by_segment: dict[str, dict[int, float]] = field(default_factory=dict)
+    # Pair increments added (both orders), an upper bound of the new pairs among them.
+    increments: int = field(default=0, compare=False)
 
     @classmethod
     def of_pairs(
@@ -134,34 +136,55 @@ class Deltas:
         pair_with: int = 0,
     ) -> None:
         """:meth:`add_event` for each of one visitor's events ``(ts, item, weight,
-        purchase)``, in the order given (time order: :func:`in_order`)."""
+        purchase)``, in the order given (time order: :func:`in_order`).
+
+        The drain's inner loop: the pairs go straight into :attr:`links`; the visitor's
+        popularity increments are summed by item first and then added to everyone's row and
+        each of their segments' rows (one addition per item and segment, not per event)."""
+        links = self.links
+        get_row = links.get
+        items, bought = recent.items, recent.bought
+        keep_bought = max(keep * 3, 1)
+        mine_popular: dict[int, float] = {}
+        popular_get = mine_popular.get
+        paired = 0
+        for ts, item, weight, purchase in events:
+            w = decayed(weight, ts, half_life_seconds)
+            partners = items[-pair_with:] if pair_with > 0 else items
+            if partners:
+                paired += len(partners)
+                mine = get_row(item)
+                if mine is None:
+                    mine = links[item] = {}
+                for other in partners:
+                    if other != item:
+                        mine[other] = mine.get(other, 0.0) + w
+                        back = get_row(other)
+                        if back is None:
+                            links[other] = {item: w}
+                        else:
+                            back[item] = back.get(item, 0.0) + w
+                if not mine:  # its only partner was itself
+                    del links[item]
+            mine_popular[item] = popular_get(item, 0.0) + w
+            # Recent.add, inlined: the newest item last, each once.
+            if item in items:
+                items.remove(item)
+            items.append(item)
+            del items[:-keep]
+            if purchase and item not in bought:
+                bought.append(item)
+                del bought[:-keep_bought]
+        self.increments += 2 * paired
         by_segment = self.by_segment
-        rows = []
         for segment in ("", *segments):
             row = by_segment.get(segment)
             if row is None:
-                row = by_segment[segment] = {}
-            rows.append(row)
-        links = self.links
-        get_row = links.get
-        for ts, item, weight, purchase in events:
-            w = decayed(weight, ts, half_life_seconds)
-            mine = None
-            for other in recent.items[-pair_with:] if pair_with > 0 else recent.items:
-                if other != item:
-                    if mine is None:
-                        mine = get_row(item)
-                        if mine is None:
-                            mine = links[item] = {}
-                    mine[other] = mine.get(other, 0.0) + w
-                    back = get_row(other)
-                    if back is None:
-                        links[other] = {item: w}
-                    else:
-                        back[item] = back.get(item, 0.0) + w
-            for row in rows:
-                row[item] = row.get(item, 0.0) + w
-            recent.add(item, purchase, keep)
+                by_segment[segment] = dict(mine_popular)
+                continue
+            get = row.get
+            for item, w in mine_popular.items():
+                row[item] = get(item, 0.0) + w
 
 
 def for_you(

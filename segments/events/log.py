@@ -29,8 +29,15 @@ Row = tuple[str, str, str, datetime, dict]  # event_id, visitor_key, name, occur
 MAX_TS = 253402300799.0  # 9999-12-31 23:59:59 UTC
 
 
+_HEX_DIGITS = "0123456789abcdef"
+
+
 def uid(event_id) -> str:
     """An event id as the log keys it (32 hex digits); ValueError if it is not a UUID."""
+    if type(event_id) is str and len(event_id) == 32 and not event_id.strip(_HEX_DIGITS):
+        # Already so (the usual case: ids are made so, and the drain asks twice per event);
+        # any 32 lowercase hex digits are a UUID's. Parsing costs ~2 us per call.
+        return event_id
     return event_id.hex if isinstance(event_id, uuid.UUID) else uuid.UUID(event_id).hex
 
 

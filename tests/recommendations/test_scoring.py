@@ -126,3 +126,40 @@ def test_rules_max_per_category_and_diversity():
     ]
     assert apply_rules([1, 2, 3, 4, 5], count=4, categories=cats, diversify=True) == [1, 4, 5, 2]
     assert apply_rules([1, 1, 2], count=5) == [1, 2]
+
+
+def test_the_worker_writes_at_once_when_too_many_pairs_wait_and_not_before(settings, monkeypatch):
+    """The batches add their increments straight into what the worker gathers
+    (:func:`recommendations.buffer.gathering`); the pairs waiting are counted from an upper
+    bound (every increment a new pair), and exactly once the bound is reached: a repeated
+    pair does not bring the write forward, the MAX_PENDING-th distinct pair does."""
+    from recommendations import buffer
+    from recommendations.scoring import EPOCH
+
+    settings.RECOMMENDATIONS_FLUSH_SECONDS = 3600
+    written = []
+    monkeypatch.setattr(buffer, "save", lambda deltas: written.append(deltas.pairs))
+    monkeypatch.setattr(buffer, "MAX_PENDING", 6)
+    buffer.discard()
+    try:
+        recent = Recent([1])
+        for _ in range(5):  # the same pair (1, 2) both ways, five times: two pairs
+            with buffer.gathering() as deltas:
+                deltas.add_events(
+                    recent, [(EPOCH, 2, 1.0, False)], [], half_life_seconds=DAY, keep=1
+                )
+            recent = Recent([1])
+        assert written == [] and buffer.pending_links(1) == {2: pytest.approx(5.0)}
+        with buffer.gathering() as deltas:  # (2, 3), (3, 2): four pairs
+            deltas.add_events(
+                Recent([2]), [(EPOCH, 3, 1.0, False)], [], half_life_seconds=DAY, keep=1
+            )
+        assert written == []
+        with buffer.gathering() as deltas:  # (3, 4), (4, 3): six
+            deltas.add_events(
+                Recent([3]), [(EPOCH, 4, 1.0, False)], [], half_life_seconds=DAY, keep=1
+            )
+        assert len(written) == 1 and len(written[0]) == 6
+        assert buffer.pending_links(1) == {}
+    finally:
+        buffer.discard()

@@ -351,3 +351,32 @@ def test_a_phone_number_sent_as_a_variant_is_still_redacted_and_refused():
     assert validate("page_view", {"note": "08623328-4499-4416-2718-ea73e9d66704"})["note"] != (
         "08623328-4499-4416-2718-ea73e9d66704"
     )  # only block and variant ids are exempt
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "1b4e28ba2fa111d2883f0016d3cca427",  # as the log keys it: given back
+        "1B4E28BA2FA111D2883F0016D3CCA427",
+        "1b4e28ba-2fa1-11d2-883f-0016d3cca427",
+        "{1b4e28ba-2fa1-11d2-883f-0016d3cca427}",
+        "urn:uuid:1b4e28ba-2fa1-11d2-883f-0016d3cca427",
+    ],
+)
+def test_the_log_keys_every_spelling_of_an_event_id_alike(given):
+    import uuid
+
+    from segments.events.log import uid
+
+    assert uid(given) == "1b4e28ba2fa111d2883f0016d3cca427"
+    assert uid(uuid.UUID(given)) == "1b4e28ba2fa111d2883f0016d3cca427"
+
+
+@pytest.mark.parametrize(
+    "given", ["g" * 32, "0" * 31 + "-", "0" * 31, "0" * 33, "0" * 31 + "\x00", ""]
+)
+def test_an_event_id_that_is_not_a_uuid_is_refused_by_the_log(given):
+    from segments.events.log import uid
+
+    with pytest.raises(ValueError):
+        uid(given)

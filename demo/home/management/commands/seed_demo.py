@@ -3,10 +3,12 @@ Safe to run twice."""
 
 import csv
 import gzip
+import io
 from collections import Counter
 from pathlib import Path
 
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import transaction
 from django.utils import timezone
@@ -15,7 +17,6 @@ from wagtail.models import Page, Site
 from demo.home.images import banner_image
 from demo.home.models import ContentPage, HomePage, ProductPage
 from experiments.models import Arm, Experiment, Goal
-from recommendations.api import sync_items
 from segments.api import load_mapping, segment_model
 
 # A slice of the Online Retail catalogue (docs/recommendations.md): the 24 items most customers
@@ -304,7 +305,11 @@ class Command(BaseCommand):
                 ).save_revision().publish()
             home.body.append(_recommendations("popular", "Popular now"))
             home.save_revision().publish()
-        sync_items()
+        # The items, and the "similar pages" lists from the pages' text, which need nothing
+        # about anyone: what a new visitor's product page shows at once ("bought together"
+        # and "popular" fill in as consented visitors browse; the nightly task builds all of
+        # them again).
+        call_command("recommendations_rebuild", similar_only=True, stdout=io.StringIO())
         if not any(child.block_type == "personalised" for child in home.body):
             guides = home.get_children().filter(slug="guides").first()
             shop = home.get_children().filter(slug="ceramic-mug").first()

@@ -94,20 +94,31 @@ class RecommendationsBlock(blocks.StructBlock):
         request = context.get("request") if context is not None else None
         page = context.get("page") if context is not None else None
         page_id = getattr(request, "_tailored_page_id", None) or getattr(page, "pk", None)
+        key = self.block_key(value, context)
         try:
             fields, segments = visitor_recommendations(request)
+            pin = [p.pk for p in value["pinned"] if p is not None]
+            exclude = {p.pk for p in value["excluded"] if p is not None}
+            # Not what another recommendations block of this page shows already (unless the
+            # editor pinned it here): two blocks falling back on the same list show it once.
+            for other, ids in _shown(request).items():
+                if other != key:
+                    exclude.update(ids)
+            exclude.difference_update(pin)
             result = recommend(
                 value["strategy"],
                 count=int(value["count"] or 4),
                 page_id=page_id,
                 fields=fields,
                 segments=segments,
-                exclude=[p.pk for p in value["excluded"] if p is not None],
-                pin=[p.pk for p in value["pinned"] if p is not None],
+                exclude=exclude,
+                pin=pin,
                 max_per_category=int(value["max_per_category"] or 0),
                 diversify=bool(value["diversify"]),
             )
             pages = item_pages(result.items)
+            if request is not None:
+                _shown(request)[key] = [p.pk for p in pages]
         except Exception as exc:  # a block must render whatever goes wrong: nothing
             logger.warning("Recommendations block shows nothing: %s", type(exc).__name__)
             segments, pages = frozenset(), []
@@ -122,7 +133,7 @@ class RecommendationsBlock(blocks.StructBlock):
             "strategy": result.strategy,
             "requested": result.requested,
             "heading": heading,
-            "block_key": self.block_key(value, context),
+            "block_key": key,
             "page_id": page_id,
         }
 
@@ -159,3 +170,14 @@ class RecommendationsBlock(blocks.StructBlock):
 
     def get_searchable_content(self, value):
         return []
+
+
+def _shown(request) -> dict[str, list[int]]:
+    """The items each recommendations block has shown in this request, by block key (a block
+    resolved twice excludes only the others')."""
+    if request is None:
+        return {}
+    shown = getattr(request, "_tailored_recommended", None)
+    if shown is None:
+        shown = request._tailored_recommended = {}
+    return shown

@@ -218,3 +218,22 @@ def test_popular_asks_about_segments_and_never_lists_them(shop):
 
     got = api.recommend("popular", count=2, segments=AskOnly())
     assert got.items == [shop[3].pk, shop[0].pk] and AskOnly.asked == ["gardeners"]
+
+
+def test_two_blocks_of_one_page_never_show_the_same_item_twice_unless_pinned(shop):
+    """Blocks falling back on the same list: the later one shows the next items. A block
+    resolved again (the API, a second render) keeps its own list; a pinned item stays."""
+    block = RecommendationsBlock()
+    request = RequestFactory().get("/")
+    first = _value(block, count=2)
+    second = _value(block, count=2, heading="Other")
+
+    def ids(value, block_id, on=request):
+        return [p.pk for p in block.resolve(value, {"request": on, "id": block_id})["pages"]]
+
+    a = ids(first, "a")
+    b = ids(second, "b")
+    assert a == [shop[0].pk, shop[1].pk] and b == [shop[2].pk, shop[3].pk]
+    assert ids(first, "a") == a  # resolved again: its own list, not excluded by itself
+    assert ids(_value(block, count=2, pinned=[a[0]]), "c")[0] == a[0]
+    assert ids(second, "b", on=RequestFactory().get("/")) == a  # another request: afresh

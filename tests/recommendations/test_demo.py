@@ -25,8 +25,14 @@ def test_a_fresh_demos_product_page_shows_recommendations_to_a_new_visitor():
     assert 'data-recommendation-strategy="similar"' in html
     assert f'data-recommendation-item="{page.pk}"' not in html  # never itself
     others = set(ProductPage.objects.exclude(pk=page.pk).values_list("pk", flat=True))
-    shown = {int(part.split('"')[0]) for part in html.split('data-recommendation-item="')[1:]}
-    assert shown and shown <= others
+    together, for_you = (
+        [int(part.split('"')[0]) for part in block.split('data-recommendation-item="')[1:]]
+        for block in cards[1:]
+    )
+    assert len(together) == len(for_you) == 4 and set(together + for_you) <= others
+    # The second block falls back on the same similar pages: it shows the next ones, not the
+    # same four again.
+    assert not set(together) & set(for_you)
 
 
 def test_the_rebuild_command_does_the_nightly_work_now_or_only_the_similar_lists():

@@ -143,8 +143,7 @@ class Deltas:
         each of their segments' rows (one addition per item and segment, not per event)."""
         links = self.links
         get_row = links.get
-        items, bought = recent.items, recent.bought
-        keep_bought = max(keep * 3, 1)
+        items = recent.items  # changed in place by recent.add
         mine_popular: dict[int, float] = {}
         popular_get = mine_popular.get
         paired = 0
@@ -167,14 +166,7 @@ class Deltas:
                 if not mine:  # its only partner was itself
                     del links[item]
             mine_popular[item] = popular_get(item, 0.0) + w
-            # Recent.add, inlined: the newest item last, each once.
-            if item in items:
-                items.remove(item)
-            items.append(item)
-            del items[:-keep]
-            if purchase and item not in bought:
-                bought.append(item)
-                del bought[:-keep_bought]
+            recent.add(item, purchase, keep)
         self.increments += 2 * paired
         by_segment = self.by_segment
         for segment in ("", *segments):

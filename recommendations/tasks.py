@@ -10,11 +10,12 @@ logger = logging.getLogger(__name__)
 
 
 @shared_task(name="recommendations.rebuild", ignore_result=True, acks_late=True)
-def rebuild_all() -> dict[str, int]:
+def rebuild_all(sums: bool = True) -> dict[str, int]:
     """Sync the items with their pages, then build the co-occurrence and popularity sums
-    afresh from the durable log and the "similar pages" lists from the pages' text."""
+    afresh from the durable log (unless not ``sums``) and the "similar pages" lists from the
+    pages' text."""
     synced = items.sync_items()
-    counts = rebuild.rebuild()
+    counts = rebuild.rebuild() if sums else {}
     counts.update(items=synced, similar=similar.build_similar())
     lists.forget()
     return counts

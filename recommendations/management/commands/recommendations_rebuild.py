@@ -3,7 +3,6 @@ this process (or only its items and "similar pages" lists)."""
 
 from django.core.management.base import BaseCommand
 
-from recommendations import items, lists, similar
 from recommendations.tasks import rebuild_all
 
 
@@ -23,9 +22,5 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options):
-        if options["similar_only"]:
-            counts = {"items": items.sync_items(), "similar": similar.build_similar()}
-            lists.forget()
-        else:
-            counts = rebuild_all()
+        counts = rebuild_all(sums=not options["similar_only"])
         self.stdout.write(", ".join(f"{name} {n}" for name, n in sorted(counts.items())))
